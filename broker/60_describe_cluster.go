@@ -1,0 +1,7 @@
+package broker
+
+import "errors"
+
+func handleDescribeCluster(b *Broker, r *request) (*reply, error) {
+	return nil, errors.New("not implemented")
+}

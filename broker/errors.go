@@ -1,0 +1,41 @@
+package broker
+
+import (
+	"errors"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/stratalog/strata/broker/txn"
+	"github.com/stratalog/strata/segments"
+)
+
+// errorCode is the one translation from domain errors to Kafka error codes.
+// nil maps to 0; anything unrecognised is UNKNOWN_SERVER_ERROR (and should
+// be logged by the caller).
+func errorCode(err error) int16 {
+	var corrupt *segments.CorruptError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &corrupt):
+		return kerr.CorruptMessage.Code
+	case errors.Is(err, segments.ErrOffsetOutOfRange):
+		return kerr.OffsetOutOfRange.Code
+	case errors.Is(err, segments.ErrRecordTooLarge):
+		return kerr.MessageTooLarge.Code
+	case errors.Is(err, segments.ErrInvalidTimestamp):
+		return kerr.InvalidTimestamp.Code
+	case errors.Is(err, segments.ErrInvalidRecord):
+		return kerr.InvalidRecord.Code
+	case errors.Is(err, segments.ErrClosed):
+		return kerr.NotLeaderForPartition.Code
+	case errors.Is(err, txn.ErrOutOfOrderSequence):
+		return kerr.OutOfOrderSequenceNumber.Code
+	case errors.Is(err, txn.ErrInvalidProducerEpoch):
+		return kerr.InvalidProducerEpoch.Code
+	case errors.Is(err, txn.ErrUnknownProducerID):
+		return kerr.UnknownProducerID.Code
+	default:
+		return kerr.UnknownServerError.Code
+	}
+}

@@ -1,0 +1,6 @@
+package broker
+
+// brokerMetrics (stub)
+type brokerMetrics struct{}
+
+func newBrokerMetrics() *brokerMetrics { return &brokerMetrics{} }

@@ -1,0 +1,85 @@
+package segments
+
+// This file is the package's contract: the types and signatures that the
+// partition layer (broker/replica) and the broker build on.
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"time"
+)
+
+// Offset is a Kafka record offset within one partition.
+type Offset int64
+
+// LeaderEpoch is a partition leader epoch; -1 means "none".
+type LeaderEpoch int32
+
+// TimestampType is a topic's message.timestamp.type.
+type TimestampType int8
+
+const (
+	CreateTime    TimestampType = 0
+	LogAppendTime TimestampType = 1
+)
+
+// Sentinel errors callers branch on; the broker maps them to Kafka codes.
+var (
+	ErrOffsetOutOfRange = errors.New("segments: offset out of range")
+	ErrClosed           = errors.New("segments: log closed")
+	ErrRecordTooLarge   = errors.New("segments: batch larger than max.message.bytes")
+	ErrInvalidTimestamp = errors.New("segments: timestamp out of range")
+	ErrInvalidRecord    = errors.New("segments: invalid record batch")
+)
+
+// CorruptError reports a checksum or format failure in stored or received
+// bytes. Corrupt data is never served.
+type CorruptError struct {
+	Path     string // file, or "" for bytes received on the wire
+	Position int64  // byte position in Path (or in the request payload)
+	Offset   Offset // batch base offset when known, else -1
+	Reason   string
+}
+
+func (e *CorruptError) Error() string {
+	return fmt.Sprintf("segments: corrupt batch in %q at position %d (offset %d): %s", e.Path, e.Position, e.Offset, e.Reason)
+}
+
+// Config is the per-partition log configuration (a subset of the topic's).
+type Config struct {
+	SegmentBytes       int64         // segment.bytes
+	SegmentMs          time.Duration // segment.ms
+	IndexIntervalBytes int32         // index.interval.bytes
+	SegmentIndexBytes  int32         // segment.index.bytes
+	RetentionMs        time.Duration // retention.ms; <0 means unlimited
+	RetentionBytes     int64         // retention.bytes; <0 means unlimited
+	MaxMessageBytes    int32         // max.message.bytes
+	TimestampType      TimestampType // message.timestamp.type
+}
+
+// FileChunk is a byte range of an open segment file, to be sent with
+// sendfile at an explicit offset. The File stays open until the owning
+// ReadResult is released.
+type FileChunk struct {
+	File     *os.File
+	Position int64
+	Size     int64
+}
+
+// ReadResult is a run of whole record batches from one segment.
+type ReadResult struct {
+	Chunks []FileChunk
+	Bytes  int64 // sum of chunk sizes
+	// release drops the reference that keeps the segment files open.
+	release func()
+}
+
+// Release allows the segment files to be closed (after retention or
+// deletion). Safe to call more than once and on a zero ReadResult.
+func (r *ReadResult) Release() {
+	if r.release != nil {
+		r.release()
+		r.release = nil
+	}
+}
