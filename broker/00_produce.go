@@ -1,8 +1,220 @@
 package broker
 
-import "errors"
+// Produce, API key 0, versions 3–11 (record batches, magic v2, only).
+//
+// Per topic and partition, in request order:
+//   - unknown topic or partition index → UNKNOWN_TOPIC_OR_PARTITION;
+//   - acks not -1, 0 or 1 → INVALID_REQUIRED_ACKS (every known partition);
+//   - the records must hold exactly one batch (Kafka's rule for v3+:
+//     none or several → INVALID_RECORD); zstd needs v7+
+//     (UNSUPPORTED_COMPRESSION_TYPE);
+//   - otherwise Partition.Append validates (CRC, lengths, record count,
+//     max.message.bytes, producer sequence) and writes; its errors map
+//     through errorCode, with the error text in ErrorMessage on v8+.
+//
+// Transactions are not supported yet (they come with the transaction
+// coordinator). A request with a transactional id, or whose batches are
+// transactional, gets TRANSACTIONAL_ID_AUTHORIZATION_FAILED for every
+// partition — what Kafka answers when the producer may not use its
+// transactional id — so clients fail at once with a non-retriable error
+// instead of retrying forever.
+//
+// Replies: acks=0 gets no response (after the appends, never waiting for
+// fsync); as in Kafka, if any partition failed, the connection is closed
+// instead so that the client refreshes its metadata. acks=1 and acks=-1
+// (single node: the same) are answered once every appended batch is
+// fsynced (group commit): the handler appends in request order and returns
+// a deferred reply that a goroutine completes when every partition's
+// Durable has fired. An fsync error turns that partition's result into
+// KAFKA_STORAGE_ERROR (a partition closed meanwhile: NOT_LEADER_OR_FOLLOWER,
+// which clients retry). TimeoutMillis is not applied: a durable write is
+// never reported as timed out.
+//
+// Successful partitions carry BaseOffset (for a duplicate batch of an
+// idempotent producer, the original one), LogAppendTime (-1 for
+// CreateTime topics) and LogStartOffset (v5+); failed ones carry -1 in all
+// three, like Kafka.
 
-// handleProduce is a stub; the real handler is being written (H5).
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/stratalog/strata/broker/replica"
+)
+
+// Byte positions in a magic-v2 record batch header.
+const (
+	batchLengthPos     = 8  // int32 after the int64 base offset
+	batchAttributesPos = 21 // int16 after baseOffset(8) length(4) leaderEpoch(4) magic(1) crc(4)
+	batchLogOverhead   = 12 // baseOffset + length: bytes not counted by the length field
+
+	attrCompressionMask = 0x07
+	attrTransactional   = 0x10
+	compressionZstd     = 4
+)
+
 func handleProduce(b *Broker, r *request) (*reply, error) {
-	return nil, errors.New("not implemented")
+	req, ok := r.body.(*kmsg.ProduceRequest)
+	if !ok {
+		return nil, fmt.Errorf("produce: unexpected body %T", r.body)
+	}
+	resp := req.ResponseKind().(*kmsg.ProduceResponse)
+	version := req.Version
+
+	transactional := req.TransactionID != nil
+	for ti := range req.Topics {
+		for pi := range req.Topics[ti].Partitions {
+			if isTransactionalBatch(req.Topics[ti].Partitions[pi].Records) {
+				transactional = true
+			}
+		}
+	}
+	validAcks := req.Acks == -1 || req.Acks == 0 || req.Acks == 1
+
+	type pending struct {
+		p       *kmsg.ProduceResponseTopicPartition
+		durable <-chan error
+		topic   string
+	}
+	var waits []pending
+	failed := false
+	resp.Topics = make([]kmsg.ProduceResponseTopic, len(req.Topics))
+	for ti := range req.Topics {
+		rt := &req.Topics[ti]
+		st := &resp.Topics[ti]
+		st.Topic = rt.Topic
+		st.TopicID = rt.TopicID
+		st.Partitions = make([]kmsg.ProduceResponseTopicPartition, len(rt.Partitions))
+		t := b.topics.get(rt.Topic)
+		for pi := range rt.Partitions {
+			rp := &rt.Partitions[pi]
+			sp := &st.Partitions[pi]
+			sp.Default()
+			sp.Partition = rp.Partition
+			sp.BaseOffset = -1
+			fail := func(code int16, msg string) {
+				sp.ErrorCode = code
+				if version >= 8 && msg != "" {
+					sp.ErrorMessage = kmsg.StringPtr(msg)
+				}
+				failed = true
+			}
+			if transactional {
+				fail(kerr.TransactionalIDAuthorizationFailed.Code, "transactions are not supported by this broker yet")
+				continue
+			}
+			var p *replica.Partition
+			if t != nil {
+				p = t.partition(rp.Partition)
+			}
+			if p == nil {
+				fail(kerr.UnknownTopicOrPartition.Code, "")
+				continue
+			}
+			if !validAcks {
+				fail(kerr.InvalidRequiredAcks.Code, "")
+				continue
+			}
+			if code, msg := checkProduceRecords(version, rp.Records); code != 0 {
+				fail(code, msg)
+				continue
+			}
+			res, err := p.Append(rp.Records)
+			if err != nil {
+				code := dataErrorCode(err)
+				if code == kerr.UnknownServerError.Code {
+					b.log.Error("produce: append failed", "topic", rt.Topic, "partition", rp.Partition, "err", err)
+				}
+				fail(code, err.Error())
+				continue
+			}
+			sp.BaseOffset = int64(res.BaseOffset)
+			sp.LogAppendTime = res.LogAppendTime
+			sp.LogStartOffset = int64(res.LogStartOffset)
+			if req.Acks != 0 && res.Durable != nil {
+				waits = append(waits, pending{p: sp, durable: res.Durable, topic: rt.Topic})
+			}
+		}
+	}
+
+	if req.Acks == 0 {
+		if failed {
+			// Kafka closes the connection: with no response, that is the
+			// only way to make the client refresh its metadata.
+			return nil, errors.New("produce with acks=0 failed for at least one partition; closing the connection as Kafka does")
+		}
+		return &reply{none: true}, nil
+	}
+	if len(waits) == 0 {
+		return completed(resp), nil
+	}
+
+	done := make(chan struct{})
+	rep := &reply{done: done}
+	go func() {
+		// Every Durable fires exactly once (after the fsync, or with its
+		// error), so this wait is bounded by the committer.
+		for _, w := range waits {
+			if err := <-w.durable; err != nil {
+				b.log.Error("produce: batch not durable", "topic", w.topic, "partition", w.p.Partition, "err", err)
+				code := dataErrorCode(err)
+				if code == kerr.UnknownServerError.Code {
+					code = kerr.KafkaStorageError.Code // an fsync error
+				}
+				w.p.ErrorCode = code
+				w.p.BaseOffset, w.p.LogAppendTime, w.p.LogStartOffset = -1, -1, -1
+				if version >= 8 {
+					w.p.ErrorMessage = kmsg.StringPtr("fsync failed: " + err.Error())
+				}
+			}
+		}
+		rep.msg = resp
+		close(done)
+	}()
+	return rep, nil
+}
+
+// dataErrorCode is errorCode plus replica.ErrStorage → KAFKA_STORAGE_ERROR
+// (a partition taken offline by a failed write or fsync), which errors.go
+// does not map yet.
+func dataErrorCode(err error) int16 {
+	if errors.Is(err, replica.ErrStorage) {
+		return kerr.KafkaStorageError.Code
+	}
+	return errorCode(err)
+}
+
+// isTransactionalBatch reports whether the first batch of records has the
+// transactional attribute (Kafka checks the first batch of each
+// partition). Short input is not transactional; Append rejects it.
+func isTransactionalBatch(records []byte) bool {
+	if len(records) < batchAttributesPos+2 {
+		return false
+	}
+	return binary.BigEndian.Uint16(records[batchAttributesPos:])&attrTransactional != 0
+}
+
+// checkProduceRecords applies Kafka's request-level record checks
+// (ProduceRequest.validateRecords): exactly one batch, and no zstd before
+// v7. Everything else about the batch is Partition.Append's job. It returns
+// 0 if the records pass.
+func checkProduceRecords(version int16, records []byte) (int16, string) {
+	if len(records) == 0 {
+		return kerr.InvalidRecord.Code, fmt.Sprintf("produce requests with version %d must have at least one record batch per partition", version)
+	}
+	if len(records) < batchAttributesPos+2 {
+		return 0, "" // too short to be a batch: Append says why
+	}
+	length := int64(int32(binary.BigEndian.Uint32(records[batchLengthPos:])))
+	if length >= 0 && batchLogOverhead+length < int64(len(records)) {
+		return kerr.InvalidRecord.Code, fmt.Sprintf("produce requests with version %d may contain exactly one record batch per partition", version)
+	}
+	if version < 7 && binary.BigEndian.Uint16(records[batchAttributesPos:])&attrCompressionMask == compressionZstd {
+		return kerr.UnsupportedCompressionType.Code, fmt.Sprintf("zstd compression needs produce version 7 or later, got %d", version)
+	}
+	return 0, ""
 }

@@ -1,8 +1,63 @@
 package broker
 
-import "errors"
+// OffsetForLeaderEpoch, API key 23, versions 0–4.
+//
+// Per partition: unknown topic or partition → UNKNOWN_TOPIC_OR_PARTITION;
+// CurrentLeaderEpoch (v2+), when given: older than the partition's →
+// FENCED_LEADER_EPOCH, newer → UNKNOWN_LEADER_EPOCH. Otherwise Kafka's
+// semantics through Partition.EndOffsetForEpoch: the largest epoch ≤ the
+// requested one and its end offset (the start offset of the next epoch, or
+// the log end offset for the latest epoch); an epoch older than every
+// known one gives epoch -1, end offset -1 (UNDEFINED), without error.
+// LeaderEpoch in the response exists from v1. ReplicaID (v3+) changes
+// nothing: this broker leads every partition it hosts.
 
-// handleOffsetForLeaderEpoch is a stub; the real handler is being written (H5).
+import (
+	"fmt"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/stratalog/strata/segments"
+)
+
 func handleOffsetForLeaderEpoch(b *Broker, r *request) (*reply, error) {
-	return nil, errors.New("not implemented")
+	req, ok := r.body.(*kmsg.OffsetForLeaderEpochRequest)
+	if !ok {
+		return nil, fmt.Errorf("offset for leader epoch: unexpected body %T", r.body)
+	}
+	resp := req.ResponseKind().(*kmsg.OffsetForLeaderEpochResponse)
+	resp.Topics = make([]kmsg.OffsetForLeaderEpochResponseTopic, len(req.Topics))
+	for ti := range req.Topics {
+		rt := &req.Topics[ti]
+		st := &resp.Topics[ti]
+		st.Topic = rt.Topic
+		st.Partitions = make([]kmsg.OffsetForLeaderEpochResponseTopicPartition, len(rt.Partitions))
+		t := b.topics.get(rt.Topic)
+		for pi := range rt.Partitions {
+			rp := &rt.Partitions[pi]
+			sp := &st.Partitions[pi]
+			sp.Default()
+			sp.Partition = rp.Partition
+			if t == nil || t.partition(rp.Partition) == nil {
+				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+				continue
+			}
+			p := t.partition(rp.Partition)
+			current := segments.LeaderEpoch(-1)
+			if req.Version >= 2 {
+				current = segments.LeaderEpoch(rp.CurrentLeaderEpoch)
+			}
+			if code := checkLeaderEpoch(current, p.LeaderEpoch()); code != 0 {
+				sp.ErrorCode = code
+				continue
+			}
+			epoch, end := p.EndOffsetForEpoch(segments.LeaderEpoch(rp.LeaderEpoch))
+			if end < 0 {
+				epoch = -1 // UNDEFINED_EPOCH with UNDEFINED_EPOCH_OFFSET
+			}
+			sp.LeaderEpoch, sp.EndOffset = int32(epoch), int64(end)
+		}
+	}
+	return completed(resp), nil
 }

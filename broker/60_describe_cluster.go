@@ -1,7 +1,41 @@
 package broker
 
-import "errors"
+// DescribeCluster (key 60), versions 0–1.
+//
+// One broker, which is also the controller: the advertised host:port, rack
+// null, the persisted cluster id. v1's endpoint_type 1 (brokers) is served;
+// 2 (controllers) is UNSUPPORTED_ENDPOINT_TYPE, as a Kafka broker answers.
+// cluster_authorized_operations is -2147483648 unless requested; then every
+// cluster operation (no ACLs), as Kafka reports without an authorizer.
+
+import (
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
 
 func handleDescribeCluster(b *Broker, r *request) (*reply, error) {
-	return nil, errors.New("not implemented")
+	req, ok := r.body.(*kmsg.DescribeClusterRequest)
+	if !ok {
+		return nil, errUnexpectedBody(r)
+	}
+	resp := req.ResponseKind().(*kmsg.DescribeClusterResponse)
+	resp.EndpointType = 1
+	if req.Version >= 1 && req.EndpointType != 1 {
+		resp.EndpointType = req.EndpointType
+		resp.ErrorCode = kerr.UnsupportedEndpointType.Code
+		msg := "Strata brokers answer DescribeCluster for endpoint type 1 (brokers) only."
+		resp.ErrorMessage = &msg
+		return completed(resp), nil
+	}
+	resp.ClusterID = b.ClusterID()
+	resp.ControllerID = b.cfg.NodeID
+	host, port := b.advertisedHostPort()
+	br := kmsg.NewDescribeClusterResponseBroker()
+	br.NodeID, br.Host, br.Port = b.cfg.NodeID, host, port
+	resp.Brokers = []kmsg.DescribeClusterResponseBroker{br}
+	resp.ClusterAuthorizedOperations = authorizedOpsOmitted
+	if req.IncludeClusterAuthorizedOperations {
+		resp.ClusterAuthorizedOperations = clusterAuthorizedOps
+	}
+	return completed(resp), nil
 }

@@ -1,15 +1,360 @@
 package broker
 
-// DefaultTopicConfig returns Kafka's topic defaults.
-func DefaultTopicConfig() TopicConfig { return TopicConfig{} }
+// Topic config parsing and rendering: the one table of topic-level config
+// keys Strata supports, with Kafka's names, defaults, types and minima
+// (Kafka's LogConfig/TopicConfig definitions), plus each key's broker-level
+// synonym for DescribeConfigs.
+//
+// Values are parsed as Kafka's ConfigDef parses them: surrounding white space
+// is trimmed, numbers are decimal, enumerations are case-sensitive. Keys
+// Strata does not implement are rejected (Kafka rejects unknown keys too),
+// so a topic never silently runs with a setting that has no effect.
 
-// ParseTopicConfig applies kv on top of base.
-func ParseTopicConfig(base TopicConfig, kv map[string]string) (TopicConfig, error) {
-	return base, nil
+import (
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/stratalog/strata/segments"
+)
+
+// ConfigError reports an unknown config key or an invalid value. Its message
+// names the key and the value. Handlers map it to INVALID_CONFIG.
+type ConfigError struct {
+	Key    string
+	Value  string
+	Reason string
 }
 
-// TopicConfigKeys lists the supported topic config keys.
-func TopicConfigKeys() []string { return nil }
+func (e *ConfigError) Error() string {
+	return fmt.Sprintf("invalid value %q for configuration %s: %s", e.Value, e.Key, e.Reason)
+}
 
-// TopicConfigEntries renders c as key → value.
-func TopicConfigEntries(c TopicConfig) map[string]string { return nil }
+// DefaultTopicConfig returns Kafka's topic defaults.
+func DefaultTopicConfig() TopicConfig {
+	return TopicConfig{
+		CleanupPolicy:      "delete",
+		SegmentBytes:       1 << 30,            // 1073741824
+		SegmentMs:          7 * 24 * time.Hour, // 604800000 ms
+		SegmentIndexBytes:  10 << 20,           // 10485760
+		IndexIntervalBytes: 4096,
+		RetentionMs:        7 * 24 * time.Hour, // 604800000 ms
+		RetentionBytes:     -1,                 // unlimited
+		MaxMessageBytes:    1024*1024 + 12,     // 1048588: 1 MiB plus Kafka's LOG_OVERHEAD (offset 8 + size 4)
+		TimestampType:      segments.CreateTime,
+		MinInsyncReplicas:  1,
+		CompressionType:    "producer",
+		FileDeleteDelay:    60 * time.Second, // 60000 ms
+	}
+}
+
+// ParseTopicConfig applies the key/value pairs in kv on top of base and
+// returns the result. Keys are Kafka's topic-level names (segment.bytes, …).
+// The first invalid pair, in key order, is returned as a *ConfigError; on
+// error the returned config is base unchanged.
+func ParseTopicConfig(base TopicConfig, kv map[string]string) (TopicConfig, error) {
+	keys := make([]string, 0, len(kv))
+	for k := range kv {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	c := base
+	for _, k := range keys {
+		def := topicConfigDefByKey(k)
+		if def == nil {
+			reason := "unknown topic config name"
+			if slices.Contains(kafkaUnsupportedTopicKeys, k) {
+				reason = "this Kafka topic config is not supported by Strata"
+			}
+			return base, &ConfigError{Key: k, Value: kv[k], Reason: reason}
+		}
+		if err := def.set(&c, strings.TrimSpace(kv[k])); err != nil {
+			return base, &ConfigError{Key: k, Value: kv[k], Reason: err.Error()}
+		}
+	}
+	return c, nil
+}
+
+// TopicConfigKeys lists the supported topic config keys, sorted.
+func TopicConfigKeys() []string {
+	keys := make([]string, len(topicConfigDefs))
+	for i, d := range topicConfigDefs {
+		keys[i] = d.key
+	}
+	return keys
+}
+
+// TopicConfigEntries renders every key of c as Kafka would print it
+// (durations in milliseconds). ParseTopicConfig accepts the result.
+func TopicConfigEntries(c TopicConfig) map[string]string {
+	m := make(map[string]string, len(topicConfigDefs))
+	for _, d := range topicConfigDefs {
+		m[d.key] = d.get(c)
+	}
+	return m
+}
+
+// topicConfigDef describes one supported topic-level key.
+type topicConfigDef struct {
+	key       string
+	brokerKey string // Kafka's broker-level synonym (the default for all topics)
+	typ       kmsg.ConfigType
+	doc       string
+	set       func(c *TopicConfig, v string) error
+	get       func(c TopicConfig) string
+}
+
+func topicConfigDefByKey(key string) *topicConfigDef {
+	for i := range topicConfigDefs {
+		if topicConfigDefs[i].key == key {
+			return &topicConfigDefs[i]
+		}
+	}
+	return nil
+}
+
+// topicConfigDefs is sorted by key. Minima are Kafka's (LogConfig).
+var topicConfigDefs = []topicConfigDef{
+	{
+		key: "cleanup.policy", brokerKey: "log.cleanup.policy", typ: kmsg.ConfigTypeList,
+		doc: "The retention policy for old log segments: delete removes whole segments past retention.ms/retention.bytes. compact is not implemented yet.",
+		set: func(c *TopicConfig, v string) error {
+			p, err := parseCleanupPolicy(v)
+			if err == nil {
+				c.CleanupPolicy = p
+			}
+			return err
+		},
+		get: func(c TopicConfig) string { return c.CleanupPolicy },
+	},
+	{
+		key: "compression.type", brokerKey: "compression.type", typ: kmsg.ConfigTypeString,
+		doc: "The final compression of the topic's batches. Strata stores batches as produced, so only producer (keep the producer's codec) is accepted today.",
+		set: func(c *TopicConfig, v string) error {
+			if !slices.Contains([]string{"uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"}, v) {
+				return fmt.Errorf("must be one of uncompressed, zstd, lz4, snappy, gzip, producer")
+			}
+			if v != "producer" {
+				return fmt.Errorf("Strata stores batches byte-for-byte as produced; only producer is supported")
+			}
+			c.CompressionType = v
+			return nil
+		},
+		get: func(c TopicConfig) string { return c.CompressionType },
+	},
+	{
+		key: "file.delete.delay.ms", brokerKey: "log.segment.delete.delay.ms", typ: kmsg.ConfigTypeLong,
+		doc: "How long to wait before deleting a file from the filesystem.",
+		set: func(c *TopicConfig, v string) error {
+			d, err := parseMillis(v, 0)
+			if err == nil {
+				c.FileDeleteDelay = d
+			}
+			return err
+		},
+		get: func(c TopicConfig) string { return formatMillis(c.FileDeleteDelay) },
+	},
+	{
+		key: "index.interval.bytes", brokerKey: "log.index.interval.bytes", typ: kmsg.ConfigTypeInt,
+		doc: "How many bytes of batches between two entries of the offset index.",
+		set: func(c *TopicConfig, v string) error {
+			n, err := parseInt(v, 0, math.MaxInt32)
+			if err == nil {
+				c.IndexIntervalBytes = int32(n)
+			}
+			return err
+		},
+		get: func(c TopicConfig) string { return strconv.FormatInt(int64(c.IndexIntervalBytes), 10) },
+	},
+	{
+		key: "max.message.bytes", brokerKey: "message.max.bytes", typ: kmsg.ConfigTypeInt,
+		doc: "The largest record batch size allowed, after compression.",
+		set: func(c *TopicConfig, v string) error {
+			n, err := parseInt(v, 0, math.MaxInt32)
+			if err == nil {
+				c.MaxMessageBytes = int32(n)
+			}
+			return err
+		},
+		get: func(c TopicConfig) string { return strconv.FormatInt(int64(c.MaxMessageBytes), 10) },
+	},
+	{
+		key: "message.timestamp.type", brokerKey: "log.message.timestamp.type", typ: kmsg.ConfigTypeString,
+		doc: "Whether the timestamp in a record is the producer's (CreateTime) or the broker's append time (LogAppendTime).",
+		set: func(c *TopicConfig, v string) error {
+			switch v {
+			case "CreateTime":
+				c.TimestampType = segments.CreateTime
+			case "LogAppendTime":
+				c.TimestampType = segments.LogAppendTime
+			default:
+				return fmt.Errorf("must be CreateTime or LogAppendTime")
+			}
+			return nil
+		},
+		get: func(c TopicConfig) string {
+			if c.TimestampType == segments.LogAppendTime {
+				return "LogAppendTime"
+			}
+			return "CreateTime"
+		},
+	},
+	{
+		key: "min.insync.replicas", brokerKey: "min.insync.replicas", typ: kmsg.ConfigTypeInt,
+		doc: "The minimum number of in-sync replicas that must acknowledge an acks=all write.",
+		set: func(c *TopicConfig, v string) error {
+			n, err := parseInt(v, 1, math.MaxInt16)
+			if err == nil {
+				c.MinInsyncReplicas = int16(n)
+			}
+			return err
+		},
+		get: func(c TopicConfig) string { return strconv.FormatInt(int64(c.MinInsyncReplicas), 10) },
+	},
+	{
+		key: "retention.bytes", brokerKey: "log.retention.bytes", typ: kmsg.ConfigTypeLong,
+		doc: "The largest size a partition may grow to before old segments are deleted; -1 for no limit.",
+		set: func(c *TopicConfig, v string) error {
+			n, err := parseInt(v, math.MinInt64, math.MaxInt64)
+			if err == nil {
+				c.RetentionBytes = n
+			}
+			return err
+		},
+		get: func(c TopicConfig) string { return strconv.FormatInt(c.RetentionBytes, 10) },
+	},
+	{
+		key: "retention.ms", brokerKey: "log.retention.ms", typ: kmsg.ConfigTypeLong,
+		doc: "How long a segment is kept after its newest record before it is deleted; -1 for no limit.",
+		set: func(c *TopicConfig, v string) error {
+			d, err := parseMillis(v, -1)
+			if err == nil {
+				c.RetentionMs = d
+			}
+			return err
+		},
+		get: func(c TopicConfig) string { return formatMillis(c.RetentionMs) },
+	},
+	{
+		key: "segment.bytes", brokerKey: "log.segment.bytes", typ: kmsg.ConfigTypeInt,
+		// Kafka's minimum is the v0 record overhead, 14 bytes (Kafka 3.x LogConfig).
+		doc: "The size at which a segment file is rolled.",
+		set: func(c *TopicConfig, v string) error {
+			n, err := parseInt(v, 14, math.MaxInt32)
+			if err == nil {
+				c.SegmentBytes = n
+			}
+			return err
+		},
+		get: func(c TopicConfig) string { return strconv.FormatInt(c.SegmentBytes, 10) },
+	},
+	{
+		key: "segment.index.bytes", brokerKey: "log.index.size.max.bytes", typ: kmsg.ConfigTypeInt,
+		doc: "The maximum size of a segment's offset index.",
+		set: func(c *TopicConfig, v string) error {
+			n, err := parseInt(v, 4, math.MaxInt32)
+			if err == nil {
+				c.SegmentIndexBytes = int32(n)
+			}
+			return err
+		},
+		get: func(c TopicConfig) string { return strconv.FormatInt(int64(c.SegmentIndexBytes), 10) },
+	},
+	{
+		key: "segment.ms", brokerKey: "log.roll.ms", typ: kmsg.ConfigTypeLong,
+		doc: "The age at which a segment is rolled even if it is not full.",
+		set: func(c *TopicConfig, v string) error {
+			d, err := parseMillis(v, 1)
+			if err == nil {
+				c.SegmentMs = d
+			}
+			return err
+		},
+		get: func(c TopicConfig) string { return formatMillis(c.SegmentMs) },
+	},
+}
+
+// kafkaUnsupportedTopicKeys are Kafka topic configs Strata does not
+// implement (yet); they get a clearer message than a plain unknown key.
+var kafkaUnsupportedTopicKeys = []string{
+	"compression.gzip.level", "compression.lz4.level", "compression.zstd.level",
+	"delete.retention.ms", "flush.messages", "flush.ms",
+	"follower.replication.throttled.replicas", "leader.replication.throttled.replicas",
+	"local.retention.bytes", "local.retention.ms", "max.compaction.lag.ms",
+	"message.downconversion.enable", "message.format.version",
+	"message.timestamp.after.max.ms", "message.timestamp.before.max.ms",
+	"message.timestamp.difference.max.ms", "min.cleanable.dirty.ratio",
+	"min.compaction.lag.ms", "preallocate", "remote.storage.enable",
+	"remote.log.copy.disable", "remote.log.delete.on.disable",
+	"segment.jitter.ms", "unclean.leader.election.enable",
+}
+
+// parseCleanupPolicy parses Kafka's comma-separated cleanup.policy list.
+func parseCleanupPolicy(v string) (string, error) {
+	var out []string
+	for _, item := range strings.Split(v, ",") {
+		item = strings.TrimSpace(item)
+		switch item {
+		case "delete":
+		case "compact":
+			return "", fmt.Errorf("log compaction is not implemented yet; only delete is supported")
+		case "":
+			continue
+		default:
+			return "", fmt.Errorf("must be a list of delete and compact")
+		}
+		if !slices.Contains(out, item) {
+			out = append(out, item)
+		}
+	}
+	if len(out) == 0 {
+		return "", fmt.Errorf("must not be empty; only delete is supported")
+	}
+	return strings.Join(out, ","), nil
+}
+
+// parseInt parses a decimal integer in [lo, hi].
+func parseInt(v string, lo, hi int64) (int64, error) {
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("not a number")
+	}
+	if n < lo {
+		return 0, fmt.Errorf("must be at least %d", lo)
+	}
+	if n > hi {
+		return 0, fmt.Errorf("must be at most %d", hi)
+	}
+	return n, nil
+}
+
+// maxMillis is the largest millisecond count a time.Duration holds
+// (about 292 years). Larger values (Kafka allows up to Long.MAX_VALUE ms)
+// are clamped: they mean "never" in practice.
+const maxMillis = math.MaxInt64 / int64(time.Millisecond)
+
+// parseMillis parses a millisecond count >= lo into a Duration.
+func parseMillis(v string, lo int64) (time.Duration, error) {
+	n, err := parseInt(v, lo, math.MaxInt64)
+	if err != nil {
+		return 0, err
+	}
+	if n > maxMillis {
+		return time.Duration(math.MaxInt64), nil
+	}
+	return time.Duration(n) * time.Millisecond, nil
+}
+
+// formatMillis renders a Duration as Kafka's millisecond count; a clamped
+// "never" renders as Long.MAX_VALUE.
+func formatMillis(d time.Duration) string {
+	if d == time.Duration(math.MaxInt64) {
+		return strconv.FormatInt(math.MaxInt64, 10)
+	}
+	return strconv.FormatInt(int64(d/time.Millisecond), 10)
+}

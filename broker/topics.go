@@ -1,51 +1,826 @@
 package broker
 
+// The topic registry: which topics exist, their ids, config overrides and
+// partitions, persisted in <data-dir>/topics.json, plus the retention loop.
+//
+// topics.json is the single source of truth for what exists. It is written
+// atomically (write topics.json.tmp, fsync, rename, fsync the directory)
+// before a change is published to handlers, so a crash leaves either the old
+// or the new set. Partition directories <data-dir>/<topic>-<partition> that
+// topics.json does not list are leftovers of a create, CreatePartitions or
+// delete interrupted by a crash (created before, or removed after, the file
+// was written); they never held acknowledged data the registry published,
+// so openTopicRegistry removes them (and create removes a stale one before
+// reusing its name).
+//
+// Format (version 1):
+//
+//	{"version":1,"topics":[{"name":"orders","id":"<base64url, 22 chars>",
+//	  "partitions":3,"configs":{"retention.ms":"3600000"}}]}
+//
+// configs holds only the per-topic overrides, as given (validated); the
+// effective config is the broker's TopicDefaults with the overrides applied,
+// so a changed broker default reaches every topic that does not override it.
+//
+// Concurrency: *topic values are immutable once published. A change
+// (CreatePartitions, AlterConfigs) builds a new *topic and swaps it into the
+// maps, so a handler holding an older *topic reads a consistent snapshot;
+// its partitions are the same objects. Mutations are serialised by adminMu,
+// which is held across their disk I/O; mu guards only the maps and is never
+// held across I/O. Lock order: adminMu → mu → replica.Partition locks.
+
 import (
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
 	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/stratalog/strata/broker/replica"
+	"github.com/stratalog/strata/segments"
 )
 
-// topic is one topic hosted by this broker.
+const (
+	topicsFile        = "topics.json"
+	topicsFileVersion = 1
+
+	// maxPartitionsPerTopic bounds what one CreateTopics or CreatePartitions
+	// may ask for: each partition holds open files and a directory, and a
+	// hostile request for 2^31 partitions must not exhaust the machine.
+	maxPartitionsPerTopic = 10000
+)
+
+// adminError is an admin-operation failure with its Kafka error code and a
+// message for the client (the ErrorMessage fields of admin responses).
+type adminError struct {
+	code *kerr.Error
+	msg  string
+}
+
+func (e *adminError) Error() string { return e.msg }
+
+func newAdminError(code *kerr.Error, format string, args ...any) error {
+	return &adminError{code: code, msg: fmt.Sprintf(format, args...)}
+}
+
+// errRegistryClosed: the broker is shutting down. NOT_CONTROLLER is
+// retriable: clients refresh metadata and retry elsewhere or later.
+var errRegistryClosed = &adminError{code: kerr.NotController, msg: "the broker is shutting down"}
+
+// adminErrorCode maps an admin-path error to a Kafka code and a message
+// (nil message for success). Errors from the partition layer go through
+// errorCode, the broker's one domain → Kafka translation.
+func adminErrorCode(err error) (int16, *string) {
+	if err == nil {
+		return 0, nil
+	}
+	msg := err.Error()
+	var ae *adminError
+	var ce *ConfigError
+	switch {
+	case errors.As(err, &ae):
+		return ae.code.Code, &msg
+	case errors.As(err, &ce):
+		return kerr.InvalidConfig.Code, &msg
+	default:
+		return errorCode(err), &msg
+	}
+}
+
+// topic is one topic hosted by this broker. Immutable once published in the
+// registry (see the file comment); do not modify its fields or slices.
 type topic struct {
 	name       string
 	id         [16]byte
-	overrides  map[string]string
-	config     TopicConfig
+	overrides  map[string]string // per-topic config overrides, as persisted
+	config     TopicConfig       // effective: broker defaults + overrides
 	partitions []*replica.Partition
+}
+
+// partition returns partition p, or nil if t is nil or p is out of range.
+func (t *topic) partition(p int32) *replica.Partition {
+	if t == nil || p < 0 || int(p) >= len(t.partitions) {
+		return nil
+	}
+	return t.partitions[p]
 }
 
 // topicRegistry owns the set of topics and their partitions.
 type topicRegistry struct {
-	b  *Broker
+	b   *Broker
+	dir string
+	log *slog.Logger
+
+	// adminMu serialises every mutation and the writes of topics.json.
+	adminMu sync.Mutex
+
 	mu struct {
 		sync.RWMutex
 		byName map[string]*topic
 		byID   map[[16]byte]*topic
+		closed bool
 	}
+
+	stopRetention chan struct{}
+	retentionDone chan struct{}
 }
 
+// persistedTopics is the JSON shape of topics.json.
+type persistedTopics struct {
+	Version int              `json:"version"`
+	Topics  []persistedTopic `json:"topics"`
+}
+
+type persistedTopic struct {
+	Name       string            `json:"name"`
+	ID         string            `json:"id"`
+	Partitions int32             `json:"partitions"`
+	Configs    map[string]string `json:"configs,omitempty"`
+}
+
+// openTopicRegistry loads <data-dir>/topics.json (absent: no topics), opens
+// every partition with replica.Open (recovering as needed), removes orphan
+// partition directories and starts the retention loop.
 func openTopicRegistry(b *Broker) (*topicRegistry, error) {
-	r := &topicRegistry{b: b}
+	r := &topicRegistry{
+		b:             b,
+		dir:           b.cfg.DataDir,
+		log:           b.log,
+		stopRetention: make(chan struct{}),
+		retentionDone: make(chan struct{}),
+	}
 	r.mu.byName = map[string]*topic{}
 	r.mu.byID = map[[16]byte]*topic{}
+	if err := os.MkdirAll(r.dir, 0o755); err != nil {
+		return nil, err
+	}
+
+	pt, found, err := readTopicsFile(filepath.Join(r.dir, topicsFile))
+	if err != nil {
+		return nil, err
+	}
+	defaults := b.topicDefaults()
+	var loaded []*topic
+	for _, p := range pt.Topics {
+		t, err := r.decodeTopic(p, defaults)
+		if err != nil {
+			return nil, fmt.Errorf("%s: topic %q: %w", topicsFile, p.Name, err)
+		}
+		if r.mu.byName[t.name] != nil || r.mu.byID[t.id] != nil {
+			return nil, fmt.Errorf("%s: duplicate topic name or id %q", topicsFile, t.name)
+		}
+		r.mu.byName[t.name] = t
+		r.mu.byID[t.id] = t
+		loaded = append(loaded, t)
+	}
+	if err := r.removeOrphans(found); err != nil {
+		return nil, err
+	}
+
+	// Open the partitions, a few at a time: recovery of an unclean shutdown
+	// scans segments, which is I/O- and CRC-bound.
+	type job struct {
+		t *topic
+		i int32
+	}
+	var jobs []job
+	for _, t := range loaded {
+		for i := range t.partitions {
+			jobs = append(jobs, job{t, int32(i)})
+		}
+	}
+	errs := make([]error, len(jobs))
+	sem := make(chan struct{}, 4)
+	var wg sync.WaitGroup
+	for k, j := range jobs {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			j.t.partitions[j.i], errs[k] = r.openPartition(j.t.name, j.i, j.t.config)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		for _, t := range loaded {
+			for _, p := range t.partitions {
+				if p != nil {
+					_ = p.Close()
+				}
+			}
+		}
+		return nil, err
+	}
+	r.log.Info("topics loaded", "topics", len(loaded), "partitions", len(jobs))
+
+	interval := b.cfg.RetentionCheckInterval
+	if interval <= 0 {
+		interval = 5 * time.Minute // log.retention.check.interval.ms default (300000)
+	}
+	go r.retentionLoop(interval)
 	return r, nil
 }
 
-func (r *topicRegistry) close() error { return nil }
+// decodeTopic validates one persisted entry; partitions are not opened yet.
+func (r *topicRegistry) decodeTopic(p persistedTopic, defaults TopicConfig) (*topic, error) {
+	if err := validateTopicName(p.Name); err != nil {
+		return nil, err
+	}
+	id, err := parseTopicID(p.ID)
+	if err != nil {
+		return nil, err
+	}
+	if p.Partitions < 1 || p.Partitions > maxPartitionsPerTopic {
+		return nil, fmt.Errorf("invalid partition count %d", p.Partitions)
+	}
+	cfg, err := ParseTopicConfig(defaults, p.Configs)
+	if err != nil {
+		return nil, err
+	}
+	return &topic{
+		name:       p.Name,
+		id:         id,
+		overrides:  cloneStrings(p.Configs),
+		config:     cfg,
+		partitions: make([]*replica.Partition, p.Partitions),
+	}, nil
+}
 
+// removeOrphans deletes partition directories that topics.json does not list.
+// Without a topics.json, partition directories mean the file was lost: that
+// is refused rather than guessed at, since removing them would lose data.
+func (r *topicRegistry) removeOrphans(haveFile bool) error {
+	entries, err := os.ReadDir(r.dir)
+	if err != nil {
+		return err
+	}
+	var orphans []string
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		name, part, ok := parsePartitionDir(e.Name())
+		if !ok {
+			continue
+		}
+		if t := r.mu.byName[name]; t != nil && int(part) < len(t.partitions) {
+			continue
+		}
+		orphans = append(orphans, e.Name())
+	}
+	if len(orphans) == 0 {
+		return nil
+	}
+	if !haveFile {
+		return fmt.Errorf("%s is missing but the data directory holds partition directories (%s); refusing to start rather than lose them",
+			filepath.Join(r.dir, topicsFile), strings.Join(orphans, ", "))
+	}
+	for _, o := range orphans {
+		r.log.Warn("removing partition directory not listed in "+topicsFile+" (left by an interrupted create or delete)", "dir", o)
+		if err := os.RemoveAll(filepath.Join(r.dir, o)); err != nil {
+			return err
+		}
+	}
+	return syncDir(r.dir)
+}
+
+// parsePartitionDir splits "<topic>-<partition>" at the last dash.
+func parsePartitionDir(dir string) (string, int32, bool) {
+	i := strings.LastIndexByte(dir, '-')
+	if i <= 0 {
+		return "", 0, false
+	}
+	p, err := strconv.ParseInt(dir[i+1:], 10, 32)
+	if err != nil || p < 0 || strconv.FormatInt(p, 10) != dir[i+1:] {
+		return "", 0, false
+	}
+	if validateTopicName(dir[:i]) != nil {
+		return "", 0, false
+	}
+	return dir[:i], int32(p), true
+}
+
+func (r *topicRegistry) partitionDir(name string, p int32) string {
+	return filepath.Join(r.dir, name+"-"+strconv.FormatInt(int64(p), 10))
+}
+
+func (r *topicRegistry) openPartition(name string, p int32, cfg TopicConfig) (*replica.Partition, error) {
+	dir := r.partitionDir(name, p)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	part, err := replica.Open(replica.Options{
+		Dir:       dir,
+		Topic:     name,
+		Partition: p,
+		Log:       cfg.LogConfig(),
+		Committer: r.b.committer,
+		Logger:    r.log.With("topic", name, "partition", p),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open partition %s-%d: %w", name, p, err)
+	}
+	return part, nil
+}
+
+// openNewPartitions opens partitions [from, to) of a topic that has never
+// had them, first removing any stale directory an interrupted operation
+// left (see the file comment). On error, the ones opened are deleted.
+func (r *topicRegistry) openNewPartitions(name string, from, to int32, cfg TopicConfig) ([]*replica.Partition, error) {
+	var parts []*replica.Partition
+	for i := from; i < to; i++ {
+		dir := r.partitionDir(name, i)
+		if _, err := os.Stat(dir); err == nil {
+			r.log.Warn("removing stale partition directory before creating the partition", "dir", dir)
+			if err := os.RemoveAll(dir); err != nil {
+				deletePartitions(parts, r.log)
+				return nil, err
+			}
+		}
+		p, err := r.openPartition(name, i, cfg)
+		if err != nil {
+			deletePartitions(parts, r.log)
+			return nil, err
+		}
+		parts = append(parts, p)
+	}
+	return parts, nil
+}
+
+func deletePartitions(parts []*replica.Partition, log *slog.Logger) {
+	for _, p := range parts {
+		if err := p.Delete(); err != nil {
+			log.Error("deleting partition", "topic", p.Topic(), "partition", p.Index(), "err", err)
+		}
+	}
+}
+
+// get returns the topic named name, or nil if unknown.
 func (r *topicRegistry) get(name string) *topic {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	return r.mu.byName[name]
 }
 
+// getByID returns the topic with the given id, or nil if unknown.
 func (r *topicRegistry) getByID(id [16]byte) *topic {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	return r.mu.byID[id]
 }
 
+// all returns every topic, sorted by name.
+func (r *topicRegistry) all() []*topic {
+	r.mu.RLock()
+	ts := make([]*topic, 0, len(r.mu.byName))
+	for _, t := range r.mu.byName {
+		ts = append(ts, t)
+	}
+	r.mu.RUnlock()
+	slices.SortFunc(ts, func(a, b *topic) int { return strings.Compare(a.name, b.name) })
+	return ts
+}
+
+// create creates a topic with the given partition count and config
+// overrides (a nil value is an error, as in Kafka's CreateTopics). Errors
+// are *adminError (INVALID_TOPIC_EXCEPTION, TOPIC_ALREADY_EXISTS,
+// INVALID_PARTITIONS, …), *ConfigError, or I/O errors; adminErrorCode maps
+// them all.
 func (r *topicRegistry) create(name string, partitions int32, overrides map[string]*string) (*topic, error) {
-	return nil, nil
+	kv := make(map[string]string, len(overrides))
+	for k, v := range overrides {
+		if v == nil {
+			return nil, &ConfigError{Key: k, Value: "null", Reason: "null value not supported for topic configs"}
+		}
+		kv[k] = *v
+	}
+	return r.createTopic(name, partitions, kv, false)
+}
+
+// createTopic validates and (unless validateOnly) creates a topic. With
+// validateOnly, the returned topic is not registered and has no partitions
+// opened (len(partitions) is still the count) and a zero id.
+func (r *topicRegistry) createTopic(name string, partitions int32, overrides map[string]string, validateOnly bool) (*topic, error) {
+	if err := validateTopicName(name); err != nil {
+		return nil, err
+	}
+	if partitions < 1 {
+		return nil, newAdminError(kerr.InvalidPartitions, "Number of partitions was set to an invalid non-positive value.")
+	}
+	if partitions > maxPartitionsPerTopic {
+		return nil, newAdminError(kerr.InvalidPartitions, "Number of partitions %d exceeds Strata's limit of %d per topic.", partitions, maxPartitionsPerTopic)
+	}
+	cfg, err := ParseTopicConfig(r.b.topicDefaults(), overrides)
+	if err != nil {
+		return nil, err
+	}
+
+	r.adminMu.Lock()
+	defer r.adminMu.Unlock()
+	if err := r.checkNewName(name); err != nil {
+		return nil, err
+	}
+	t := &topic{name: name, overrides: cloneStrings(overrides), config: cfg, partitions: make([]*replica.Partition, partitions)}
+	if validateOnly {
+		return t, nil
+	}
+	if t.id, err = r.newTopicID(); err != nil {
+		return nil, err
+	}
+	parts, err := r.openNewPartitions(name, 0, partitions, cfg)
+	if err != nil {
+		return nil, err
+	}
+	t.partitions = parts
+	if err := r.persistLocked(t.name, t); err != nil {
+		deletePartitions(parts, r.log)
+		return nil, err
+	}
+	r.publishLocked(nil, t)
+	r.log.Info("topic created", "topic", name, "id", topicIDString(t.id), "partitions", partitions, "configs", overrides)
+	return t, nil
+}
+
+// checkNewName refuses a name that exists or collides with an
+// existing name once '.' and '_' are treated as equal (Kafka's rule: metric
+// names replace '.' with '_'). Final only under adminMu.
+func (r *topicRegistry) checkNewName(name string) error {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if r.mu.closed {
+		return errRegistryClosed
+	}
+	if r.mu.byName[name] != nil {
+		return newAdminError(kerr.TopicAlreadyExists, "Topic '%s' already exists.", name)
+	}
+	norm := strings.ReplaceAll(name, ".", "_")
+	for other := range r.mu.byName {
+		if strings.ReplaceAll(other, ".", "_") == norm {
+			return newAdminError(kerr.InvalidTopicException, "Topic '%s' collides with existing topic: %s", name, other)
+		}
+	}
+	return nil
+}
+
+// newTopicID returns a random (version 4) UUID that is not all zeros, not
+// in use, and whose base64 form does not start with '-' (Kafka avoids those
+// because command-line tools would take them for flags).
+func (r *topicRegistry) newTopicID() ([16]byte, error) {
+	for {
+		var id [16]byte
+		if _, err := rand.Read(id[:]); err != nil {
+			return id, err
+		}
+		id[6] = id[6]&0x0f | 0x40
+		id[8] = id[8]&0x3f | 0x80
+		if id == ([16]byte{}) || strings.HasPrefix(topicIDString(id), "-") || r.getByID(id) != nil {
+			continue
+		}
+		return id, nil
+	}
+}
+
+// deleteTopic removes a topic: first from topics.json and the maps (so no
+// new request finds it), then its partitions' directories.
+func (r *topicRegistry) deleteTopic(t *topic) error {
+	r.adminMu.Lock()
+	defer r.adminMu.Unlock()
+	r.mu.RLock()
+	cur, closed := r.mu.byName[t.name], r.mu.closed
+	r.mu.RUnlock()
+	if closed {
+		return errRegistryClosed
+	}
+	if cur == nil || cur.id != t.id {
+		return newAdminError(kerr.UnknownTopicOrPartition, "This server does not host topic '%s'.", t.name)
+	}
+	if err := r.persistLocked(cur.name, nil); err != nil {
+		return err
+	}
+	r.publishLocked(cur, nil)
+	deletePartitions(cur.partitions, r.log)
+	r.log.Info("topic deleted", "topic", cur.name, "id", topicIDString(cur.id))
+	return nil
+}
+
+// addPartitions grows a topic to count partitions (validating only, if
+// validateOnly). Shrinking or keeping the count is INVALID_PARTITIONS.
+func (r *topicRegistry) addPartitions(name string, count int32, validateOnly bool) error {
+	r.adminMu.Lock()
+	defer r.adminMu.Unlock()
+	r.mu.RLock()
+	cur, closed := r.mu.byName[name], r.mu.closed
+	r.mu.RUnlock()
+	switch {
+	case closed:
+		return errRegistryClosed
+	case cur == nil:
+		return newAdminError(kerr.UnknownTopicOrPartition, "This server does not host topic '%s'.", name)
+	case count < int32(len(cur.partitions)):
+		return newAdminError(kerr.InvalidPartitions, "Topic currently has %d partitions, which is higher than the requested %d.", len(cur.partitions), count)
+	case count == int32(len(cur.partitions)):
+		return newAdminError(kerr.InvalidPartitions, "Topic already has %d partitions.", count)
+	case count > maxPartitionsPerTopic:
+		return newAdminError(kerr.InvalidPartitions, "Number of partitions %d exceeds Strata's limit of %d per topic.", count, maxPartitionsPerTopic)
+	}
+	if validateOnly {
+		return nil
+	}
+	parts, err := r.openNewPartitions(name, int32(len(cur.partitions)), count, cur.config)
+	if err != nil {
+		return err
+	}
+	nt := *cur
+	nt.partitions = append(slices.Clip(cur.partitions), parts...)
+	if err := r.persistLocked(name, &nt); err != nil {
+		deletePartitions(parts, r.log)
+		return err
+	}
+	r.publishLocked(cur, &nt)
+	r.log.Info("partitions created", "topic", name, "from", len(cur.partitions), "to", count)
+	return nil
+}
+
+// alterConfig computes a topic's new override set with fn (given a copy of
+// the current one), validates it and, unless validateOnly, persists it and
+// applies it to the live partitions.
+func (r *topicRegistry) alterConfig(name string, validateOnly bool, fn func(cur TopicConfig, overrides map[string]string) error) error {
+	r.adminMu.Lock()
+	defer r.adminMu.Unlock()
+	r.mu.RLock()
+	cur, closed := r.mu.byName[name], r.mu.closed
+	r.mu.RUnlock()
+	switch {
+	case closed:
+		return errRegistryClosed
+	case cur == nil:
+		return newAdminError(kerr.UnknownTopicOrPartition, "This server does not host topic '%s'.", name)
+	}
+	overrides := cloneStrings(cur.overrides)
+	if overrides == nil {
+		overrides = map[string]string{}
+	}
+	if err := fn(cur.config, overrides); err != nil {
+		return err
+	}
+	cfg, err := ParseTopicConfig(r.b.topicDefaults(), overrides)
+	if err != nil {
+		return err
+	}
+	if validateOnly {
+		return nil
+	}
+	nt := *cur
+	nt.overrides, nt.config = overrides, cfg
+	if err := r.persistLocked(name, &nt); err != nil {
+		return err
+	}
+	r.publishLocked(cur, &nt)
+	lc := cfg.LogConfig()
+	for _, p := range nt.partitions {
+		p.SetLogConfig(lc)
+	}
+	r.log.Info("topic config changed", "topic", name, "configs", overrides)
+	return nil
+}
+
+// publishLocked replaces old with nt in the maps (either may be nil).
+// Caller holds adminMu.
+func (r *topicRegistry) publishLocked(old, nt *topic) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if old != nil {
+		delete(r.mu.byName, old.name)
+		delete(r.mu.byID, old.id)
+	}
+	if nt != nil {
+		r.mu.byName[nt.name] = nt
+		r.mu.byID[nt.id] = nt
+	}
+}
+
+// persistLocked writes topics.json with the current topics, topic `name`
+// replaced by t (or removed, if t is nil). Caller holds adminMu.
+func (r *topicRegistry) persistLocked(name string, t *topic) error {
+	r.mu.RLock()
+	var pt persistedTopics
+	pt.Version = topicsFileVersion
+	for n, cur := range r.mu.byName {
+		if n != name {
+			pt.Topics = append(pt.Topics, encodeTopic(cur))
+		}
+	}
+	r.mu.RUnlock()
+	if t != nil {
+		pt.Topics = append(pt.Topics, encodeTopic(t))
+	}
+	slices.SortFunc(pt.Topics, func(a, b persistedTopic) int { return strings.Compare(a.Name, b.Name) })
+	if pt.Topics == nil {
+		pt.Topics = []persistedTopic{}
+	}
+	data, err := json.MarshalIndent(pt, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(filepath.Join(r.dir, topicsFile), append(data, '\n'))
+}
+
+func encodeTopic(t *topic) persistedTopic {
+	return persistedTopic{Name: t.name, ID: topicIDString(t.id), Partitions: int32(len(t.partitions)), Configs: t.overrides}
+}
+
+func readTopicsFile(path string) (persistedTopics, bool, error) {
+	var pt persistedTopics
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return pt, false, nil
+	}
+	if err != nil {
+		return pt, false, err
+	}
+	if err := json.Unmarshal(data, &pt); err != nil {
+		return pt, true, fmt.Errorf("%s: %w", path, err)
+	}
+	if pt.Version != topicsFileVersion {
+		return pt, true, fmt.Errorf("%s: unsupported version %d (want %d)", path, pt.Version, topicsFileVersion)
+	}
+	return pt, true, nil
+}
+
+// writeFileAtomic replaces path with data so that a crash leaves either the
+// old or the new content: write a temporary file, fsync it, rename it over
+// path, fsync the directory (making the rename durable).
+func writeFileAtomic(path string, data []byte) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		_ = os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("fsync %s: %w", dir, err)
+	}
+	return nil
+}
+
+// retentionLoop applies retention to every partition each interval until
+// close. It owns no state: partitions do their own locking.
+func (r *topicRegistry) retentionLoop(interval time.Duration) {
+	defer close(r.retentionDone)
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-r.stopRetention:
+			return
+		case now := <-tick.C:
+			r.applyRetention(now)
+		}
+	}
+}
+
+// applyRetention runs one retention pass over every partition.
+func (r *topicRegistry) applyRetention(now time.Time) {
+	for _, t := range r.all() {
+		for _, p := range t.partitions {
+			select {
+			case <-r.stopRetention:
+				return
+			default:
+			}
+			// ErrClosed: the topic was deleted meanwhile.
+			if err := p.ApplyRetention(now); err != nil && !errors.Is(err, segments.ErrClosed) {
+				r.log.Error("retention", "topic", t.name, "partition", p.Index(), "err", err)
+			}
+		}
+	}
+}
+
+// close stops the retention loop and closes every partition cleanly (each
+// partition syncs and writes its clean-shutdown state). Later mutations fail
+// with errRegistryClosed. Safe to call more than once.
+func (r *topicRegistry) close() error {
+	r.adminMu.Lock()
+	defer r.adminMu.Unlock()
+	r.mu.Lock()
+	if r.mu.closed {
+		r.mu.Unlock()
+		return nil
+	}
+	r.mu.closed = true
+	r.mu.Unlock()
+	close(r.stopRetention)
+	<-r.retentionDone
+
+	var errs []error
+	for _, t := range r.all() {
+		for _, p := range t.partitions {
+			if err := p.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("close %s-%d: %w", t.name, p.Index(), err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// maxTopicNameLen is Kafka's limit: 249 = 255 (a file name) minus room for
+// "-<partition>" and Kafka's ".deleted"-style suffixes.
+const maxTopicNameLen = 249
+
+// validateTopicName applies Kafka's rules (Topic.validate): 1–249 characters
+// of [a-zA-Z0-9._-], and not "." or "..". Errors are INVALID_TOPIC_EXCEPTION.
+func validateTopicName(name string) error {
+	switch {
+	case name == "":
+		return newAdminError(kerr.InvalidTopicException, "Topic name is illegal, it can't be empty")
+	case name == "." || name == "..":
+		return newAdminError(kerr.InvalidTopicException, "Topic name cannot be \".\" or \"..\"")
+	case len(name) > maxTopicNameLen:
+		return newAdminError(kerr.InvalidTopicException, "Topic name is illegal, it can't be longer than %d characters, topic name: %.60s...", maxTopicNameLen, name)
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return newAdminError(kerr.InvalidTopicException, "Topic name %q is illegal, it contains a character other than ASCII alphanumerics, '.', '_' and '-'", name)
+		}
+	}
+	return nil
+}
+
+// isInternalTopic reports Kafka's internal topics.
+func isInternalTopic(name string) bool {
+	return name == "__consumer_offsets" || name == "__transaction_state"
+}
+
+// topicIDString renders an id as Kafka does (URL-safe base64, no padding).
+func topicIDString(id [16]byte) string { return base64.RawURLEncoding.EncodeToString(id[:]) }
+
+func parseTopicID(s string) ([16]byte, error) {
+	var id [16]byte
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil || len(b) != 16 {
+		return id, fmt.Errorf("invalid topic id %q", s)
+	}
+	copy(id[:], b)
+	if id == ([16]byte{}) {
+		return id, fmt.Errorf("invalid topic id %q (all zeros)", s)
+	}
+	return id, nil
+}
+
+// topicDefaults is the base every topic's overrides apply to: the broker's
+// configured defaults, or Kafka's when none were configured (Config built
+// by hand, as in tests).
+func (b *Broker) topicDefaults() TopicConfig {
+	if b.cfg.TopicDefaults == (TopicConfig{}) {
+		return DefaultTopicConfig()
+	}
+	return b.cfg.TopicDefaults
+}
+
+func cloneStrings(m map[string]string) map[string]string {
+	if m == nil {
+		return nil
+	}
+	c := make(map[string]string, len(m))
+	for k, v := range m {
+		c[k] = v
+	}
+	return c
 }

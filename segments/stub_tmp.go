@@ -7,31 +7,6 @@ import (
 	"time"
 )
 
-type BatchHeader struct {
-	BaseOffset           Offset
-	Length               int32
-	PartitionLeaderEpoch LeaderEpoch
-	Magic                int8
-	CRC                  uint32
-	Attributes           int16
-	LastOffsetDelta      int32
-	BaseTimestamp        int64
-	MaxTimestamp         int64
-	ProducerID           int64
-	ProducerEpoch        int16
-	BaseSequence         int32
-	RecordCount          int32
-}
-
-func ParseBatchHeader(b []byte) (BatchHeader, error) { return BatchHeader{}, ErrInvalidRecord }
-func (h BatchHeader) LastOffset() Offset             { return h.BaseOffset + Offset(h.LastOffsetDelta) }
-func (h BatchHeader) IsTransactional() bool          { return h.Attributes&0x10 != 0 }
-func (h BatchHeader) IsControl() bool                { return h.Attributes&0x20 != 0 }
-func (h BatchHeader) Compression() int8              { return int8(h.Attributes & 0x7) }
-func ValidateBatches(payload []byte, maxMessageBytes int32) ([]BatchHeader, error) {
-	return nil, ErrInvalidRecord
-}
-
 type AppendInfo struct {
 	FirstOffset, LastOffset Offset
 	LogAppendTime           int64

@@ -5,4 +5,31 @@
 //
 // Every write to a partition's log, from Produce or from an internal
 // coordinator, goes through Partition.Append.
+//
+// What does not belong here: batch parsing and files (segments), Kafka
+// error codes and request handling (broker), producer-state rules (txn).
+// Replication (followers, ISR) will live here later.
+//
+// Goroutines: the Committer owns one goroutine (plus up to maxSyncWorkers
+// short-lived ones per round) that fsyncs partitions and completes
+// waiters. A Partition starts a short-lived goroutine to write a producer
+// snapshot in the background; Close waits for it.
+//
+// Invariants:
+//   - Appends to a partition are totally ordered by its append lock; the
+//     producer state always describes exactly the batches in its log.
+//   - HighWatermark == the end offset covered by the last successful
+//     fsync; it never moves backwards. Reads, ListOffsets by timestamp and
+//     DeleteRecords are bounded by it, so nobody sees or deletes data that
+//     a crash could still lose.
+//   - Each Durable channel receives exactly one value: nil once its
+//     batches are fsynced, the fsync error (ErrStorage) if the fsync
+//     failed, or segments.ErrClosed if the partition closed first.
+//   - After a failed fsync the partition is offline (ErrStorage on
+//     Append) until a restart; it is never silently retried.
+//   - Producer state survives restarts: a snapshot is written at clean
+//     Close and about once per segment's worth of appends; Open loads the
+//     newest valid snapshot at or below the log end and replays the rest
+//     of the log, so a retried batch is detected as a duplicate even after
+//     kill -9.
 package replica

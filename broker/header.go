@@ -1,0 +1,186 @@
+package broker
+
+// Request framing and header decoding, and response framing.
+//
+// A request frame is a 4-byte big-endian size followed by that many bytes:
+// the request header, then the body. The header is v1 (api key, api
+// version, correlation id, nullable client id) or, for flexible versions of
+// an API, v2 (v1 plus a tagged-field section). The body is decoded by kmsg.
+// A response frame is a 4-byte size, the correlation id, a tagged-field byte
+// for flexible versions (response header v1) — except ApiVersions, whose
+// response header is always v0 so that a client can read it before it knows
+// which versions we speak — then the kmsg-encoded body.
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/twmb/franz-go/pkg/kbin"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// Bad-input kinds, the values of the "kind" attribute of the bad-input
+// counter. Each closes the connection (except badAPIVersions, which gets an
+// UNSUPPORTED_VERSION reply).
+const (
+	badFrameSize      = "frame_size"          // size prefix <= 0 or above socket.request.max.bytes
+	badTruncatedFrame = "truncated_frame"     // connection ended inside a frame
+	badHeader         = "header"              // header shorter than its fields
+	badUnknownAPI     = "unknown_api"         // API key we do not serve
+	badVersion        = "unsupported_version" // version outside our range (not ApiVersions)
+	badAPIVersions    = "api_versions_version"
+	badBody           = "body" // kmsg could not decode the body
+)
+
+// minRequestHeaderBytes is the smallest valid header: api key (2) + api
+// version (2) + correlation id (4) + client id length (2).
+const minRequestHeaderBytes = 2 + 2 + 4 + 2
+
+// badInputError is a protocol violation by the client: it is logged,
+// counted by kind, and (but for badAPIVersions) closes the connection.
+type badInputError struct {
+	kind string
+	err  error
+}
+
+func (e *badInputError) Error() string { return "bad input (" + e.kind + "): " + e.err.Error() }
+func (e *badInputError) Unwrap() error { return e.err }
+
+func badInput(kind, format string, args ...any) *badInputError {
+	return &badInputError{kind: kind, err: fmt.Errorf(format, args...)}
+}
+
+// readFrame reads one request frame from r into a new buffer. The size is
+// checked against maxBytes before anything is allocated, so a hostile size
+// (2 GiB, negative) costs nothing. The returned buffer is owned by the
+// caller and never reused: decoded []byte fields alias it (Produce record
+// batches), so handlers may keep them.
+//
+// io.EOF means the peer closed cleanly between frames; a frame cut short is
+// a badTruncatedFrame.
+func readFrame(r *bufio.Reader, sizeBuf *[4]byte, maxBytes int32) ([]byte, error) {
+	if _, err := io.ReadFull(r, sizeBuf[:]); err != nil {
+		if err == io.ErrUnexpectedEOF {
+			return nil, &badInputError{kind: badTruncatedFrame, err: err}
+		}
+		return nil, err
+	}
+	size := int32(binary.BigEndian.Uint32(sizeBuf[:]))
+	if size <= 0 || size > maxBytes {
+		return nil, badInput(badFrameSize, "request size %d outside 1..%d (socket.request.max.bytes)", size, maxBytes)
+	}
+	frame := make([]byte, size)
+	if _, err := io.ReadFull(r, frame); err != nil {
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			return nil, &badInputError{kind: badTruncatedFrame, err: fmt.Errorf("%d-byte frame: %w", size, io.ErrUnexpectedEOF)}
+		}
+		return nil, err
+	}
+	return frame, nil
+}
+
+// decodedRequest is a parsed frame.
+type decodedRequest struct {
+	header requestHeader
+	api    *api
+	body   kmsg.Request
+}
+
+// decodeRequest parses a frame's header and decodes its body with kmsg,
+// for the APIs in table. Errors are *badInputError. For an ApiVersions
+// request above our maximum version the error's kind is badAPIVersions and
+// the returned header has the key, version and correlation id: the caller
+// answers it with apiVersionsUnsupported.
+//
+// Allocation is bounded by the frame: kmsg refuses array lengths larger than
+// the bytes left, so decoding allocates at most a small multiple of
+// len(frame).
+func decodeRequest(frame []byte, table map[int16]*api) (decodedRequest, error) {
+	var d decodedRequest
+	if len(frame) < minRequestHeaderBytes {
+		return d, badInput(badHeader, "%d-byte request, shorter than a header", len(frame))
+	}
+	r := kbin.Reader{Src: frame}
+	d.header.APIKey = r.Int16()
+	d.header.APIVersion = r.Int16()
+	d.header.CorrelationID = r.Int32()
+	key, version := d.header.APIKey, d.header.APIVersion
+
+	a := table[key]
+	if a == nil {
+		return d, badInput(badUnknownAPI, "unknown API key %d (version %d)", key, version)
+	}
+	if version < a.minVersion || version > a.maxVersion {
+		if key == kmsg.ApiVersions.Int16() && version > a.maxVersion {
+			return d, badInput(badAPIVersions, "ApiVersions v%d above our maximum v%d", version, a.maxVersion)
+		}
+		return d, badInput(badVersion, "%s v%d outside v%d–v%d", kmsg.NameForKey(key), version, a.minVersion, a.maxVersion)
+	}
+	req := kmsg.RequestForKey(key)
+	if req == nil { // the table names an API kmsg does not know: a bug, but not the client's
+		return d, badInput(badUnknownAPI, "API key %d has no kmsg request type", key)
+	}
+	req.SetVersion(version)
+
+	// Header v1 and v2 both carry a non-compact nullable client id; v2
+	// (flexible requests) adds tagged fields, none of which we use.
+	d.header.ClientID = r.NullableString()
+	if req.IsFlexible() {
+		n := r.Uvarint()
+		for i := uint32(0); i < n && r.Ok(); i++ {
+			r.Uvarint() // tag
+			r.Span(int(r.Uvarint()))
+		}
+	}
+	if !r.Ok() {
+		return d, badInput(badHeader, "%s v%d: truncated request header", kmsg.NameForKey(key), version)
+	}
+	if err := req.ReadFrom(r.Src); err != nil {
+		return d, badInput(badBody, "%s v%d: %v", kmsg.NameForKey(key), version, err)
+	}
+	d.api = a
+	d.body = req
+	return d, nil
+}
+
+// responseFlexibleHeader reports whether the response to key at version
+// uses response header v1 (a tag byte after the correlation id).
+// ApiVersions never does (KIP-511).
+func responseFlexibleHeader(key int16, flexible bool) bool {
+	return flexible && key != kmsg.ApiVersions.Int16()
+}
+
+// appendResponse appends a whole response frame (size, header, body) for
+// msg, which must already have its version set.
+func appendResponse(dst []byte, correlationID int32, msg kmsg.Response) []byte {
+	start := len(dst)
+	dst = append(dst, 0, 0, 0, 0)
+	dst = kbin.AppendInt32(dst, correlationID)
+	if responseFlexibleHeader(msg.Key(), msg.IsFlexible()) {
+		dst = append(dst, 0)
+	}
+	dst = msg.AppendTo(dst)
+	binary.BigEndian.PutUint32(dst[start:], uint32(len(dst)-start-4))
+	return dst
+}
+
+// appendFramedHeader appends the size prefix and response header for a
+// framed body of bodyLen bytes.
+func appendFramedHeader(dst []byte, correlationID int32, f *framedResponse) []byte {
+	hdr := int64(4)
+	if responseFlexibleHeader(f.key, f.flexible) {
+		hdr++
+	}
+	dst = kbin.AppendInt32(dst, int32(hdr+f.Len()))
+	dst = kbin.AppendInt32(dst, correlationID)
+	if hdr == 5 {
+		dst = append(dst, 0)
+	}
+	return dst
+}
+
+// errNilReply is a handler that returned neither a reply nor an error.
+var errNilReply = errors.New("handler returned a nil reply")

@@ -1,0 +1,195 @@
+package broker
+
+import (
+	"errors"
+	"maps"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stratalog/strata/segments"
+)
+
+func TestDefaultTopicConfigIsKafkas(t *testing.T) {
+	want := map[string]string{
+		"cleanup.policy":         "delete",
+		"compression.type":       "producer",
+		"file.delete.delay.ms":   "60000",
+		"index.interval.bytes":   "4096",
+		"max.message.bytes":      "1048588",
+		"message.timestamp.type": "CreateTime",
+		"min.insync.replicas":    "1",
+		"retention.bytes":        "-1",
+		"retention.ms":           "604800000",
+		"segment.bytes":          "1073741824",
+		"segment.index.bytes":    "10485760",
+		"segment.ms":             "604800000",
+	}
+	got := TopicConfigEntries(DefaultTopicConfig())
+	if !maps.Equal(got, want) {
+		t.Fatalf("TopicConfigEntries(DefaultTopicConfig()) =\n%v\nwant\n%v", got, want)
+	}
+	keys := TopicConfigKeys()
+	if len(keys) != len(want) {
+		t.Fatalf("TopicConfigKeys() = %v", keys)
+	}
+	for i, k := range keys {
+		if _, ok := want[k]; !ok {
+			t.Errorf("unexpected key %q", k)
+		}
+		if i > 0 && keys[i-1] >= k {
+			t.Errorf("keys not sorted: %v", keys)
+		}
+	}
+}
+
+func TestParseTopicConfigValid(t *testing.T) {
+	base := DefaultTopicConfig()
+	c, err := ParseTopicConfig(base, map[string]string{
+		"segment.bytes":          " 14 ",
+		"segment.ms":             "1",
+		"retention.ms":           "-1",
+		"retention.bytes":        "1000",
+		"max.message.bytes":      "0",
+		"message.timestamp.type": "LogAppendTime",
+		"min.insync.replicas":    "2",
+		"cleanup.policy":         "delete,delete",
+		"index.interval.bytes":   "0",
+		"segment.index.bytes":    "4",
+		"file.delete.delay.ms":   "0",
+		"compression.type":       "producer",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := TopicConfig{
+		CleanupPolicy:      "delete",
+		SegmentBytes:       14,
+		SegmentMs:          time.Millisecond,
+		SegmentIndexBytes:  4,
+		IndexIntervalBytes: 0,
+		RetentionMs:        -time.Millisecond,
+		RetentionBytes:     1000,
+		MaxMessageBytes:    0,
+		TimestampType:      segments.LogAppendTime,
+		MinInsyncReplicas:  2,
+		CompressionType:    "producer",
+		FileDeleteDelay:    0,
+	}
+	if c != want {
+		t.Fatalf("got %+v\nwant %+v", c, want)
+	}
+	// The rendering parses back to the same config.
+	again, err := ParseTopicConfig(base, TopicConfigEntries(c))
+	if err != nil || again != c {
+		t.Fatalf("round trip: %+v, %v", again, err)
+	}
+	// Millisecond counts beyond a Duration clamp to "never" and render as Long.MAX_VALUE.
+	c, err = ParseTopicConfig(base, map[string]string{"retention.ms": "9223372036854775807"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := TopicConfigEntries(c)["retention.ms"]; got != "9223372036854775807" {
+		t.Fatalf("retention.ms rendered %q", got)
+	}
+}
+
+func TestParseTopicConfigInvalid(t *testing.T) {
+	cases := []struct {
+		key, value, reason string
+	}{
+		{"segment.bytes", "13", "at least 14"},
+		{"segment.bytes", "2147483648", "at most"},
+		{"segment.bytes", "1MB", "not a number"},
+		{"segment.ms", "0", "at least 1"},
+		{"retention.ms", "-2", "at least -1"},
+		{"segment.index.bytes", "3", "at least 4"},
+		{"index.interval.bytes", "-1", "at least 0"},
+		{"max.message.bytes", "-1", "at least 0"},
+		{"min.insync.replicas", "0", "at least 1"},
+		{"file.delete.delay.ms", "-1", "at least 0"},
+		{"message.timestamp.type", "createtime", "CreateTime or LogAppendTime"},
+		{"cleanup.policy", "compact", "compaction is not implemented yet"},
+		{"cleanup.policy", "delete,compact", "compaction is not implemented yet"},
+		{"cleanup.policy", "", "must not be empty"},
+		{"cleanup.policy", "remove", "delete and compact"},
+		{"compression.type", "brotli", "must be one of"},
+		{"compression.type", "gzip", "only producer"},
+		{"retention.bytes", "", "not a number"},
+		{"no.such.key", "1", "unknown topic config name"},
+		{"unclean.leader.election.enable", "true", "not supported by Strata"},
+	}
+	base := DefaultTopicConfig()
+	for _, tc := range cases {
+		got, err := ParseTopicConfig(base, map[string]string{"retention.bytes": "5", tc.key: tc.value})
+		var ce *ConfigError
+		if !errors.As(err, &ce) {
+			t.Errorf("%s=%q: err = %v, want *ConfigError", tc.key, tc.value, err)
+			continue
+		}
+		msg := err.Error()
+		if ce.Key != tc.key || !strings.Contains(msg, tc.key) || !strings.Contains(msg, `"`+tc.value+`"`) || !strings.Contains(msg, tc.reason) {
+			t.Errorf("%s=%q: message %q should name key, value and say %q", tc.key, tc.value, msg, tc.reason)
+		}
+		if got != base {
+			t.Errorf("%s=%q: config changed on error: %+v", tc.key, tc.value, got)
+		}
+	}
+}
+
+func TestValidateTopicName(t *testing.T) {
+	valid := []string{"a", "A-b_c.d", "__consumer_offsets", "0", strings.Repeat("x", 249), "..."}
+	for _, n := range valid {
+		if err := validateTopicName(n); err != nil {
+			t.Errorf("validateTopicName(%q) = %v", n, err)
+		}
+	}
+	invalid := []string{"", ".", "..", strings.Repeat("x", 250), "a b", "a/b", "ü", "a\x00", "a:b", "a*"}
+	for _, n := range invalid {
+		err := validateTopicName(n)
+		if code, _ := adminErrorCode(err); err == nil || code != 17 {
+			t.Errorf("validateTopicName(%q) = %v, want INVALID_TOPIC_EXCEPTION", n, err)
+		}
+	}
+}
+
+func TestParsePartitionDir(t *testing.T) {
+	cases := []struct {
+		dir  string
+		name string
+		part int32
+		ok   bool
+	}{
+		{"orders-0", "orders", 0, true},
+		{"a-b-12", "a-b", 12, true},
+		{"a-1-0", "a-1", 0, true},
+		{"orders", "", 0, false},
+		{"orders-", "", 0, false},
+		{"-1", "", 0, false},
+		{"orders-01", "", 0, false},
+		{"orders--1", "orders-", 1, true}, // topic "orders-", partition 1
+		{"orders-x", "", 0, false},
+		{"bad name-0", "", 0, false},
+	}
+	for _, tc := range cases {
+		name, part, ok := parsePartitionDir(tc.dir)
+		if ok != tc.ok || name != tc.name || part != tc.part {
+			t.Errorf("parsePartitionDir(%q) = %q, %d, %v", tc.dir, name, part, ok)
+		}
+	}
+}
+
+func TestTopicIDString(t *testing.T) {
+	id := [16]byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16}
+	s := topicIDString(id)
+	if len(s) != 22 {
+		t.Fatalf("topicIDString = %q", s)
+	}
+	back, err := parseTopicID(s)
+	if err != nil || back != id {
+		t.Fatalf("parseTopicID(%q) = %v, %v", s, back, err)
+	}
+	if _, err := parseTopicID(topicIDString([16]byte{})); err == nil {
+		t.Fatal("all-zero id accepted")
+	}
+}

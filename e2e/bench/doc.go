@@ -1,0 +1,41 @@
+// Package bench is the performance benchmark behind `make bench`:
+//
+//	go test ./e2e/bench/ -run '^$' -bench . -benchtime 1x -v
+//
+// BenchmarkStrata measures, in one run, the machine's limits and a real
+// `strata serve` process (started with internal/harness) driven by franz-go,
+// and prints one table:
+//
+//   - fsync-write limit: 512 MiB written in 1 MiB writes to a file beside
+//     the data directory (same disk), fsync after every 4 MiB — about one
+//     group-commit round of the broker at full speed.
+//   - sendfile limit: a 512 MiB page-cached file sent 4 times with
+//     sendfile(2) at explicit offsets to a loopback TCP reader draining with
+//     a 4 MiB buffer — the broker's zero-copy Fetch path without the broker.
+//   - produce: 1 KiB random (incompressible) values, acks=all, idempotent,
+//     6 partitions (round robin), linger 5 ms, 1 MiB batches, no compression,
+//     for STRATA_BENCH_SECONDS (default 15) at full speed, then as long again
+//     at STRATA_BENCH_RATE records/s (default 20,000). MiB/s counts record
+//     values acknowledged. Latency is per Produce request, from the start of
+//     its write to the end of reading its response (kgo's BrokerE2E hook), so
+//     client-side linger and queueing are excluded; the per-record latency
+//     (Produce call to acknowledgement) of the paced phase is printed too.
+//   - consume: every record from offset 0 of every partition, checked for
+//     contiguous offsets and 1 KiB values, with 64 MiB fetches.
+//   - the broker's peak RSS (VmHWM) after all of the above.
+//
+// Each figure is shown beside its machine limit, as a ratio, and against the
+// targets of issue 2 (produce ≥ 400 MiB/s, consume ≥ 700 MiB/s, p99 ≤ 5 ms at
+// 20,000 records/s, RSS ≤ 200 MiB). A missed target is reported, never
+// failed: the benchmark fails only when the broker or a client errors (a
+// failed record, a fetch error, an offset gap, an unclean stop), and then
+// prints the broker's log tail.
+//
+// Clients and broker share the machine's CPUs, as they do on the 2-core
+// development machine the targets are set for; the figures are therefore
+// lower bounds of what the broker does with a core of its own.
+//
+// STRATA_BENCH_LIMIT_MIB changes the size of the limit files,
+// STRATA_BENCH_ARGS adds `strata serve` arguments, STRATA_BINARY uses a
+// prebuilt binary instead of building ./cmd/strata.
+package bench

@@ -1,0 +1,20 @@
+// Package e2e holds Strata's end-to-end tests: each test starts real `strata serve` processes
+// (built once per `go test` run from ./cmd/strata) on 127.0.0.1 ports and drives them with real,
+// unmodified Kafka clients — kcat (librdkafka), kafka-python and confluent-kafka-python (the
+// Debian packages, run with /usr/bin/python3), kafkajs (npm, e2e/js) and, in process, franz-go
+// and sarama — plus raw hostile frames and the `strata topic` admin CLI.
+//
+// What belongs here: tests that need a real broker process and real clients. What does not:
+// unit tests of one package (they live beside the package) and benchmarks (`strata bench`).
+//
+// The external clients are installed by scripts/install-test-deps.sh (which `make test` runs).
+// A test whose client is missing fails with a message naming that script; it never skips.
+//
+// Goroutines: each test owns its broker process (see harness_test.go) and the goroutines it
+// starts; every process a test starts is killed in t.Cleanup, and its log is printed when the
+// test fails.
+//
+// Invariants the tests check: every acknowledged record is readable at its offset, byte for
+// byte, after a clean restart or a kill -9; an idempotent producer's retries across a crash
+// write nothing twice; hostile input never stops the broker serving well-behaved clients.
+package e2e

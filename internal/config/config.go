@@ -1,0 +1,292 @@
+package config
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/stratalog/strata/broker"
+)
+
+// Config is the validated configuration of `strata serve`. Field comments
+// give the key and the default; knobs.go holds the parsers.
+type Config struct {
+	File string // YAML file read (--config / STRATA_CONFIG), "" if none
+
+	DataDir    string     // data-dir (./strata-data)
+	Listen     string     // listen (127.0.0.1:9092)
+	Advertise  string     // advertise ("" = the bound listen address)
+	HTTPListen string     // http-listen (127.0.0.1:9644; "" disables)
+	NodeID     int32      // node-id (1)
+	LogLevel   slog.Level // log-level (info)
+	LogFormat  string     // log-format (text): "text" or "json"
+
+	NumPartitions               int32         // num.partitions (1)
+	DefaultReplicationFactor    int16         // default.replication.factor (1)
+	AutoCreateTopics            bool          // auto.create.topics.enable (true)
+	SocketRequestMaxBytes       int32         // socket.request.max.bytes (104857600)
+	ConnectionsMaxIdle          time.Duration // connections.max.idle.ms (600000)
+	QueuedMaxRequests           int           // queued.max.requests, per connection (100)
+	MaxIncrementalFetchSessions int           // max.incremental.fetch.session.cache.slots (1000)
+	RetentionCheckInterval      time.Duration // log.retention.check.interval.ms (300000)
+
+	// TopicDefaults is broker.DefaultTopicConfig with the topic keys given
+	// here (segment.bytes, retention.ms, …) applied by broker.ParseTopicConfig.
+	TopicDefaults broker.TopicConfig
+
+	// Sources maps every key to where its value came from: "default",
+	// "flag --key", "env STRATA_KEY" or "config file <path>".
+	Sources map[string]string
+
+	topicText map[string]string // topic keys given by the user, as text
+}
+
+// ValueError reports an invalid value; its message names the key, the value
+// and the source.
+type ValueError struct {
+	Key    string
+	Value  string
+	Source string
+	Err    error
+}
+
+func (e *ValueError) Error() string {
+	return fmt.Sprintf("invalid value %q for %s (from %s): %v", e.Value, e.Key, e.Source, e.Err)
+}
+
+func (e *ValueError) Unwrap() error { return e.Err }
+
+const sourceDefault = "default"
+
+// Knob describes one key for documentation (help, README).
+type Knob struct {
+	Key     string
+	Default string
+	Env     string
+	Type    string
+	Usage   string
+	Topic   bool // a topic-config default (per-topic overrides exist)
+}
+
+// Knobs lists every key, server keys first, then topic defaults.
+func Knobs() []Knob {
+	var out []Knob
+	for _, k := range knobs() {
+		out = append(out, Knob{Key: k.key, Default: k.def, Env: EnvName(k.key), Type: k.typ, Usage: k.usage, Topic: k.topic})
+	}
+	return out
+}
+
+// flagValue records a flag's text and whether it was given at all, so the
+// layering can tell "not given" from "given the default".
+type flagValue struct {
+	text   string
+	given  bool
+	isBool bool
+}
+
+func (f *flagValue) String() string {
+	if f == nil {
+		return ""
+	}
+	return f.text
+}
+func (f *flagValue) Set(s string) error { f.text, f.given = s, true; return nil }
+func (f *flagValue) IsBoolFlag() bool   { return f.isBool }
+
+// ConfigEnv names the YAML file when --config is not given.
+const ConfigEnv = "STRATA_CONFIG"
+
+// Load resolves the configuration from args (the arguments after
+// "serve"), the environment (lookupEnv is os.LookupEnv outside tests) and
+// the YAML file named by --config or STRATA_CONFIG. Usage and flag-syntax
+// errors are written to out. With -h/--help it returns flag.ErrHelp after
+// writing the usage. Any invalid value yields a *ValueError (possibly
+// wrapped) naming key, value and source.
+func Load(args []string, lookupEnv func(string) (string, bool), out io.Writer) (*Config, error) {
+	ks := knobs()
+	fs := flag.NewFlagSet("strata serve", flag.ContinueOnError)
+	fs.SetOutput(out)
+	vals := make(map[string]*flagValue, len(ks))
+	for _, k := range ks {
+		v := &flagValue{isBool: k.isBool}
+		vals[k.key] = v
+		fs.Var(v, k.key, k.usage)
+	}
+	configFlag := fs.String("config", "", "YAML file of key: value pairs")
+	fs.Usage = func() { WriteUsage(out) }
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q (flags are --key=value)", fs.Arg(0))
+	}
+
+	file := *configFlag
+	if file == "" {
+		if v, ok := lookupEnv(ConfigEnv); ok {
+			file = v
+		}
+	}
+	var fileVals map[string]string
+	if file != "" {
+		known := make(map[string]bool, len(ks))
+		for _, k := range ks {
+			known[k.key] = true
+		}
+		var err error
+		if fileVals, err = readYAML(file, known); err != nil {
+			return nil, err
+		}
+	}
+
+	c := &Config{File: file, Sources: make(map[string]string, len(ks)), topicText: map[string]string{}}
+	for _, k := range ks {
+		text, src := k.def, sourceDefault
+		if fv := vals[k.key]; fv.given {
+			text, src = fv.text, "flag --"+k.key
+		} else if ev, ok := lookupEnv(EnvName(k.key)); ok {
+			text, src = ev, "env "+EnvName(k.key)
+		} else if yv, ok := fileVals[k.key]; ok {
+			text, src = yv, "config file "+file
+		}
+		c.Sources[k.key] = src
+		if k.topic {
+			if src == sourceDefault {
+				continue // broker.DefaultTopicConfig already holds it
+			}
+			// Parse each key alone first so an error names its source.
+			if _, err := broker.ParseTopicConfig(broker.DefaultTopicConfig(), map[string]string{k.key: text}); err != nil {
+				return nil, &ValueError{Key: k.key, Value: text, Source: src, Err: err}
+			}
+			c.topicText[k.key] = text
+			continue
+		}
+		if err := k.set(c, text); err != nil {
+			return nil, &ValueError{Key: k.key, Value: text, Source: src, Err: err}
+		}
+	}
+	td, err := broker.ParseTopicConfig(broker.DefaultTopicConfig(), c.topicText)
+	if err != nil {
+		return nil, fmt.Errorf("topic defaults: %w", err)
+	}
+	c.TopicDefaults = td
+
+	if err := c.crossCheck(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// crossCheck validates relations between keys.
+func (c *Config) crossCheck() error {
+	if c.HTTPListen != "" && c.HTTPListen == c.Listen {
+		if _, port, _ := net.SplitHostPort(c.Listen); port != "0" {
+			return &ValueError{Key: "http-listen", Value: c.HTTPListen, Source: c.Sources["http-listen"],
+				Err: fmt.Errorf("same address as listen")}
+		}
+	}
+	return nil
+}
+
+// Setting is one key's effective value and its source.
+type Setting struct{ Key, Value, Source string }
+
+// Effective lists every key with its effective value, in table order.
+// Topic values come from broker.TopicConfigEntries when the broker reports
+// the key, otherwise from the text given (or the documented default).
+func (c *Config) Effective() []Setting {
+	entries := broker.TopicConfigEntries(c.TopicDefaults)
+	var out []Setting
+	for _, k := range knobs() {
+		var v string
+		switch {
+		case !k.topic:
+			v = k.get(c)
+		case entries[k.key] != "":
+			v = entries[k.key]
+		case c.topicText[k.key] != "":
+			v = c.topicText[k.key]
+		default:
+			v = k.def
+		}
+		out = append(out, Setting{Key: k.key, Value: v, Source: c.Sources[k.key]})
+	}
+	return out
+}
+
+// LogAttrs renders the effective configuration for one log record: every
+// key with its value, plus a "sources" group for keys not at their default.
+func (c *Config) LogAttrs() []any {
+	var attrs, from []any
+	if c.File != "" {
+		attrs = append(attrs, slog.String("config", c.File))
+	}
+	for _, s := range c.Effective() {
+		attrs = append(attrs, slog.String(s.Key, s.Value))
+		if s.Source != sourceDefault {
+			from = append(from, slog.String(s.Key, s.Source))
+		}
+	}
+	if len(from) > 0 {
+		attrs = append(attrs, slog.Group("sources", from...))
+	}
+	return attrs
+}
+
+// Broker projects the configuration onto broker.Config. advertise is the
+// address resolved by the caller (the listener must be bound first when
+// Advertise is empty or the listen port is 0).
+func (c *Config) Broker(advertise string, logger *slog.Logger) broker.Config {
+	return broker.Config{
+		NodeID:                      c.NodeID,
+		Listen:                      c.Listen,
+		Advertise:                   advertise,
+		DataDir:                     c.DataDir,
+		SocketRequestMaxBytes:       c.SocketRequestMaxBytes,
+		ConnectionsMaxIdle:          c.ConnectionsMaxIdle,
+		MaxInFlightPerConnection:    c.QueuedMaxRequests,
+		NumPartitions:               c.NumPartitions,
+		DefaultReplicationFactor:    c.DefaultReplicationFactor,
+		AutoCreateTopics:            c.AutoCreateTopics,
+		MaxIncrementalFetchSessions: c.MaxIncrementalFetchSessions,
+		RetentionCheckInterval:      c.RetentionCheckInterval,
+		TopicDefaults:               c.TopicDefaults,
+		Logger:                      logger,
+	}
+}
+
+// WriteUsage writes `strata serve --help`.
+func WriteUsage(w io.Writer) {
+	var b strings.Builder
+	b.WriteString(`Usage: strata serve [--config file.yaml] [--key=value ...]
+
+Runs a single-node Strata broker. Every flag below is also a key in the YAML
+file given by --config (key: value, flat, named exactly like the flag) and an
+environment variable (STRATA_ + key upper-cased, '.' and '-' as '_').
+Precedence: flag > environment > YAML file > default. An invalid value stops
+the start with a message naming the key and the value. SIGTERM or SIGINT
+shuts down cleanly (in-flight requests finish, segments are flushed and
+closed; up to 30 s).
+
+  --config file
+        YAML file with any of the keys below (env ` + ConfigEnv + `)
+`)
+	topicHeader := false
+	for _, k := range Knobs() {
+		if k.Topic && !topicHeader {
+			b.WriteString("\nTopic defaults (Kafka's topic config names; a topic's own config, set by\nCreateTopics or `strata topic alter-config`, overrides them):\n\n")
+			topicHeader = true
+		}
+		def := k.Default
+		if def == "" {
+			def = `""`
+		}
+		fmt.Fprintf(&b, "  --%s %s\n        %s (default %s; env %s)\n", k.Key, k.Type, k.Usage, def, k.Env)
+	}
+	io.WriteString(w, b.String())
+}

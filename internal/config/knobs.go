@@ -1,0 +1,263 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/stratalog/strata/broker"
+)
+
+// knob is one configuration key. Server knobs carry a parser that sets the
+// Config field; topic knobs (topic == true) are collected as text and parsed
+// together by broker.ParseTopicConfig.
+type knob struct {
+	key    string // flag name, YAML key and (transformed) env var
+	def    string // default as text; "" is a valid default only where noted
+	typ    string // value kind shown in --help
+	usage  string
+	isBool bool // flag may be given without a value
+	topic  bool
+	set    func(c *Config, v string) error // nil for topic knobs
+	get    func(c *Config) string          // effective value as text (nil for topic knobs)
+}
+
+// EnvName is the environment variable for key: STRATA_ + upper-case key with
+// '.' and '-' replaced by '_'.
+func EnvName(key string) string {
+	r := strings.NewReplacer(".", "_", "-", "_")
+	return "STRATA_" + strings.ToUpper(r.Replace(key))
+}
+
+// Kafka's topic-level defaults (as of Kafka 3.x/4.x). They are shown in
+// --help and the README when the broker package does not report a default
+// for the key itself; broker.DefaultTopicConfig is authoritative.
+var topicKnobs = []struct{ key, def, typ, usage string }{
+	{"segment.bytes", "1073741824", "bytes", "default segment file size before a roll (1 GiB)"},
+	{"segment.ms", "604800000", "ms", "default age of the active segment before a roll (7 days)"},
+	{"retention.ms", "604800000", "ms", "default time records are kept (7 days); -1 keeps forever"},
+	{"retention.bytes", "-1", "bytes", "default partition size limit for retention; -1 means none"},
+	{"max.message.bytes", "1048588", "bytes", "default largest record batch accepted (1 MiB + 12 bytes of batch overhead)"},
+	{"message.timestamp.type", "CreateTime", "CreateTime|LogAppendTime", "default timestamp kind stored in batches"},
+	{"index.interval.bytes", "4096", "bytes", "default bytes of log between two sparse index entries"},
+	{"segment.index.bytes", "10485760", "bytes", "default maximum size of an offset/time index file (10 MiB)"},
+	{"cleanup.policy", "delete", "delete", "default cleanup policy (compaction comes later)"},
+	{"min.insync.replicas", "1", "int", "default replicas that must have a batch before acks=all is answered"},
+	{"compression.type", "producer", "producer|none|gzip|snappy|lz4|zstd", "default compression; producer keeps what the client sent"},
+}
+
+// knobs returns the full, ordered knob table. Server knobs first, then topic
+// defaults: the keys above plus any extra key the broker package reports.
+func knobs() []knob {
+	ks := []knob{
+		{key: "data-dir", def: "./strata-data", typ: "dir", usage: "directory holding topics, segments and metadata",
+			set: func(c *Config, v string) error {
+				if strings.TrimSpace(v) == "" {
+					return errors.New("must not be empty")
+				}
+				c.DataDir = v
+				return nil
+			},
+			get: func(c *Config) string { return c.DataDir }},
+		{key: "listen", def: "127.0.0.1:9092", typ: "host:port", usage: "address of the Kafka protocol listener (port 0 picks a free port)",
+			set: func(c *Config, v string) error {
+				if err := checkHostPort(v, true); err != nil {
+					return err
+				}
+				c.Listen = v
+				return nil
+			},
+			get: func(c *Config) string { return c.Listen }},
+		{key: "advertise", def: "", typ: "host:port", usage: "address given to clients in Metadata; empty means the bound listen address, with an unspecified host (0.0.0.0, ::) replaced by the host name",
+			set: func(c *Config, v string) error {
+				if v != "" {
+					if err := checkHostPort(v, false); err != nil {
+						return err
+					}
+					h, _, _ := net.SplitHostPort(v)
+					if h == "" {
+						return errors.New("host must not be empty")
+					}
+				}
+				c.Advertise = v
+				return nil
+			},
+			get: func(c *Config) string { return c.Advertise }},
+		{key: "http-listen", def: "127.0.0.1:9644", typ: "host:port", usage: `address of the HTTP server for /healthz, /readyz and /metrics ("" disables it)`,
+			set: func(c *Config, v string) error {
+				if v != "" {
+					if err := checkHostPort(v, true); err != nil {
+						return err
+					}
+				}
+				c.HTTPListen = v
+				return nil
+			},
+			get: func(c *Config) string { return c.HTTPListen }},
+		{key: "node-id", def: "1", typ: "int", usage: "this broker's node id (node.id), ≥ 0",
+			set: func(c *Config, v string) error {
+				n, err := parseInt(v, 0, math.MaxInt32)
+				c.NodeID = int32(n)
+				return err
+			},
+			get: func(c *Config) string { return strconv.Itoa(int(c.NodeID)) }},
+		{key: "log-level", def: "info", typ: "debug|info|warn|error", usage: "minimum level of log records",
+			set: func(c *Config, v string) error {
+				var l slog.Level
+				switch strings.ToLower(v) {
+				case "debug":
+					l = slog.LevelDebug
+				case "info":
+					l = slog.LevelInfo
+				case "warn", "warning":
+					l = slog.LevelWarn
+				case "error":
+					l = slog.LevelError
+				default:
+					return errors.New("must be debug, info, warn or error")
+				}
+				c.LogLevel = l
+				return nil
+			},
+			get: func(c *Config) string { return strings.ToLower(c.LogLevel.String()) }},
+		{key: "log-format", def: "text", typ: "text|json", usage: "log record format on stderr (log/slog)",
+			set: func(c *Config, v string) error {
+				switch strings.ToLower(v) {
+				case "text", "json":
+					c.LogFormat = strings.ToLower(v)
+					return nil
+				}
+				return errors.New("must be text or json")
+			},
+			get: func(c *Config) string { return c.LogFormat }},
+		{key: "num.partitions", def: "1", typ: "int", usage: "partitions of an auto-created topic or a CreateTopics request that asks for the default (-1)",
+			set: func(c *Config, v string) error {
+				n, err := parseInt(v, 1, math.MaxInt32)
+				c.NumPartitions = int32(n)
+				return err
+			},
+			get: func(c *Config) string { return strconv.Itoa(int(c.NumPartitions)) }},
+		{key: "default.replication.factor", def: "1", typ: "int", usage: "replication factor of auto-created topics and of CreateTopics asking for the default (-1)",
+			set: func(c *Config, v string) error {
+				n, err := parseInt(v, 1, math.MaxInt16)
+				c.DefaultReplicationFactor = int16(n)
+				return err
+			},
+			get: func(c *Config) string { return strconv.Itoa(int(c.DefaultReplicationFactor)) }},
+		{key: "auto.create.topics.enable", def: "true", typ: "bool", isBool: true, usage: "create a topic when a client asks Metadata for an unknown one",
+			set: func(c *Config, v string) error {
+				b, err := strconv.ParseBool(v)
+				if err != nil {
+					return errors.New("must be true or false")
+				}
+				c.AutoCreateTopics = b
+				return nil
+			},
+			get: func(c *Config) string { return strconv.FormatBool(c.AutoCreateTopics) }},
+		{key: "socket.request.max.bytes", def: "104857600", typ: "bytes", usage: "largest request frame accepted (100 MiB); a larger length prefix closes the connection",
+			set: func(c *Config, v string) error {
+				n, err := parseInt(v, 1, math.MaxInt32)
+				c.SocketRequestMaxBytes = int32(n)
+				return err
+			},
+			get: func(c *Config) string { return strconv.Itoa(int(c.SocketRequestMaxBytes)) }},
+		{key: "connections.max.idle.ms", def: "600000", typ: "ms", usage: "close a connection idle this long (10 minutes)",
+			set: func(c *Config, v string) error {
+				d, err := parseMs(v, 1)
+				c.ConnectionsMaxIdle = d
+				return err
+			},
+			get: func(c *Config) string { return msText(c.ConnectionsMaxIdle) }},
+		{key: "queued.max.requests", def: "100", typ: "int", usage: "requests in flight per connection (unlike Kafka's broker-wide queue); when full the broker stops reading that connection",
+			set: func(c *Config, v string) error {
+				n, err := parseInt(v, 1, math.MaxInt32)
+				c.QueuedMaxRequests = int(n)
+				return err
+			},
+			get: func(c *Config) string { return strconv.Itoa(c.QueuedMaxRequests) }},
+		{key: "max.incremental.fetch.session.cache.slots", def: "1000", typ: "int", usage: "incremental fetch sessions (KIP-227) kept at once; 0 disables them",
+			set: func(c *Config, v string) error {
+				n, err := parseInt(v, 0, math.MaxInt32)
+				c.MaxIncrementalFetchSessions = int(n)
+				return err
+			},
+			get: func(c *Config) string { return strconv.Itoa(c.MaxIncrementalFetchSessions) }},
+		{key: "log.retention.check.interval.ms", def: "300000", typ: "ms", usage: "how often retention runs over all partitions (5 minutes)",
+			set: func(c *Config, v string) error {
+				d, err := parseMs(v, 1)
+				c.RetentionCheckInterval = d
+				return err
+			},
+			get: func(c *Config) string { return msText(c.RetentionCheckInterval) }},
+	}
+
+	// Topic defaults. The broker package is authoritative for defaults and
+	// for the set of keys; the local table gives help text and fills in
+	// while the broker reports nothing for a key.
+	brokerDefaults := broker.TopicConfigEntries(broker.DefaultTopicConfig())
+	seen := map[string]bool{}
+	for _, t := range topicKnobs {
+		def := t.def
+		if d, ok := brokerDefaults[t.key]; ok {
+			def = d
+		}
+		ks = append(ks, knob{key: t.key, def: def, typ: t.typ, usage: t.usage, topic: true})
+		seen[t.key] = true
+	}
+	var extra []string
+	for _, k := range broker.TopicConfigKeys() {
+		if !seen[k] {
+			extra = append(extra, k)
+			seen[k] = true
+		}
+	}
+	slices.Sort(extra)
+	for _, k := range extra {
+		ks = append(ks, knob{key: k, def: brokerDefaults[k], typ: "value", usage: "default for topic config " + k, topic: true})
+	}
+	return ks
+}
+
+// parseInt parses a base-10 integer within [lo, hi].
+func parseInt(v string, lo, hi int64) (int64, error) {
+	n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+	if err != nil {
+		return 0, errors.New("must be an integer")
+	}
+	if n < lo || n > hi {
+		return 0, fmt.Errorf("must be between %d and %d", lo, hi)
+	}
+	return n, nil
+}
+
+// parseMs parses a millisecond count ≥ lo into a Duration, bounded so the
+// conversion cannot overflow (MaxInt64 ns is about 292 years).
+func parseMs(v string, lo int64) (time.Duration, error) {
+	n, err := parseInt(v, lo, math.MaxInt64/int64(time.Millisecond))
+	return time.Duration(n) * time.Millisecond, err
+}
+
+func msText(d time.Duration) string { return strconv.FormatInt(d.Milliseconds(), 10) }
+
+// checkHostPort accepts host:port with a numeric port; the host may be empty
+// (all interfaces) and port 0 is allowed only for listeners.
+func checkHostPort(v string, allowZeroPort bool) error {
+	_, port, err := net.SplitHostPort(v)
+	if err != nil {
+		return errors.New("must be host:port")
+	}
+	p, err := strconv.ParseUint(port, 10, 16)
+	if err != nil {
+		return errors.New("port must be a number between 0 and 65535")
+	}
+	if p == 0 && !allowZeroPort {
+		return errors.New("port must not be 0")
+	}
+	return nil
+}

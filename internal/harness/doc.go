@@ -1,0 +1,29 @@
+// Package harness builds the strata binary and runs real `strata serve`
+// processes for tests and benchmarks (e2e/bench, and any test that wants a
+// broker in a separate process).
+//
+// What belongs here: process life cycle only — build once, start on free
+// 127.0.0.1 ports, wait for readiness, stop (SIGTERM), kill (SIGKILL),
+// restart on the same data directory and ports, and observe the process
+// (PID, peak RSS, log file). Kafka clients, workloads and assertions belong to
+// the callers; this package imports nothing of the broker, so it keeps
+// working while the broker changes.
+//
+// Goroutines: Start launches exactly one goroutine per process incarnation,
+// which calls exec.Cmd.Wait and then closes the incarnation's done channel;
+// it owns the *exec.Cmd from then on. Every other method runs on the caller's
+// goroutine. A Broker is not safe for concurrent use by several goroutines,
+// except PID, PeakRSS, Exited and the address accessors, which only read.
+//
+// Invariants:
+//   - The binary is built at most once per test process (Binary), from the
+//     module root found with `go env GOMOD`, unless STRATA_BINARY names a
+//     prebuilt one. Call Main from TestMain to remove the build directory on
+//     exit; otherwise it is left in os.TempDir.
+//   - Addresses never change across Restart: clients keep their seed
+//     brokers, and data written before a restart is found after it.
+//   - Every process started through a testing.TB is killed by a tb.Cleanup
+//     if the test did not stop it, so a failing test never leaks a broker.
+//   - stdout and stderr of every incarnation are appended to one log file
+//     (LogPath); the tail of it is printed when a start fails.
+package harness

@@ -1,0 +1,87 @@
+package telemetry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+)
+
+// Server is the operational HTTP endpoint:
+//
+//	GET /healthz  200 "ok" while the process runs (liveness)
+//	GET /readyz   200 "ready" when ready() is true, else 503 "not ready"
+//	GET /metrics  Prometheus text exposition
+type Server struct {
+	ln   net.Listener
+	srv  *http.Server
+	done chan struct{}
+}
+
+// Listen binds addr and serves in a new goroutine until Shutdown. ready is
+// called on every /readyz request and must be safe for concurrent use.
+func Listen(addr string, metrics http.Handler, ready func() bool, logger *slog.Logger) (*Server, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("http-listen %s: %w", addr, err)
+	}
+	return Serve(ln, metrics, ready, logger), nil
+}
+
+// Serve is Listen on an existing listener (which it takes over).
+func Serve(ln net.Listener, metrics http.Handler, ready func() bool, logger *slog.Logger) *Server {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if ready() {
+			io.WriteString(w, "ready\n")
+			return
+		}
+		w.WriteHeader(http.StatusServiceUnavailable)
+		io.WriteString(w, "not ready\n")
+	})
+	mux.Handle("GET /metrics", metrics)
+	s := &Server{
+		ln: ln,
+		srv: &http.Server{
+			Handler: mux,
+			// Bounded so a slow or hostile client cannot pin connections.
+			ReadHeaderTimeout: 10 * time.Second,
+			ReadTimeout:       30 * time.Second,
+			WriteTimeout:      60 * time.Second,
+			IdleTimeout:       2 * time.Minute,
+			MaxHeaderBytes:    64 << 10,
+			ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		},
+		done: make(chan struct{}),
+	}
+	go func() {
+		defer close(s.done)
+		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			logger.Error("http server stopped", "addr", ln.Addr().String(), "err", err)
+		}
+	}()
+	return s
+}
+
+// Addr is the bound address (useful with port 0).
+func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// Shutdown stops accepting, waits for active requests up to ctx, then
+// closes everything and waits for the serving goroutine.
+func (s *Server) Shutdown(ctx context.Context) error {
+	err := s.srv.Shutdown(ctx)
+	if err != nil {
+		s.srv.Close()
+	}
+	<-s.done
+	return err
+}

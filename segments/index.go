@@ -1,0 +1,257 @@
+package segments
+
+import (
+	"encoding/binary"
+	"fmt"
+	"io"
+	"math"
+	"os"
+)
+
+// Index files. Both are arrays of fixed-size big-endian entries, as in
+// Kafka:
+//
+//	.index      relativeOffset uint32, position uint32          (8 bytes)
+//	.timeindex  timestamp int64, relativeOffset uint32          (12 bytes)
+//
+// relativeOffset is offset - segment base offset. An offset index entry
+// (r, p) says the batch with base offset base+r starts at byte p of the
+// .log file; entries are sparse (one per index.interval.bytes) and strictly
+// increasing in both fields. A time index entry (t, r) says that every batch
+// appended up to the moment the entry was written has maxTimestamp <= t and
+// the batch holding offset base+r carries t; timestamps strictly increase.
+//
+// Unlike Kafka, files are not preallocated to segment.index.bytes and
+// trimmed: entries are appended, so a file's size is always a multiple of
+// its entry size and every byte is an entry. The active segment keeps its
+// entries in memory (mem) and writes them out when it is rolled or the log
+// is closed; closed segments are searched with pread (no mmap, so a file
+// truncated under a reader cannot fault).
+
+const (
+	offsetEntrySize = 8
+	timeEntrySize   = 12
+)
+
+// entryFile is one index file with optional in-memory entries.
+// All fields are guarded by Log.mu, except that views (immutable snapshots)
+// may be used without it.
+type entryFile struct {
+	f         *os.File
+	path      string
+	entrySize int
+	mem       []byte // all entries, or nil when only the file has them
+	n         int    // number of entries
+	flushed   int    // entries known to be in the file
+}
+
+// view returns an immutable snapshot for lookups outside Log.mu. Entries
+// below n are never rewritten while the file is in use (mem only grows at
+// the end; Truncate, which rewrites, excludes nothing but is documented).
+func (e *entryFile) view() indexView {
+	v := indexView{f: e.f, n: e.n, es: e.entrySize}
+	if e.mem != nil {
+		v.mem = e.mem[:e.n*e.entrySize]
+	}
+	return v
+}
+
+func (e *entryFile) appendEntry(b []byte) {
+	if e.mem == nil {
+		// Only active segments get entries; they always have mem.
+		panic("segments: entry appended to an index without memory")
+	}
+	e.mem = append(e.mem, b...)
+	e.n++
+}
+
+// pending returns the entries not yet written and the file position they go to.
+func (e *entryFile) pending() ([]byte, int64) {
+	if e.mem == nil || e.flushed >= e.n {
+		return nil, 0
+	}
+	return e.mem[e.flushed*e.entrySize : e.n*e.entrySize], int64(e.flushed * e.entrySize)
+}
+
+// indexView is a read-only snapshot of an entryFile.
+type indexView struct {
+	f   *os.File
+	mem []byte
+	n   int
+	es  int
+}
+
+// entry returns the bytes of entry i in buf (len >= es).
+func (v indexView) entry(i int, buf []byte) ([]byte, error) {
+	if v.mem != nil {
+		return v.mem[i*v.es : (i+1)*v.es], nil
+	}
+	b := buf[:v.es]
+	if _, err := v.f.ReadAt(b, int64(i*v.es)); err != nil {
+		return nil, fmt.Errorf("read %s entry %d: %w", v.f.Name(), i, err)
+	}
+	return b, nil
+}
+
+// search returns the largest i in [0, n) with less(entry i) == true, assuming
+// less is true for a prefix of the entries; -1 if none.
+func (v indexView) search(less func(e []byte) bool) (int, error) {
+	var buf [timeEntrySize]byte
+	lo, hi := 0, v.n // invariant: entries < lo satisfy, entries >= hi do not
+	for lo < hi {
+		mid := int(uint(lo+hi) >> 1)
+		e, err := v.entry(mid, buf[:])
+		if err != nil {
+			return -1, err
+		}
+		if less(e) {
+			lo = mid + 1
+		} else {
+			hi = mid
+		}
+	}
+	return lo - 1, nil
+}
+
+func offsetEntry(e []byte) (rel uint32, pos uint32) {
+	return binary.BigEndian.Uint32(e), binary.BigEndian.Uint32(e[4:])
+}
+
+func timeEntry(e []byte) (ts int64, rel uint32) {
+	return int64(binary.BigEndian.Uint64(e)), binary.BigEndian.Uint32(e[8:])
+}
+
+func putOffsetEntry(b []byte, rel, pos uint32) []byte {
+	b = binary.BigEndian.AppendUint32(b, rel)
+	return binary.BigEndian.AppendUint32(b, pos)
+}
+
+func putTimeEntry(b []byte, ts int64, rel uint32) []byte {
+	b = binary.BigEndian.AppendUint64(b, uint64(ts))
+	return binary.BigEndian.AppendUint32(b, rel)
+}
+
+// lookupOffset returns the position of the last indexed batch whose base
+// offset is <= target (relative to base), or 0: a batch holding target
+// starts at or after it. Errors fall back to 0 (a longer scan), since the
+// index is only an accelerator.
+func (v indexView) lookupOffset(base, target Offset) int64 {
+	if target < base {
+		return 0
+	}
+	rel := uint64(target - base)
+	i, err := v.search(func(e []byte) bool { r, _ := offsetEntry(e); return uint64(r) <= rel })
+	if err != nil || i < 0 {
+		return 0
+	}
+	var buf [offsetEntrySize]byte
+	e, err := v.entry(i, buf[:])
+	if err != nil {
+		return 0
+	}
+	_, pos := offsetEntry(e)
+	return int64(pos)
+}
+
+// lookupPosition returns the last indexed batch position <= maxPos, or 0.
+func (v indexView) lookupPosition(maxPos int64) int64 {
+	i, err := v.search(func(e []byte) bool { _, p := offsetEntry(e); return int64(p) <= maxPos })
+	if err != nil || i < 0 {
+		return 0
+	}
+	var buf [offsetEntrySize]byte
+	e, err := v.entry(i, buf[:])
+	if err != nil {
+		return 0
+	}
+	_, pos := offsetEntry(e)
+	return int64(pos)
+}
+
+// lookupTime returns an offset from which a scan for the first batch with
+// maxTimestamp >= ts can start: the offset of the last entry with
+// timestamp < ts (every batch up to that entry's has a smaller maximum),
+// or base.
+func (v indexView) lookupTime(base Offset, ts int64) Offset {
+	i, err := v.search(func(e []byte) bool { t, _ := timeEntry(e); return t < ts })
+	if err != nil || i < 0 {
+		return base
+	}
+	var buf [timeEntrySize]byte
+	e, err := v.entry(i, buf[:])
+	if err != nil {
+		return base
+	}
+	_, rel := timeEntry(e)
+	return base + Offset(rel)
+}
+
+// lastTime returns the last time index entry, ok=false if there is none.
+func (v indexView) lastTime(base Offset) (ts int64, off Offset, ok bool) {
+	if v.n == 0 {
+		return -1, -1, false
+	}
+	var buf [timeEntrySize]byte
+	e, err := v.entry(v.n-1, buf[:])
+	if err != nil {
+		return -1, -1, false
+	}
+	t, rel := timeEntry(e)
+	return t, base + Offset(rel), true
+}
+
+// checkOffsetIndex verifies the contents of an offset index file read from
+// disk against its segment: whole entries, strictly increasing relative
+// offsets and positions, positions inside the log. It returns the number of
+// entries.
+func checkOffsetIndex(b []byte, logSize int64) (int, error) {
+	if len(b)%offsetEntrySize != 0 {
+		return 0, fmt.Errorf("size %d is not a multiple of %d", len(b), offsetEntrySize)
+	}
+	n := len(b) / offsetEntrySize
+	var lastRel, lastPos int64 = -1, -1
+	for i := range n {
+		r, p := offsetEntry(b[i*offsetEntrySize:])
+		if int64(r) <= lastRel || int64(p) <= lastPos {
+			return 0, fmt.Errorf("entry %d (%d, %d) does not increase", i, r, p)
+		}
+		if int64(p) >= logSize {
+			return 0, fmt.Errorf("entry %d position %d beyond the log size %d", i, p, logSize)
+		}
+		lastRel, lastPos = int64(r), int64(p)
+	}
+	return n, nil
+}
+
+// checkTimeIndex verifies a time index file's contents: whole entries,
+// strictly increasing timestamps, nondecreasing relative offsets below
+// maxRel (the segment's offset span; math.MaxUint32+1 if unknown).
+func checkTimeIndex(b []byte, maxRel int64) (int, error) {
+	if len(b)%timeEntrySize != 0 {
+		return 0, fmt.Errorf("size %d is not a multiple of %d", len(b), timeEntrySize)
+	}
+	n := len(b) / timeEntrySize
+	var lastTs int64 = math.MinInt64
+	var lastRel int64 = -1
+	for i := range n {
+		t, r := timeEntry(b[i*timeEntrySize:])
+		if (i > 0 && t <= lastTs) || int64(r) < lastRel || int64(r) >= maxRel {
+			return 0, fmt.Errorf("entry %d (%d, %d) out of order or range", i, t, r)
+		}
+		lastTs, lastRel = t, int64(r)
+	}
+	return n, nil
+}
+
+// readWhole reads a whole (index) file.
+func readWhole(f *os.File) ([]byte, error) {
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	b := make([]byte, st.Size())
+	if _, err := f.ReadAt(b, 0); err != nil && err != io.EOF {
+		return nil, err
+	}
+	return b, nil
+}
