@@ -3,6 +3,7 @@
 GO       ?= go
 BIN      ?= bin/strata
 FUZZTIME ?= 30s
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 # Extra flags for `make run`, e.g. make run ARGS='--num.partitions=3'
 ARGS     ?=
 
@@ -17,7 +18,7 @@ help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-z-]*:.*## / {printf "  %-7s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 build: ## build bin/strata
-	$(GO) build -o $(BIN) ./cmd/strata
+	$(GO) build -ldflags '-X main.version=$(VERSION)' -o $(BIN) ./cmd/strata
 
 run: build ## build, then run one broker on the defaults (Kafka 127.0.0.1:9092, HTTP 127.0.0.1:9644, data in ./strata-data)
 	$(BIN) serve $(ARGS)

@@ -11,6 +11,7 @@ package broker
 //   - otherwise Partition.Append validates (CRC, lengths, record count,
 //     max.message.bytes, producer sequence) and writes; its errors map
 //     through errorCode, with the error text in ErrorMessage on v8+.
+//     Corrupt or invalid batches are also logged and counted as bad input.
 //
 // Transactions are not supported yet (they come with the transaction
 // coordinator). A request with a transactional id, or whose batches are
@@ -120,14 +121,18 @@ func handleProduce(b *Broker, r *request) (*reply, error) {
 				continue
 			}
 			if code, msg := checkProduceRecords(version, rp.Records); code != 0 {
+				b.badBatch(r, rt.Topic, rp.Partition, code, msg)
 				fail(code, msg)
 				continue
 			}
 			res, err := p.Append(rp.Records)
 			if err != nil {
 				code := dataErrorCode(err)
-				if code == kerr.UnknownServerError.Code {
+				switch code {
+				case kerr.UnknownServerError.Code:
 					b.log.Error("produce: append failed", "topic", rt.Topic, "partition", rp.Partition, "err", err)
+				case kerr.CorruptMessage.Code, kerr.InvalidRecord.Code:
+					b.badBatch(r, rt.Topic, rp.Partition, code, err.Error())
 				}
 				fail(code, err.Error())
 				continue
@@ -176,6 +181,28 @@ func handleProduce(b *Broker, r *request) (*reply, error) {
 		close(done)
 	}()
 	return rep, nil
+}
+
+// Bad-input kinds (brokerMetrics.badInputEvent) for rejected batches.
+const (
+	badCorruptBatch = "corrupt_batch" // CRC or framing of a produced batch is wrong
+	badInvalidBatch = "invalid_batch" // a batch that is well framed but breaks a rule
+)
+
+// badBatch logs and counts a produced batch refused as corrupt or invalid:
+// hostile or broken input that the client gets an error code for.
+func (b *Broker) badBatch(r *request, topic string, partition int32, code int16, reason string) {
+	kind := badInvalidBatch
+	if code == kerr.CorruptMessage.Code {
+		kind = badCorruptBatch
+	}
+	b.metrics.badInputEvent(kind)
+	remote, clientID := "", ""
+	if r.conn != nil {
+		remote, clientID = r.conn.remote, r.conn.clientID
+	}
+	b.log.Warn("produce: batch refused", "kind", kind, "topic", topic, "partition", partition,
+		"remote", remote, "client_id", clientID, "reason", reason)
 }
 
 // dataErrorCode is errorCode plus replica.ErrStorage → KAFKA_STORAGE_ERROR

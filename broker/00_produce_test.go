@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"hash/crc32"
 	"log/slog"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -439,4 +440,98 @@ func TestCheckProduceRecords(t *testing.T) {
 			t.Errorf("%s: code %d, want %d", tc.name, got, tc.want)
 		}
 	}
+}
+
+func TestProduceLogAppendTime(t *testing.T) {
+	b := dpBroker(t)
+	if _, err := b.topics.create("lat", 1, map[string]*string{"message.timestamp.type": kmsg.StringPtr("LogAppendTime")}); err != nil {
+		t.Fatal(err)
+	}
+	before := time.Now().UnixMilli()
+	p := dpProduce(t, b, 8, 1, "lat", 0, dpBatchWith(dpBatchOpts{producerID: -1, producerEpoch: -1, sequence: -1, timestamp: 1000}, "a", "b"))
+	after := time.Now().UnixMilli()
+	if p.ErrorCode != 0 {
+		t.Fatal(kerr.ErrorForCode(p.ErrorCode))
+	}
+	if p.LogAppendTime < before || p.LogAppendTime > after {
+		t.Fatalf("log append time %d not within [%d, %d]", p.LogAppendTime, before, after)
+	}
+	rb := dpFetch(t, b, dpFetchReq(11, "lat", 0, 0)).Topics[0].Partitions[0].RecordBatches
+	var batch kmsg.RecordBatch
+	if err := batch.ReadFrom(rb); err != nil {
+		t.Fatal(err)
+	}
+	if batch.Attributes&0x08 == 0 || batch.MaxTimestamp != p.LogAppendTime {
+		t.Fatalf("stored batch: attributes %#x max timestamp %d, want LogAppendTime %d", batch.Attributes, batch.MaxTimestamp, p.LogAppendTime)
+	}
+	if crc := crc32.Checksum(rb[21:], dpCastagnoli); uint32(batch.CRC) != crc {
+		t.Fatalf("stored batch CRC %#x, computed %#x", uint32(batch.CRC), crc)
+	}
+}
+
+// BenchmarkProduceHandler measures the Produce handler with acks=all on
+// one partition: validation, append, group-commit fsync, response.
+func BenchmarkProduceHandler(b *testing.B) {
+	for _, size := range []int{1 << 10, 64 << 10, 1 << 20} {
+		b.Run(byteSize(size), func(b *testing.B) {
+			br := dpBenchBroker(b)
+			values := make([]string, size/1024)
+			for i := range values {
+				values[i] = strings.Repeat("v", 1000)
+			}
+			batch := dpBatch(values...)
+			b.SetBytes(int64(len(batch)))
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				req := dpProduceReq(9, -1, "bench", 0, bytes.Clone(batch))
+				rep, err := handleProduce(br, &request{ctx: context.Background(), header: requestHeader{APIVersion: 9}, body: req})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if rep.done != nil {
+					<-rep.done
+				}
+				if code := rep.msg.(*kmsg.ProduceResponse).Topics[0].Partitions[0].ErrorCode; code != 0 {
+					b.Fatal(kerr.ErrorForCode(code))
+				}
+			}
+		})
+	}
+}
+
+func byteSize(n int) string {
+	switch {
+	case n >= 1<<20:
+		return strconv.Itoa(n>>20) + "MiB"
+	case n >= 1<<10:
+		return strconv.Itoa(n>>10) + "KiB"
+	default:
+		return strconv.Itoa(n) + "B"
+	}
+}
+
+// dpBenchBroker is dpBroker for benchmarks, with a topic "bench".
+func dpBenchBroker(b *testing.B) *Broker {
+	b.Helper()
+	br, err := New(Config{
+		NodeID:                      1,
+		DataDir:                     b.TempDir(),
+		MaxIncrementalFetchSessions: 100,
+		RetentionCheckInterval:      time.Hour,
+		TopicDefaults:               DefaultTopicConfig(),
+		Logger:                      slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		br.topics.close()
+		br.committer.Close()
+		br.producers.Close()
+	})
+	if _, err := br.topics.create("bench", 1, nil); err != nil {
+		b.Fatal(err)
+	}
+	return br
 }

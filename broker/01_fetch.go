@@ -153,9 +153,13 @@ func handleFetch(b *Broker, r *request) (*reply, error) {
 
 	// Take the change notifications before reading, so that data arriving
 	// between the read and the wait is not missed.
-	changed := c.changedChans()
+	var changed []<-chan struct{}
+	mayWait := req.MaxWaitMillis > 0 && c.minBytes > 0
+	if mayWait {
+		changed = c.changedChans()
+	}
 	reads, total, final := c.readAll()
-	if final || total >= c.minBytes || req.MaxWaitMillis <= 0 || len(changed) == 0 {
+	if !mayWait || final || total >= c.minBytes || len(changed) == 0 {
 		return &reply{framed: c.respond(reads)}, nil
 	}
 	releaseReads(reads)
@@ -208,8 +212,9 @@ func waitAnyChange(stop <-chan struct{}, timeout <-chan time.Time, changed []<-c
 		merged := make(chan struct{}, 1)
 		quit := make(chan struct{})
 		defer close(quit)
-		for i := 0; i < len(changed); i += maxSelectCases - 1 {
-			group := changed[i:min(i+maxSelectCases-1, len(changed))]
+		const groupSize = maxSelectCases - 2 // leaves room for stop and timeout
+		for i := 0; i < len(changed); i += groupSize {
+			group := changed[i:min(i+groupSize, len(changed))]
 			go func() {
 				if waitAnyChange(quit, nil, group) {
 					select {

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"strings"
@@ -408,6 +409,124 @@ func TestCheckLeaderEpoch(t *testing.T) {
 	} {
 		if got := checkLeaderEpoch(segments.LeaderEpoch(tc.req), segments.LeaderEpoch(tc.cur)); got != tc.want {
 			t.Errorf("checkLeaderEpoch(%d, %d) = %d, want %d", tc.req, tc.cur, got, tc.want)
+		}
+	}
+}
+
+func TestWaitAnyChange(t *testing.T) {
+	for _, n := range []int{1, maxSelectCases - 2, maxSelectCases - 1, 3 * maxSelectCases} {
+		chans := make([]chan struct{}, n)
+		ro := make([]<-chan struct{}, n)
+		for i := range chans {
+			chans[i] = make(chan struct{})
+			ro[i] = chans[i]
+		}
+		// One channel closed: a change.
+		close(chans[n-1])
+		if !waitAnyChange(make(chan struct{}), nil, ro) {
+			t.Fatalf("%d channels: closed channel not seen", n)
+		}
+		// None closed, stop closed: no change.
+		chans[n-1] = make(chan struct{})
+		ro[n-1] = chans[n-1]
+		stop := make(chan struct{})
+		close(stop)
+		if waitAnyChange(stop, nil, ro) {
+			t.Fatalf("%d channels: stop reported as a change", n)
+		}
+	}
+}
+
+func TestFetchLongPollEndsWhenTopicDeleted(t *testing.T) {
+	b := dpBroker(t)
+	tp := dpTopic(t, b, "t", 1)
+	req := dpFetchReq(11, "t", 0, 0)
+	req.MaxWaitMillis = 3_600_000
+	rep := dpStart(t, b, context.Background(), req)
+	if rep.done == nil {
+		t.Fatal("answered at once")
+	}
+	if err := b.topics.deleteTopic(tp); err != nil {
+		t.Fatal(err)
+	}
+	<-rep.done // the partition's Changed fires on close
+	p := dpFetchResponse(t, rep, 11).Topics[0].Partitions[0]
+	if p.ErrorCode != kerr.UnknownTopicOrPartition.Code {
+		t.Fatalf("after delete: %v", kerr.ErrorForCode(p.ErrorCode))
+	}
+}
+
+func TestFetchLongPollIncrementalSession(t *testing.T) {
+	b := dpBroker(t)
+	dpTopic(t, b, "t", 2)
+	req := dpFetchReq(12, "t", 0, 0)
+	dpAddFetchPart(req, "t", [16]byte{}, 1, 0, 1<<20)
+	req.SessionEpoch = 0
+	resp := dpFetch(t, b, req)
+	if resp.SessionID == 0 {
+		t.Fatal("no session")
+	}
+	// An incremental long-poll over the whole session wakes on data for
+	// partition 1 and answers with partition 1 only.
+	inc := kmsg.NewPtrFetchRequest()
+	inc.Version = 12
+	inc.MaxBytes = 1 << 20
+	inc.MinBytes = 1
+	inc.MaxWaitMillis = 3_600_000
+	inc.SessionID, inc.SessionEpoch = resp.SessionID, 1
+	rep := dpStart(t, b, context.Background(), inc)
+	if rep.done == nil {
+		t.Fatal("answered at once")
+	}
+	dpMustProduce(t, b, "t", 1, dpBatch("x"))
+	<-rep.done
+	resp = dpFetchResponse(t, rep, 12)
+	if len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 || resp.Topics[0].Partitions[0].Partition != 1 {
+		t.Fatalf("incremental long-poll: %+v", resp.Topics)
+	}
+	if n := len(dpSplitBatches(t, resp.Topics[0].Partitions[0].RecordBatches)); n != 1 {
+		t.Fatalf("%d batches", n)
+	}
+}
+
+// BenchmarkFetchHandler measures a sessionless Fetch of 1 MiB already in
+// the log: reads, framing and writing the body through pread (no socket).
+func BenchmarkFetchHandler(b *testing.B) {
+	br := dpBenchBroker(b)
+	values := make([]string, 64)
+	for i := range values {
+		values[i] = strings.Repeat("v", 1000)
+	}
+	var total int64
+	for total < 1<<20 {
+		batch := dpBatch(values...)
+		total += int64(len(batch))
+		req := dpProduceReq(9, 1, "bench", 0, batch)
+		rep, err := handleProduce(br, &request{ctx: context.Background(), body: req})
+		if err != nil {
+			b.Fatal(err)
+		}
+		<-rep.done
+	}
+	b.SetBytes(total)
+	b.ReportAllocs()
+	var sink bytes.Buffer
+	for b.Loop() {
+		req := dpFetchReq(12, "bench", 0, 0)
+		req.Topics[0].Partitions[0].PartitionMaxBytes = 2 << 20
+		rep, err := handleFetch(br, &request{ctx: context.Background(), body: req})
+		if err != nil {
+			b.Fatal(err)
+		}
+		sink.Reset()
+		bw := bufio.NewWriterSize(&sink, 64<<10)
+		if err := rep.framed.writeBody(bw, nil); err != nil {
+			b.Fatal(err)
+		}
+		bw.Flush()
+		rep.framed.done()
+		if int64(sink.Len()) < total {
+			b.Fatalf("fetched %d bytes, want ≥ %d", sink.Len(), total)
 		}
 	}
 }

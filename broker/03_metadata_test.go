@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"sync"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -162,5 +163,42 @@ func TestMetadataByTopicID(t *testing.T) {
 	}
 	if mt := resp.Topics[1]; mt.ErrorCode != kerr.UnknownTopicID.Code || mt.TopicID != unknown.TopicID {
 		t.Fatalf("unknown id: %+v", mt)
+	}
+}
+
+// Concurrent Metadata requests auto-creating the same topic all succeed and
+// create it once.
+func TestMetadataAutoCreateConcurrent(t *testing.T) {
+	b := admNew(t)
+	const n = 8
+	ids := make(chan [16]byte, n)
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req := kmsg.NewPtrMetadataRequest()
+			req.Topics = admMetadataTopics("raced")
+			req.AllowAutoTopicCreation = true
+			req.SetVersion(12)
+			rep, err := handleMetadata(b, &request{header: requestHeader{APIKey: 3, APIVersion: 12}, body: req})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			mt := rep.msg.(*kmsg.MetadataResponse).Topics[0]
+			if mt.ErrorCode != 0 {
+				t.Errorf("error %d", mt.ErrorCode)
+			}
+			ids <- mt.TopicID
+		}()
+	}
+	wg.Wait()
+	close(ids)
+	want := b.topics.get("raced").id
+	for id := range ids {
+		if id != want {
+			t.Fatalf("topic id %x, want %x", id, want)
+		}
 	}
 }

@@ -83,7 +83,7 @@ func handleDeleteTopics(b *Broker, r *request) (*reply, error) {
 		if rs.err != nil {
 			rs.st.ErrorCode, rs.st.ErrorMessage = adminErrorCode(rs.err)
 			if rs.st.ErrorCode == kerr.UnknownServerError.Code {
-				b.log.Error("delete topic", "topic", rs.t.name, "err", rs.err)
+				b.log.Error("delete topic", "topic", deref(rs.st.Topic), "err", rs.err)
 			}
 		}
 		if req.Version < 6 {

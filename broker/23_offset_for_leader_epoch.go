@@ -7,8 +7,9 @@ package broker
 // FENCED_LEADER_EPOCH, newer → UNKNOWN_LEADER_EPOCH. Otherwise Kafka's
 // semantics through Partition.EndOffsetForEpoch: the largest epoch ≤ the
 // requested one and its end offset (the start offset of the next epoch, or
-// the log end offset for the latest epoch); an epoch older than every
-// known one gives epoch -1, end offset -1 (UNDEFINED), without error.
+// the log end offset for the latest epoch); when the log has no answer
+// (end offset -1, e.g. for the undefined epoch -1) the response carries
+// epoch -1 and end offset -1 (UNDEFINED), without error, as Kafka does.
 // LeaderEpoch in the response exists from v1. ReplicaID (v3+) changes
 // nothing: this broker leads every partition it hosts.
 

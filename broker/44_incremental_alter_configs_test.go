@@ -2,6 +2,7 @@ package broker
 
 import (
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -74,5 +75,30 @@ func TestIncrementalAlterConfigs(t *testing.T) {
 	}
 	if tp := b.topics.get("inc"); tp.config.RetentionMs.Milliseconds() != 1234 || tp.config.CleanupPolicy != "delete" {
 		t.Fatalf("failed or validate-only ops changed the config: %+v", tp.config)
+	}
+}
+
+// A config change reaches the live partitions: lowering retention.bytes on
+// a topic with several closed segments lets the next retention pass delete
+// them.
+func TestIncrementalAlterConfigsAppliesToPartitions(t *testing.T) {
+	b := admNew(t)
+	seg := "100" // about one batch per segment
+	if _, err := b.topics.create("live", 1, map[string]*string{"segment.bytes": &seg}); err != nil {
+		t.Fatal(err)
+	}
+	admProduce(t, b, "live", 0, 5, 2)
+	p := b.topics.get("live").partition(0)
+	b.topics.applyRetention(time.Now())
+	if start := p.LogStartOffset(); start != 0 {
+		t.Fatalf("retention deleted data under the default retention: start %d", start)
+	}
+	r := admIncAlter(t, b, 1, false, "live", admIncOp("retention.bytes", kmsg.IncrementalAlterConfigOpSet, kmsg.StringPtr("100")))
+	if r.ErrorCode != 0 {
+		t.Fatalf("%+v", r)
+	}
+	b.topics.applyRetention(time.Now())
+	if start := p.LogStartOffset(); start == 0 {
+		t.Fatal("retention.bytes change did not reach the partition")
 	}
 }

@@ -140,7 +140,7 @@ var topicConfigDefs = []topicConfigDef{
 				return fmt.Errorf("must be one of uncompressed, zstd, lz4, snappy, gzip, producer")
 			}
 			if v != "producer" {
-				return fmt.Errorf("Strata stores batches byte-for-byte as produced; only producer is supported")
+				return fmt.Errorf("batches are stored byte-for-byte as produced, so only producer is supported")
 			}
 			c.CompressionType = v
 			return nil

@@ -25,6 +25,10 @@ func admTestConfig(dir string) Config {
 		DefaultReplicationFactor:    1,
 		AutoCreateTopics:            true,
 		MaxIncrementalFetchSessions: 10,
+		SocketRequestMaxBytes:       100 << 20,
+		ConnectionsMaxIdle:          10 * time.Minute,
+		MaxInFlightPerConnection:    100,
+		RetentionCheckInterval:      5 * time.Minute,
 		TopicDefaults:               DefaultTopicConfig(),
 		Logger:                      slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
@@ -118,6 +122,7 @@ func admBatch(n int) []byte {
 		records = binary.AppendVarint(records, int64(len(body)))
 		records = append(records, body...)
 	}
+	now := time.Now().UnixMilli() // recent: retention.ms must not apply
 	b := make([]byte, 61, 61+len(records))
 	binary.BigEndian.PutUint64(b[0:], 0)                       // base offset
 	binary.BigEndian.PutUint32(b[8:], uint32(49+len(records))) // length: everything after this field
@@ -125,8 +130,8 @@ func admBatch(n int) []byte {
 	b[16] = 2                                                  // magic
 	binary.BigEndian.PutUint16(b[21:], 0)                      // attributes
 	binary.BigEndian.PutUint32(b[23:], uint32(n-1))            // last offset delta
-	binary.BigEndian.PutUint64(b[27:], 1700000000000)          // base timestamp
-	binary.BigEndian.PutUint64(b[35:], 1700000000000)          // max timestamp
+	binary.BigEndian.PutUint64(b[27:], uint64(now))            // base timestamp
+	binary.BigEndian.PutUint64(b[35:], uint64(now))            // max timestamp
 	binary.BigEndian.PutUint64(b[43:], ^uint64(0))             // producer id -1
 	binary.BigEndian.PutUint16(b[51:], 0xffff)                 // producer epoch -1
 	binary.BigEndian.PutUint32(b[53:], 0xffffffff)             // base sequence -1

@@ -131,41 +131,44 @@ func putTimeEntry(b []byte, ts int64, rel uint32) []byte {
 	return binary.BigEndian.AppendUint32(b, rel)
 }
 
-// lookupOffset returns the position of the last indexed batch whose base
-// offset is <= target (relative to base), or 0: a batch holding target
-// starts at or after it. Errors fall back to 0 (a longer scan), since the
-// index is only an accelerator.
-func (v indexView) lookupOffset(base, target Offset) int64 {
+// lookupOffset returns the last index entry whose offset is <= target:
+// the position of a batch with base offset off <= target, so the batch
+// holding target starts at or after it; (0, base) if there is none. Index
+// errors also give (0, base): the index only accelerates, and callers
+// check that a batch with base offset off really starts at pos.
+func (v indexView) lookupOffset(base, target Offset) (pos int64, off Offset) {
 	if target < base {
-		return 0
+		return 0, base
 	}
 	rel := uint64(target - base)
 	i, err := v.search(func(e []byte) bool { r, _ := offsetEntry(e); return uint64(r) <= rel })
-	if err != nil || i < 0 {
-		return 0
-	}
-	var buf [offsetEntrySize]byte
-	e, err := v.entry(i, buf[:])
 	if err != nil {
-		return 0
+		return 0, base
 	}
-	_, pos := offsetEntry(e)
-	return int64(pos)
+	return v.offsetAt(i, base)
 }
 
-// lookupPosition returns the last indexed batch position <= maxPos, or 0.
-func (v indexView) lookupPosition(maxPos int64) int64 {
+// lookupPosition returns the last index entry whose position is <= maxPos,
+// as lookupOffset does.
+func (v indexView) lookupPosition(base Offset, maxPos int64) (pos int64, off Offset) {
 	i, err := v.search(func(e []byte) bool { _, p := offsetEntry(e); return int64(p) <= maxPos })
-	if err != nil || i < 0 {
-		return 0
+	if err != nil {
+		return 0, base
+	}
+	return v.offsetAt(i, base)
+}
+
+func (v indexView) offsetAt(i int, base Offset) (int64, Offset) {
+	if i < 0 {
+		return 0, base
 	}
 	var buf [offsetEntrySize]byte
 	e, err := v.entry(i, buf[:])
 	if err != nil {
-		return 0
+		return 0, base
 	}
-	_, pos := offsetEntry(e)
-	return int64(pos)
+	rel, pos := offsetEntry(e)
+	return int64(pos), base + Offset(rel)
 }
 
 // lookupTime returns an offset from which a scan for the first batch with

@@ -62,9 +62,11 @@ func isTooLarge(err error) bool { return errors.Is(err, errTooLarge) }
 type recordWalk struct {
 	count  int32 // records expected
 	target int64 // timestamp delta searched for, or noTarget
+	minIdx int32 // first record index the search considers
 
-	maxDelta int64 // largest timestampDelta seen
-	first    int32 // index of the first record with delta >= target, or -1
+	maxDelta   int64 // largest timestampDelta seen
+	first      int32 // index of the first record >= minIdx with delta >= target, or -1
+	firstDelta int64 // its timestampDelta
 }
 
 // recSource is a byte stream of records: in memory or decompressing.
@@ -168,8 +170,8 @@ func (w *recordWalk) record(s recSource, i int32, end int64) error {
 	if tsDelta > w.maxDelta {
 		w.maxDelta = tsDelta
 	}
-	if w.first < 0 && tsDelta >= w.target {
-		w.first = i
+	if w.first < 0 && i >= w.minIdx && tsDelta >= w.target {
+		w.first, w.firstDelta = i, tsDelta
 	}
 	return nil
 }
@@ -514,28 +516,28 @@ func codecName(c int8) string {
 	return fmt.Sprintf("codec %d", c)
 }
 
-// findRecord walks the records of one whole stored batch b (already
-// CRC-checked when it was written) and returns the index of the first record
-// whose timestamp is >= ts, or -1. It is used by timestamp lookups.
-func findRecord(b []byte, h BatchHeader, ts int64) (int32, error) {
+// findRecord walks the records of one whole stored batch b and returns the
+// index of the first record at index >= minIdx whose timestamp is >= ts,
+// with that timestamp; -1 if none. Used by timestamp lookups.
+func findRecord(b []byte, h BatchHeader, ts int64, minIdx int32) (int32, int64, error) {
 	if h.TimestampType() == LogAppendTime {
 		// Every record carries the batch's append time.
-		if h.MaxTimestamp >= ts {
-			return 0, nil
+		if h.MaxTimestamp >= ts && minIdx < h.RecordCount {
+			return minIdx, h.MaxTimestamp, nil
 		}
-		return -1, nil
+		return -1, -1, nil
 	}
-	w := recordWalk{count: h.RecordCount, target: satAdd(ts, satNeg(h.BaseTimestamp))}
+	w := recordWalk{count: h.RecordCount, target: satAdd(ts, satNeg(h.BaseTimestamp)), minIdx: minIdx}
 	var err error
 	if h.Compression() == CompressionNone {
 		err = w.walkMem(b[BatchHeaderSize:])
 	} else {
 		err = w.walkCompressed(h.Compression(), b[BatchHeaderSize:], maxDecompressBytes)
 	}
-	if err != nil {
-		return -1, err
+	if err != nil || w.first < 0 {
+		return -1, -1, err
 	}
-	return w.first, nil
+	return w.first, satAdd(h.BaseTimestamp, w.firstDelta), nil
 }
 
 // satAdd is a+b clamped to the int64 range (timestamps are client data).

@@ -191,7 +191,11 @@ func (f *fakeLog) AssignEpoch(e segments.LeaderEpoch, _ segments.Offset) error {
 	return nil
 }
 
-func (f *fakeLog) LatestEpoch() segments.LeaderEpoch { f.mu.Lock(); defer f.mu.Unlock(); return f.epoch }
+func (f *fakeLog) LatestEpoch() segments.LeaderEpoch {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.epoch
+}
 
 func (f *fakeLog) EndOffsetForEpoch(e segments.LeaderEpoch) (segments.LeaderEpoch, segments.Offset) {
 	return f.LatestEpoch(), f.EndOffset()

@@ -235,8 +235,10 @@ func TestGroupCommit(t *testing.T) {
 	var logs []*fakeLog
 	for i := 0; i < parts; i++ {
 		f := newFakeLog()
-		f.gate = gate // every fsync waits until all appends were made
 		ps = append(ps, openFake(t, t.TempDir(), f, c))
+		f.mu.Lock()
+		f.gate = gate // every later fsync waits until all appends were made
+		f.mu.Unlock()
 		logs = append(logs, f)
 	}
 	var wg sync.WaitGroup

@@ -130,7 +130,6 @@ func TestUsageErrors(t *testing.T) {
 // message naming the key and the value — whichever source it came from.
 func TestServeInvalidValue(t *testing.T) {
 	dir := t.TempDir()
-	dataDir := filepath.Join(dir, "data")
 	yamlPath := filepath.Join(dir, "strata.yaml")
 	if err := os.WriteFile(yamlPath, []byte("retention.bytes: lots\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -148,8 +147,12 @@ func TestServeInvalidValue(t *testing.T) {
 		{"flag topic default", nil, []string{"--message.timestamp.type=Whenever"}, "message.timestamp.type", "Whenever"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			args := append([]string{"serve", "--data-dir", dataDir, "--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"}, tc.args...)
-			r := runBin(t, tc.env, args...)
+			dataDir := filepath.Join(t.TempDir(), "data")
+			// Free ports through the environment (not flags, which would
+			// beat the environment value under test), in case a value were
+			// wrongly accepted.
+			env := append([]string{"STRATA_LISTEN=127.0.0.1:0", "STRATA_HTTP_LISTEN=127.0.0.1:0"}, tc.env...)
+			r := runBin(t, env, append([]string{"serve", "--data-dir", dataDir}, tc.args...)...)
 			if r.code == 0 {
 				t.Fatalf("exit 0 for an invalid %s; stderr: %s", tc.key, r.stderr)
 			}

@@ -55,7 +55,12 @@ type ValueError struct {
 }
 
 func (e *ValueError) Error() string {
-	return fmt.Sprintf("invalid value %q for %s (from %s): %v", e.Value, e.Key, e.Source, e.Err)
+	msg := e.Err.Error()
+	if strings.Contains(msg, e.Key) && strings.Contains(msg, fmt.Sprintf("%q", e.Value)) {
+		// The parser (broker.ParseTopicConfig) named both already.
+		return fmt.Sprintf("%s (from %s)", msg, e.Source)
+	}
+	return fmt.Sprintf("invalid value %q for %s (from %s): %s", e.Value, e.Key, e.Source, msg)
 }
 
 func (e *ValueError) Unwrap() error { return e.Err }

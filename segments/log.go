@@ -1,0 +1,911 @@
+package segments
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Defaults applied to zero or negative Config fields (Kafka's defaults).
+const (
+	DefaultSegmentBytes       = 1 << 30  // segment.bytes, 1 GiB
+	DefaultIndexIntervalBytes = 4096     // index.interval.bytes
+	DefaultSegmentIndexBytes  = 10 << 20 // segment.index.bytes, 10 MiB
+)
+
+// normalized fills defaults and clamps values the file format cannot hold
+// (positions are uint32 in the index and Kafka caps segment.bytes at
+// MaxInt32).
+func (c Config) normalized() Config {
+	if c.SegmentBytes <= 0 {
+		c.SegmentBytes = DefaultSegmentBytes
+	}
+	c.SegmentBytes = min(c.SegmentBytes, math.MaxInt32)
+	if c.IndexIntervalBytes <= 0 {
+		c.IndexIntervalBytes = DefaultIndexIntervalBytes
+	}
+	if c.SegmentIndexBytes <= 0 {
+		c.SegmentIndexBytes = DefaultSegmentIndexBytes
+	}
+	c.SegmentIndexBytes = max(c.SegmentIndexBytes, 4*timeEntrySize)
+	return c
+}
+
+// AppendInfo describes what Append wrote.
+type AppendInfo struct {
+	FirstOffset, LastOffset Offset
+	LogAppendTime           int64 // append time in ms with LogAppendTime, else -1
+	MaxTimestamp            int64 // largest batch timestamp written
+}
+
+// Log is one partition's log: a directory of segments plus checkpoints.
+// See doc.go for the locking rules. All methods are safe for concurrent
+// use; Append calls are serialised internally (the caller also orders them).
+type Log struct {
+	dir    string
+	logger *slog.Logger
+
+	appendMu sync.Mutex // serialises writers: Append, Truncate, Close, Delete
+	syncMu   sync.Mutex // serialises Sync, and excludes it from Truncate and Close
+	ckptMu   sync.Mutex // serialises checkpoint file writes
+
+	mu struct {
+		sync.RWMutex
+		cfg      Config
+		segs     []*segment // ascending base offsets; the last is active
+		start    Offset     // log start offset
+		end      Offset     // log end offset: next offset to assign
+		durable  Offset     // end offset covered by the last Sync
+		epochs   []epochEntry
+		dirDirty bool   // files were created since the directory was fsynced
+		ckptRP   Offset // recovery point last written to its checkpoint
+		closed   bool
+		failed   error // a write or fsync failed: the log refuses writes
+	}
+}
+
+// Dir returns the partition directory.
+func (l *Log) Dir() string { return l.dir }
+
+// partitionAttrs derives topic and partition from a "<topic>-<partition>"
+// directory name, for log messages.
+func partitionAttrs(dir string) []any {
+	base := filepath.Base(dir)
+	i := strings.LastIndexByte(base, '-')
+	if i < 0 {
+		return []any{"dir", dir}
+	}
+	p, err := strconv.Atoi(base[i+1:])
+	if err != nil {
+		return []any{"dir", dir}
+	}
+	return []any{"dir", dir, "topic", base[:i], "partition", p}
+}
+
+// Open opens or creates the log in dir; see the package documentation for
+// recovery. A corrupt closed segment below the recovery point fails Open
+// with a *CorruptError.
+func Open(dir string, cfg Config, logger *slog.Logger) (*Log, error) {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	l := &Log{dir: dir, logger: logger.With(partitionAttrs(dir)...)}
+	l.mu.cfg = cfg.normalized()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	if err := l.load(); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+// load does Open's work; on error every opened file is closed.
+func (l *Log) load() (err error) {
+	cfg := l.mu.cfg
+	ents, err := os.ReadDir(l.dir)
+	if err != nil {
+		return err
+	}
+	var bases []Offset
+	present := map[string]bool{}
+	for _, e := range ents {
+		name := e.Name()
+		present[name] = true
+		if strings.HasSuffix(name, tmpSuffix) {
+			_ = os.Remove(filepath.Join(l.dir, name)) // an interrupted checkpoint write
+			continue
+		}
+		if b, ok := parseSegmentName(name, logSuffix); ok {
+			bases = append(bases, b)
+		}
+	}
+	slices.Sort(bases)
+	// Index files without a log belong to a segment deleted half-way.
+	for name := range present {
+		for _, sfx := range []string{indexSuffix, timeIndexSuffix} {
+			if b, ok := parseSegmentName(name, sfx); ok && !present[segmentPath("", b, logSuffix)[1:]] {
+				_ = os.Remove(filepath.Join(l.dir, name))
+			}
+		}
+	}
+
+	clean := present[cleanShutdownFile]
+	readOffset := func(name string) (Offset, bool) {
+		b, err := os.ReadFile(filepath.Join(l.dir, name))
+		if err != nil {
+			if !errors.Is(err, os.ErrNotExist) {
+				l.logger.Warn("cannot read checkpoint", "file", name, "err", err)
+			}
+			return 0, false
+		}
+		o, err := parseOffsetCheckpoint(b)
+		if err != nil {
+			l.logger.Warn("ignoring unparsable checkpoint", "file", name, "err", err)
+			return 0, false
+		}
+		return o, true
+	}
+	ckptStart, _ := readOffset(logStartFile)
+	recoveryPoint, haveRP := readOffset(recoveryPointFile)
+	if b, err := os.ReadFile(filepath.Join(l.dir, leaderEpochFile)); err == nil {
+		if l.mu.epochs, err = parseEpochCheckpoint(b); err != nil {
+			l.logger.Warn("ignoring unparsable leader epoch checkpoint; rebuilding from recovered batches", "err", err)
+			l.mu.epochs = nil
+		}
+	}
+	if !clean && !haveRP && len(bases) > 0 {
+		l.logger.Warn("no recovery point checkpoint: scanning every segment")
+	}
+	if clean {
+		recoveryPoint = math.MaxInt64
+	}
+
+	var segs []*segment
+	defer func() {
+		if err != nil {
+			for _, s := range segs {
+				s.release()
+			}
+		}
+	}()
+	var recovered []*segment // segments whose data must be fsynced before use
+	onBatch := func(h BatchHeader) {
+		l.mu.epochs, _ = assignEpoch(l.mu.epochs, h.PartitionLeaderEpoch, h.BaseOffset)
+	}
+	for i := 0; i < len(bases); i++ {
+		base := bases[i]
+		last := i == len(bases)-1
+		s, err := openSegmentFiles(l.dir, base, false, cfg.IndexIntervalBytes)
+		if err != nil {
+			return err
+		}
+		segs = append(segs, s)
+		st, err := s.log.Stat()
+		if err != nil {
+			return err
+		}
+		size := st.Size()
+		trusted := !last && bases[i+1] <= recoveryPoint || last && clean
+		if trusted {
+			ok, err := l.loadTrusted(s, size, last, nextBaseOf(bases, i))
+			if err != nil {
+				return err
+			}
+			if ok {
+				continue
+			}
+			if !last {
+				// Indexes unusable: rebuild them, checking every CRC.
+				res, err := scanSegment(s, size, true, onBatch)
+				if err != nil {
+					return err
+				}
+				if res.bad != nil || res.next != bases[i+1] {
+					reason := fmt.Sprintf("segment ends at offset %d, next segment starts at %d", res.next, bases[i+1])
+					pos := res.validSize
+					if res.bad != nil {
+						reason, pos = res.bad.reason, res.bad.pos
+					}
+					return &CorruptError{Path: s.log.Name(), Position: pos, Offset: res.next, Reason: reason}
+				}
+				s.closed = true
+				recovered = append(recovered, s)
+				continue
+			}
+			l.logger.Warn("active segment of a cleanly closed log is inconsistent; recovering it", "segment", s.log.Name())
+		}
+		// Recovery: scan with CRCs, truncate at the first bad batch.
+		res, err := scanSegment(s, size, true, onBatch)
+		if err != nil {
+			return err
+		}
+		s.closed = !last
+		recovered = append(recovered, s)
+		if res.bad == nil && (last || res.next == bases[i+1]) {
+			continue
+		}
+		if res.bad == nil { // a gap or overlap before the next segment
+			res.bad = &scanError{pos: res.validSize, offset: res.next, reason: fmt.Sprintf("segment ends at offset %d, the next segment starts at %d", res.next, bases[i+1])}
+		}
+		l.logger.Warn("truncating torn or corrupt log tail",
+			"segment", s.log.Name(), "offset", res.next, "position", res.bad.pos,
+			"reason", res.bad.reason, "bytes_removed", size-res.bad.pos)
+		if err := s.log.Truncate(res.validSize); err != nil {
+			return err
+		}
+		if !last {
+			// Nothing after a torn write was acknowledged (Sync fsyncs
+			// segments in order before advancing the recovery point), so
+			// the later segments go too.
+			for _, b := range bases[i+1:] {
+				l.logger.Warn("deleting segment after a torn write", "segment", segmentPath(l.dir, b, logSuffix))
+				for _, sfx := range []string{logSuffix, indexSuffix, timeIndexSuffix} {
+					if err := os.Remove(segmentPath(l.dir, b, sfx)); err != nil && !errors.Is(err, os.ErrNotExist) {
+						return err
+					}
+				}
+			}
+			bases = bases[:i+1]
+			s.closed = false
+		}
+	}
+
+	// Establish start and end.
+	var end Offset
+	if len(segs) > 0 {
+		end = segs[len(segs)-1].next
+	}
+	start := ckptStart
+	if len(segs) > 0 {
+		start = max(start, segs[0].base)
+	}
+	if start > end || len(segs) == 0 {
+		// Offsets never go backwards: if every segment is below the
+		// checkpointed log start (or none exists), start a fresh segment
+		// there.
+		for _, s := range segs {
+			if err := s.removeFiles(); err != nil {
+				return err
+			}
+			s.release()
+		}
+		segs, recovered = nil, nil
+		s, err := openSegmentFiles(l.dir, start, true, cfg.IndexIntervalBytes)
+		if err != nil {
+			return err
+		}
+		s.idx.mem, s.tix.mem = []byte{}, []byte{}
+		segs = append(segs, s)
+		end = start
+	}
+	// Whole segments below the log start are deleted, as retention would.
+	for len(segs) > 1 && segs[1].base <= start {
+		if err := segs[0].removeFiles(); err != nil {
+			return err
+		}
+		segs[0].release()
+		recovered = slices.DeleteFunc(recovered, func(x *segment) bool { return x == segs[0] })
+		segs = segs[1:]
+	}
+	active := segs[len(segs)-1]
+	active.closed = false
+	if active.idx.mem == nil {
+		return fmt.Errorf("segments: internal error: active segment %s without index memory", active.log.Name())
+	}
+	if active.size > 0 && active.rollStart.IsZero() {
+		active.rollStart = time.Now()
+	}
+
+	// Make recovered data durable before anything counts it as durable,
+	// and write the rebuilt indexes of closed segments.
+	for _, s := range recovered {
+		if err := l.persistRecovered(s); err != nil {
+			return err
+		}
+	}
+	for _, s := range segs {
+		if s.closed {
+			s.finalized = true
+			s.syncedSize = s.size
+			s.idx.mem, s.tix.mem = nil, nil
+		}
+	}
+	active.syncedSize = active.size
+	if !clean {
+		// The active segment's index files are stale; they are rewritten
+		// at roll or Close.
+		if err := truncateIndexFiles(active); err != nil {
+			return err
+		}
+	}
+
+	l.mu.segs = segs
+	l.mu.start, l.mu.end, l.mu.durable = start, end, end
+	l.mu.epochs, _ = truncateEpochsFromEnd(l.mu.epochs, end)
+	l.mu.epochs, _ = truncateEpochsFromStart(l.mu.epochs, start)
+	l.mu.ckptRP = active.base
+	if clean {
+		if err := os.Remove(filepath.Join(l.dir, cleanShutdownFile)); err != nil {
+			return err
+		}
+	}
+	if err := syncDir(l.dir); err != nil {
+		return err
+	}
+	if err := l.writeCheckpoints(); err != nil {
+		return err
+	}
+	l.logger.Debug("log opened", "start", start, "end", end, "segments", len(segs), "clean", clean)
+	return nil
+}
+
+func nextBaseOf(bases []Offset, i int) Offset {
+	if i+1 < len(bases) {
+		return bases[i+1]
+	}
+	return -1
+}
+
+// loadTrusted loads a segment that needs no CRC scan (below the recovery
+// point, or the active segment after a clean shutdown) from its index
+// files, checking them for sanity. ok=false means they cannot be trusted
+// and the caller rebuilds them.
+func (l *Log) loadTrusted(s *segment, size int64, active bool, nextBase Offset) (ok bool, err error) {
+	idxB, err := readWhole(s.idx.f)
+	if err != nil {
+		return false, err
+	}
+	tixB, err := readWhole(s.tix.f)
+	if err != nil {
+		return false, err
+	}
+	maxRel := int64(math.MaxUint32) + 1
+	if !active {
+		maxRel = int64(nextBase - s.base)
+	}
+	nIdx, err1 := checkOffsetIndex(idxB, size)
+	nTix, err2 := checkTimeIndex(tixB, maxRel)
+	if err1 != nil || err2 != nil || (size > 0 && !active && nTix == 0) || nextBase >= 0 && nextBase <= s.base {
+		l.logger.Info("rebuilding segment indexes", "segment", s.log.Name(), "offset_index", err1, "time_index", err2)
+		return false, nil
+	}
+	s.idx.n, s.idx.flushed = nIdx, nIdx
+	s.tix.n, s.tix.flushed = nTix, nTix
+	s.size = size
+	tv := s.tix.view()
+	if ts, off, ok := tv.lastTime(s.base); ok {
+		s.ix.maxTs, s.ix.maxTsOff = ts, off
+		s.ix.lastTixTs, s.ix.hasTixEntry = ts, true
+	}
+	if !active {
+		s.next = nextBase
+		s.closed = true
+		return true, nil
+	}
+	// Active segment: keep the entries in memory, and walk the batches
+	// after the last index entry to find the end (and the state the
+	// indexer needs to continue).
+	s.idx.mem, s.tix.mem = idxB, tixB
+	pos, next := s.idx.view().lookupPosition(s.base, size)
+	sc, done := newReadScanner(s.log, size)
+	defer done()
+	lastIndexed := pos
+	for {
+		h, err := sc.header(pos)
+		if err == io.EOF && (pos > lastIndexed || size == 0) {
+			break
+		}
+		if err != nil || h.BaseOffset < next || pos == lastIndexed && h.BaseOffset != next {
+			l.logger.Warn("active segment tail does not parse", "segment", s.log.Name(), "position", pos, "err", err)
+			return false, nil
+		}
+		if h.MaxTimestamp > s.ix.maxTs {
+			s.ix.maxTs, s.ix.maxTsOff = h.MaxTimestamp, h.BaseOffset
+		}
+		pos += h.Size()
+		next = h.NextOffset()
+	}
+	s.next = next
+	s.ix.bytesSince = size - lastIndexed
+	if size > 0 {
+		if h, err := sc.header(0); err == nil && h.MaxTimestamp > 0 {
+			s.rollStart = time.UnixMilli(min(h.MaxTimestamp, time.Now().UnixMilli()))
+		}
+	}
+	return true, nil
+}
+
+// persistRecovered fsyncs a recovered segment's log and, for a closed one,
+// writes and fsyncs its rebuilt indexes.
+func (l *Log) persistRecovered(s *segment) error {
+	if err := fdatasync(s.log); err != nil {
+		return fmt.Errorf("fsync %s: %w", s.log.Name(), err)
+	}
+	if !s.closed {
+		return nil
+	}
+	s.maybeTimeEntry()
+	for _, e := range []*entryFile{&s.idx, &s.tix} {
+		if err := e.f.Truncate(0); err != nil {
+			return err
+		}
+		e.flushed = 0
+		b, at := e.pending()
+		if err := flushEntries(e.f, b, at); err != nil {
+			return err
+		}
+		if err := e.f.Sync(); err != nil {
+			return err
+		}
+		e.flushed = e.n
+	}
+	return nil
+}
+
+func truncateIndexFiles(s *segment) error {
+	for _, e := range []*entryFile{&s.idx, &s.tix} {
+		if err := e.f.Truncate(0); err != nil {
+			return err
+		}
+		e.flushed = 0
+	}
+	return nil
+}
+
+// fdatasync flushes a file's data and the metadata needed to read it
+// (its size), without forcing an mtime journal write.
+func fdatasync(f *os.File) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		for {
+			serr = unix.Fdatasync(int(fd))
+			if serr != unix.EINTR {
+				return
+			}
+		}
+	}); err != nil {
+		return err
+	}
+	return serr
+}
+
+// writeCheckpoints writes the recovery point, log start and leader epoch
+// checkpoints from the current state. Writers are serialised so the file
+// always ends up with the latest state.
+func (l *Log) writeCheckpoints() error {
+	l.ckptMu.Lock()
+	defer l.ckptMu.Unlock()
+	l.mu.RLock()
+	rp, start, epochs := l.recoveryPointLocked(), l.mu.start, slices.Clone(l.mu.epochs)
+	l.mu.RUnlock()
+	err := errors.Join(
+		writeFileAtomic(l.dir, recoveryPointFile, formatOffsetCheckpoint(rp)),
+		writeFileAtomic(l.dir, logStartFile, formatOffsetCheckpoint(start)),
+		writeFileAtomic(l.dir, leaderEpochFile, formatEpochCheckpoint(epochs)),
+	)
+	if err == nil {
+		l.mu.Lock()
+		l.mu.ckptRP = rp
+		l.mu.Unlock()
+	}
+	return err
+}
+
+// recoveryPointLocked is the base offset of the first segment that is not
+// closed, fsynced and finalized: recovery scans from there.
+func (l *Log) recoveryPointLocked() Offset {
+	for _, s := range l.mu.segs {
+		if !s.finalized || s.syncedSize < s.size {
+			return s.base
+		}
+	}
+	return l.mu.end
+}
+
+func (l *Log) checkWritableLocked() error {
+	if l.mu.closed {
+		return ErrClosed
+	}
+	if l.mu.failed != nil {
+		return fmt.Errorf("segments: log %s failed earlier: %w", l.dir, l.mu.failed)
+	}
+	return nil
+}
+
+// Append assigns offsets to already-validated batches (patching baseOffset
+// and partitionLeaderEpoch in place; with LogAppendTime also the timestamp
+// type bit and maxTimestamp, recomputing the CRC), writes them to the
+// active segment with one pwrite (rolling first if segment.bytes,
+// segment.ms, the index size or the relative-offset range says so) and
+// updates the sparse indexes. headers are updated to match the bytes
+// written. The data is visible to Read at once but not durable until Sync.
+// If epoch is newer than the cached latest epoch it is recorded starting at
+// the first offset.
+//
+// payload must be exactly the batches described by headers (as returned by
+// ValidateBatches); it is not retained.
+func (l *Log) Append(payload []byte, headers []BatchHeader, epoch LeaderEpoch, now time.Time) (AppendInfo, error) {
+	var total, deltas int64
+	for _, h := range headers {
+		total += h.Size()
+		deltas += int64(h.LastOffsetDelta) + 1
+	}
+	if len(headers) == 0 || total != int64(len(payload)) {
+		return AppendInfo{}, fmt.Errorf("%w: %d headers describe %d bytes, payload has %d", ErrInvalidRecord, len(headers), total, len(payload))
+	}
+	l.appendMu.Lock()
+	defer l.appendMu.Unlock()
+
+	l.mu.Lock()
+	if err := l.checkWritableLocked(); err != nil {
+		l.mu.Unlock()
+		return AppendInfo{}, err
+	}
+	cfg := l.mu.cfg
+	seg := l.mu.segs[len(l.mu.segs)-1]
+	if l.shouldRollLocked(seg, total, deltas, now) {
+		var err error
+		if seg, err = l.rollLocked(); err != nil {
+			l.mu.Unlock()
+			return AppendInfo{}, err
+		}
+	}
+	first := l.mu.end
+	startPos := seg.size
+	epochChanged := false
+	l.mu.epochs, epochChanged = assignEpoch(l.mu.epochs, epoch, first)
+	l.mu.Unlock()
+
+	// Only this goroutine touches payload and the bytes past seg.size.
+	info := AppendInfo{FirstOffset: first, LogAppendTime: -1, MaxTimestamp: -1}
+	appendMs := now.UnixMilli()
+	if cfg.TimestampType == LogAppendTime {
+		info.LogAppendTime = appendMs
+	}
+	off, p := first, int64(0)
+	for i := range headers {
+		h := headers[i]
+		headers[i] = patchBatch(payload[p:p+h.Size()], h, off, epoch, cfg.TimestampType, appendMs)
+		info.MaxTimestamp = max(info.MaxTimestamp, headers[i].MaxTimestamp)
+		off = headers[i].NextOffset()
+		p += h.Size()
+	}
+	info.LastOffset = off - 1
+
+	if _, err := seg.log.WriteAt(payload, startPos); err != nil {
+		// Cut off whatever part was written; if even that fails the file
+		// no longer matches our state and the log stops taking writes.
+		err = fmt.Errorf("append to %s: %w", seg.log.Name(), err)
+		if terr := seg.log.Truncate(startPos); terr != nil {
+			l.mu.Lock()
+			l.mu.failed = err
+			l.mu.Unlock()
+		}
+		return AppendInfo{}, err
+	}
+
+	l.mu.Lock()
+	if seg.size == 0 {
+		seg.rollStart = now
+	}
+	pos := startPos
+	for _, h := range headers {
+		seg.indexBatch(h, pos)
+		pos += h.Size()
+	}
+	seg.size = pos
+	seg.next = off
+	l.mu.end = off
+	l.mu.Unlock()
+
+	if epochChanged {
+		if err := l.writeCheckpoints(); err != nil {
+			l.logger.Error("cannot write leader epoch checkpoint", "err", err)
+		}
+	}
+	return info, nil
+}
+
+// shouldRollLocked reports whether an append of n bytes spanning deltas
+// offsets must go to a new segment.
+func (l *Log) shouldRollLocked(s *segment, n, deltas int64, now time.Time) bool {
+	if s.size == 0 {
+		return false // an empty segment takes anything
+	}
+	cfg := l.mu.cfg
+	switch {
+	case s.size+n > cfg.SegmentBytes:
+		return true
+	case cfg.SegmentMs > 0 && now.Sub(s.rollStart) >= cfg.SegmentMs:
+		return true
+	case int64(s.idx.n+1)*offsetEntrySize > int64(cfg.SegmentIndexBytes),
+		int64(s.tix.n+1)*timeEntrySize > int64(cfg.SegmentIndexBytes):
+		return true
+	case int64(l.mu.end-s.base)+deltas > math.MaxUint32:
+		return true
+	}
+	return false
+}
+
+// rollLocked closes the active segment and starts a new one at the end
+// offset. The old segment's indexes are written and fsynced by the next
+// Sync (it stays "dirty" until then).
+func (l *Log) rollLocked() (*segment, error) {
+	old := l.mu.segs[len(l.mu.segs)-1]
+	s, err := openSegmentFiles(l.dir, l.mu.end, true, l.mu.cfg.IndexIntervalBytes)
+	if err != nil {
+		return nil, fmt.Errorf("roll segment: %w", err)
+	}
+	s.idx.mem, s.tix.mem = []byte{}, []byte{}
+	old.maybeTimeEntry()
+	old.closed = true
+	l.mu.segs = append(l.mu.segs, s)
+	l.mu.dirDirty = true
+	l.logger.Debug("rolled segment", "base", s.base)
+	return s, nil
+}
+
+// syncWork is one segment a Sync must flush.
+type syncWork struct {
+	s        *segment
+	size     int64
+	finalize bool
+	idx, tix []byte
+	idxAt    int64
+	tixAt    int64
+}
+
+// Sync fsyncs everything appended so far (every dirty segment; a segment
+// rolled since the last Sync also gets its indexes written and fsynced),
+// then advances the durable end offset, and the recovery-point checkpoint
+// when it moves to a newer segment. It returns the durable end offset.
+// Safe to call concurrently with Append and Read. After an fsync error the
+// log refuses further writes (the page cache may have dropped the data).
+func (l *Log) Sync() (Offset, error) {
+	l.syncMu.Lock()
+	defer l.syncMu.Unlock()
+	return l.syncLocked()
+}
+
+// syncLocked is Sync with syncMu held.
+func (l *Log) syncLocked() (Offset, error) {
+	l.mu.Lock()
+	if err := l.checkWritableLocked(); err != nil {
+		l.mu.Unlock()
+		return 0, err
+	}
+	end := l.mu.end
+	var work []syncWork
+	for _, s := range l.mu.segs {
+		w := syncWork{s: s, size: s.size, finalize: s.closed && !s.finalized}
+		if w.size <= s.syncedSize && !w.finalize {
+			continue
+		}
+		if w.finalize {
+			w.idx, w.idxAt = s.idx.pending()
+			w.tix, w.tixAt = s.tix.pending()
+		}
+		s.acquire()
+		work = append(work, w)
+	}
+	dirDirty := l.mu.dirDirty
+	l.mu.dirDirty = false
+	l.mu.Unlock()
+
+	var err error
+	for _, w := range work {
+		if err == nil {
+			err = w.s.syncFiles(w)
+		}
+	}
+	if err == nil && dirDirty {
+		err = syncDir(l.dir)
+	}
+
+	l.mu.Lock()
+	if err != nil {
+		l.mu.failed = err
+		l.mu.dirDirty = l.mu.dirDirty || dirDirty
+	} else {
+		for _, w := range work {
+			w.s.syncedSize = max(w.s.syncedSize, w.size)
+			if w.finalize {
+				w.s.finalized = true
+				w.s.idx.flushed, w.s.tix.flushed = w.s.idx.n, w.s.tix.n
+				// Lookups now read the files.
+				w.s.idx.mem, w.s.tix.mem = nil, nil
+			}
+		}
+		l.mu.durable = max(l.mu.durable, end)
+	}
+	moved := err == nil && l.recoveryPointLocked() != l.mu.ckptRP
+	durable := l.mu.durable
+	l.mu.Unlock()
+	for _, w := range work {
+		w.s.release()
+	}
+	if err != nil {
+		l.logger.Error("fsync failed; log no longer accepts writes", "err", err)
+		return 0, err
+	}
+	if moved {
+		if err := l.writeCheckpoints(); err != nil {
+			// A stale recovery point only means a longer scan.
+			l.logger.Warn("cannot write checkpoints", "err", err)
+		}
+	}
+	return durable, nil
+}
+
+// syncFiles does the I/O of one syncWork.
+func (s *segment) syncFiles(w syncWork) error {
+	if w.finalize {
+		if err := flushEntries(s.idx.f, w.idx, w.idxAt); err != nil {
+			return err
+		}
+		if err := flushEntries(s.tix.f, w.tix, w.tixAt); err != nil {
+			return err
+		}
+		if err := fdatasync(s.idx.f); err != nil {
+			return err
+		}
+		if err := fdatasync(s.tix.f); err != nil {
+			return err
+		}
+	}
+	if err := fdatasync(s.log); err != nil {
+		return fmt.Errorf("fsync %s: %w", s.log.Name(), err)
+	}
+	return nil
+}
+
+// StartOffset is the log start offset (after retention and DeleteRecords).
+func (l *Log) StartOffset() Offset {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.mu.start
+}
+
+// EndOffset is the log end offset: the next offset to assign.
+func (l *Log) EndOffset() Offset {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.mu.end
+}
+
+// DurableOffset is the end offset covered by the last successful Sync.
+func (l *Log) DurableOffset() Offset {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.mu.durable
+}
+
+// SetConfig replaces the configuration; it applies to the next Append,
+// roll and retention pass.
+func (l *Log) SetConfig(cfg Config) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.mu.cfg = cfg.normalized()
+}
+
+// AssignEpoch records that leader epoch e starts at startOffset (Kafka's
+// leader epoch cache rules; see assignEpoch) and persists the cache.
+func (l *Log) AssignEpoch(e LeaderEpoch, startOffset Offset) error {
+	l.mu.Lock()
+	if l.mu.closed {
+		l.mu.Unlock()
+		return ErrClosed
+	}
+	var changed bool
+	l.mu.epochs, changed = assignEpoch(l.mu.epochs, e, startOffset)
+	l.mu.Unlock()
+	if !changed {
+		return nil
+	}
+	return l.writeCheckpoints()
+}
+
+// LatestEpoch is the newest leader epoch in the cache, -1 if none.
+func (l *Log) LatestEpoch() LeaderEpoch {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if n := len(l.mu.epochs); n > 0 {
+		return l.mu.epochs[n-1].Epoch
+	}
+	return -1
+}
+
+// EndOffsetForEpoch implements OffsetForLeaderEpoch: the largest epoch <= e
+// and the end offset of that epoch (the start of the next one, or the log
+// end offset for the latest epoch); (-1, -1) if unknown.
+func (l *Log) EndOffsetForEpoch(e LeaderEpoch) (LeaderEpoch, Offset) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return endOffsetForEpoch(l.mu.epochs, e, l.mu.end)
+}
+
+// Close syncs, writes the indexes of the active segment, the checkpoints
+// and the clean-shutdown marker, and closes the files (those still
+// referenced by ReadResults close on their Release).
+func (l *Log) Close() error {
+	l.appendMu.Lock()
+	defer l.appendMu.Unlock()
+	l.syncMu.Lock()
+	defer l.syncMu.Unlock()
+	l.mu.RLock()
+	closed, failed := l.mu.closed, l.mu.failed
+	l.mu.RUnlock()
+	if closed {
+		return ErrClosed
+	}
+	var errs []error
+	if failed == nil {
+		if _, err := l.syncLocked(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	l.mu.Lock()
+	active := l.mu.segs[len(l.mu.segs)-1]
+	active.maybeTimeEntry()
+	idx, idxAt := active.idx.pending()
+	tix, tixAt := active.tix.pending()
+	clean := len(errs) == 0 && l.mu.failed == nil
+	l.mu.Unlock()
+	if clean {
+		errs = append(errs, active.syncFiles(syncWork{finalize: true, idx: idx, idxAt: idxAt, tix: tix, tixAt: tixAt}))
+		l.mu.Lock()
+		active.idx.flushed, active.tix.flushed = active.idx.n, active.tix.n
+		active.finalized, active.syncedSize = true, active.size
+		l.mu.Unlock()
+		errs = append(errs, l.writeCheckpoints())
+		if errors.Join(errs...) == nil {
+			errs = append(errs, writeFileAtomic(l.dir, cleanShutdownFile, nil))
+		}
+	}
+	l.mu.Lock()
+	l.mu.closed = true
+	segs := l.mu.segs
+	l.mu.segs = nil
+	l.mu.Unlock()
+	for _, s := range segs {
+		s.release()
+	}
+	return errors.Join(errs...)
+}
+
+// Delete closes the log (without a clean-shutdown marker) and removes its
+// directory. Files still referenced by ReadResults stay readable until
+// released.
+func (l *Log) Delete() error {
+	l.appendMu.Lock()
+	defer l.appendMu.Unlock()
+	l.syncMu.Lock()
+	defer l.syncMu.Unlock()
+	l.mu.Lock()
+	segs := l.mu.segs
+	l.mu.segs = nil
+	l.mu.closed = true
+	l.mu.Unlock()
+	for _, s := range segs {
+		s.release()
+	}
+	l.ckptMu.Lock()
+	defer l.ckptMu.Unlock()
+	return os.RemoveAll(l.dir)
+}

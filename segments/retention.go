@@ -1,0 +1,238 @@
+package segments
+
+import (
+	"fmt"
+	"io"
+	"slices"
+	"time"
+)
+
+// DeleteRecordsBefore moves the log start offset to o (checkpointed before
+// any file is removed) and deletes the whole segments below it; the active
+// segment is never deleted. It returns the new log start offset (unchanged
+// if o is not above it). o above the end offset gives ErrOffsetOutOfRange;
+// checking o against the high watermark is the caller's job.
+func (l *Log) DeleteRecordsBefore(o Offset) (Offset, error) {
+	l.mu.Lock()
+	if l.mu.closed {
+		l.mu.Unlock()
+		return 0, ErrClosed
+	}
+	if o > l.mu.end || o < 0 {
+		l.mu.Unlock()
+		return 0, ErrOffsetOutOfRange
+	}
+	if o <= l.mu.start {
+		start := l.mu.start
+		l.mu.Unlock()
+		return start, nil
+	}
+	l.mu.start = o
+	n := 0
+	for n < len(l.mu.segs)-1 && l.mu.segs[n+1].base <= o {
+		n++
+	}
+	removed := l.removeHeadLocked(n)
+	l.mu.Unlock()
+	err := l.writeCheckpoints()
+	l.dropSegments(removed)
+	if err != nil {
+		return o, fmt.Errorf("checkpoint log start %d: %w", o, err)
+	}
+	return o, nil
+}
+
+// removeHeadLocked takes the first n segments out of the list and moves the
+// log start and the epoch cache past them.
+func (l *Log) removeHeadLocked(n int) []*segment {
+	if n == 0 {
+		return nil
+	}
+	removed := slices.Clone(l.mu.segs[:n])
+	l.mu.segs = slices.Clone(l.mu.segs[n:])
+	l.mu.start = max(l.mu.start, l.mu.segs[0].base)
+	l.mu.epochs, _ = truncateEpochsFromStart(l.mu.epochs, l.mu.start)
+	return removed
+}
+
+// dropSegments unlinks removed segments' files and drops the log's
+// references; readers holding references keep the open files.
+func (l *Log) dropSegments(segs []*segment) {
+	for _, s := range segs {
+		if err := s.removeFiles(); err != nil {
+			l.logger.Error("cannot remove segment files", "segment", s.log.Name(), "err", err)
+		}
+		l.logger.Info("deleted segment", "base", s.base, "bytes", s.size)
+		s.release()
+	}
+}
+
+// retentionPlanLocked decides how many leading segments retention deletes:
+// those wholly below the log start, then (Kafka's order) a prefix whose
+// largest timestamp is older than retention.ms, then a prefix whose removal
+// keeps the log at or above retention.bytes. The active segment is never
+// deleted. Segments without timestamps are aged by their file's mtime.
+func (l *Log) retentionPlanLocked(now time.Time) int {
+	cfg := l.mu.cfg
+	segs := l.mu.segs
+	limit := len(segs) - 1
+	n := 0
+	for n < limit && segs[n+1].base <= l.mu.start {
+		n++
+	}
+	if cfg.RetentionMs >= 0 {
+		nowMs, keepMs := now.UnixMilli(), cfg.RetentionMs.Milliseconds()
+		for n < limit {
+			ts := segs[n].ix.maxTs
+			if ts < 0 {
+				st, err := segs[n].log.Stat()
+				if err != nil {
+					break
+				}
+				ts = st.ModTime().UnixMilli()
+			}
+			if nowMs-ts <= keepMs {
+				break
+			}
+			n++
+		}
+	}
+	if cfg.RetentionBytes >= 0 {
+		var total int64
+		for _, s := range segs[n:] {
+			total += s.size
+		}
+		diff := total - cfg.RetentionBytes
+		for n < limit && diff-segs[n].size >= 0 {
+			diff -= segs[n].size
+			n++
+		}
+	}
+	return n
+}
+
+// ApplyRetention deletes whole closed segments that retention.ms,
+// retention.bytes or the log start offset no longer keep (never the active
+// segment), moving the log start to the first remaining segment. It
+// returns how many segments it deleted.
+func (l *Log) ApplyRetention(now time.Time) (deletedSegments int, err error) {
+	l.mu.Lock()
+	if l.mu.closed {
+		l.mu.Unlock()
+		return 0, ErrClosed
+	}
+	removed := l.removeHeadLocked(l.retentionPlanLocked(now))
+	l.mu.Unlock()
+	if len(removed) == 0 {
+		return 0, nil
+	}
+	err = l.writeCheckpoints()
+	l.dropSegments(removed)
+	return len(removed), err
+}
+
+// Truncate removes every batch holding an offset >= to, so the end offset
+// becomes <= to (a batch straddling `to` goes whole: batches are never
+// split). If to is at or below the first segment's base or below the log
+// start, the log restarts empty at to. Readers holding a ReadResult over
+// the truncated range must not be in flight (the follower path that
+// truncates does not serve them).
+func (l *Log) Truncate(to Offset) error {
+	if to < 0 {
+		return fmt.Errorf("segments: truncate to negative offset %d", to)
+	}
+	l.appendMu.Lock()
+	defer l.appendMu.Unlock()
+	l.syncMu.Lock()
+	defer l.syncMu.Unlock()
+	l.mu.Lock()
+	removed, changed, err := l.truncateLocked(to)
+	l.mu.Unlock()
+	for _, s := range removed {
+		s.release()
+	}
+	if err != nil || !changed {
+		return err
+	}
+	return l.writeCheckpoints()
+}
+
+func (l *Log) truncateLocked(to Offset) (removed []*segment, changed bool, err error) {
+	if err := l.checkWritableLocked(); err != nil {
+		return nil, false, err
+	}
+	if to >= l.mu.end {
+		return nil, false, nil
+	}
+	segs := l.mu.segs
+	if to <= segs[0].base || to < l.mu.start {
+		for _, s := range segs {
+			if err := s.removeFiles(); err != nil {
+				return nil, false, err
+			}
+		}
+		s, err := openSegmentFiles(l.dir, to, true, l.mu.cfg.IndexIntervalBytes)
+		if err != nil {
+			// The old files are gone: nothing consistent to serve.
+			l.mu.failed = err
+			return nil, false, err
+		}
+		s.idx.mem, s.tix.mem = []byte{}, []byte{}
+		l.mu.segs = []*segment{s}
+		l.mu.start, l.mu.end = to, to
+		l.mu.dirDirty = true
+		removed = segs
+	} else {
+		k := len(segs) - 1
+		for segs[k].base >= to {
+			k--
+		}
+		s := segs[k]
+		v := segView{s: s, size: s.size, next: s.next, idx: s.idx.view()}
+		sc, done := newReadScanner(s.log, s.size)
+		_, pos, err := seekBatch(sc, v, to)
+		done()
+		if err == io.EOF {
+			pos, err = s.size, nil
+		}
+		if err != nil {
+			return nil, false, corruptAt(v, err)
+		}
+		removed = slices.Clone(segs[k+1:])
+		for _, r := range removed {
+			if err := r.removeFiles(); err != nil {
+				return nil, false, err
+			}
+		}
+		l.mu.segs = slices.Clone(segs[:k+1])
+		if err := l.truncateSegmentLocked(s, pos); err != nil {
+			l.mu.failed = err
+			return removed, true, err
+		}
+		l.mu.end = s.next
+	}
+	l.mu.durable = min(l.mu.durable, l.mu.end)
+	l.mu.epochs, _ = truncateEpochsFromEnd(l.mu.epochs, l.mu.end)
+	l.logger.Info("truncated log", "to", to, "end", l.mu.end)
+	return removed, true, nil
+}
+
+// truncateSegmentLocked cuts s to size bytes, makes it the active segment
+// and rebuilds its in-memory indexes.
+func (l *Log) truncateSegmentLocked(s *segment, size int64) error {
+	if err := s.log.Truncate(size); err != nil {
+		return err
+	}
+	if err := fdatasync(s.log); err != nil {
+		return err
+	}
+	if _, err := scanSegment(s, size, false, nil); err != nil {
+		return err
+	}
+	s.closed, s.finalized = false, false
+	s.syncedSize = size
+	if s.size > 0 && s.rollStart.IsZero() {
+		s.rollStart = time.Now()
+	}
+	return truncateIndexFiles(s)
+}
