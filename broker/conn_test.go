@@ -26,7 +26,7 @@ type testBroker struct {
 	serveErr chan error
 }
 
-func newTestBroker(t *testing.T, table map[int16]*api, mutate func(*Config)) *testBroker {
+func newTestBroker(t *testing.T, table map[int16]*api, mutate func(*Config), opts ...func(*Broker)) *testBroker {
 	t.Helper()
 	cfg := Config{
 		NodeID:                   1,
@@ -47,6 +47,9 @@ func newTestBroker(t *testing.T, table map[int16]*api, mutate func(*Config)) *te
 	b.conns = newConnTracker()
 	if table != nil {
 		b.conns.apis = table
+	}
+	for _, o := range opts {
+		o(b)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -173,7 +176,8 @@ func TestPipelinedAPIVersions(t *testing.T) {
 	const n = 50
 	var out []byte
 	for i := range int32(n) {
-		out = testFormatter.AppendRequest(out, apiVersionsRequest(int16(i%5)), 1000+i)
+		// AppendRequest only frames correctly into an empty slice.
+		out = append(out, testFormatter.AppendRequest(nil, apiVersionsRequest(int16(i%5)), 1000+i)...)
 	}
 	// All 50 requests in one write, nothing read until they are sent: the
 	// server must keep reading while the queue (4) drains.
@@ -263,8 +267,8 @@ func TestBadFramesCloseOnlyTheirConnection(t *testing.T) {
 		append([]byte{0, 0, 0, 12}, bytes.Repeat([]byte{0xff}, 12)...),                           // key -1
 		append([]byte{0, 0, 0, 12, 0, 18, 0, 3, 0, 0, 0, 1, 0x7f, 0x7f}, 0xff, 0xff, 0xff, 0xff), // client id longer than the frame
 		append([]byte{0, 0, 0, 4}, 0, 18, 0, 0),                                                  // header shorter than its fields
-		{0, 0, 0, 14, 0, 18, 0, 3, 0, 0, 0, 1, 0, 0, 0, 0x05, 0x80, 0x80},                        // flexible header, tag section runs off the end
-		{0, 0, 0, 12, 0, 3, 0, 1, 0, 0, 0, 1, 0, 0, 0x7f, 0xff},                                  // Metadata v1: topic array claims 32767 entries
+		{0, 0, 0, 13, 0, 18, 0, 3, 0, 0, 0, 1, 0, 0, 0x05, 0x80, 0x80},                           // flexible header, tag section runs off the end
+		{0, 0, 0, 14, 0, 3, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0x7f, 0xff},                            // Metadata v1: topic array claims 32767 entries
 	}
 	for i, g := range garbage {
 		c := tb.dial(t)
@@ -334,29 +338,52 @@ func TestRepliesInRequestOrder(t *testing.T) {
 	}
 }
 
-// gate is a Metadata handler whose replies wait until released.
+// gate is a Metadata handler whose replies wait until released one by one
+// (by correlation id) or until the request context ends.
 type gate struct {
 	handled atomic.Int32
-	release chan struct{} // one receive per reply released
-	none    map[int32]bool
+	mu      sync.Mutex
+	waiting map[int32]chan struct{}
+	none    map[int32]bool // correlation ids answered with reply.none
 }
 
+func newGate() *gate { return &gate{waiting: make(map[int32]chan struct{})} }
+
 func (g *gate) handle(b *Broker, r *request) (*reply, error) {
-	g.handled.Add(1)
-	if g.none[r.header.CorrelationID] {
+	corr := r.header.CorrelationID
+	if g.none[corr] {
+		g.handled.Add(1)
 		return &reply{none: true}, nil
 	}
+	release := make(chan struct{})
+	g.mu.Lock()
+	g.waiting[corr] = release
+	g.mu.Unlock()
+	g.handled.Add(1)
 	done := make(chan struct{})
 	rep := &reply{done: done}
 	go func() {
 		select {
-		case <-g.release:
+		case <-release:
 		case <-r.ctx.Done():
 		}
 		rep.msg = r.body.ResponseKind()
 		close(done)
 	}()
 	return rep, nil
+}
+
+// release completes the reply to corr, once its request has been handled.
+func (g *gate) release(t *testing.T, corr int32) {
+	t.Helper()
+	var ch chan struct{}
+	waitFor(t, "the request to be handled", func() bool {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		ch = g.waiting[corr]
+		return ch != nil
+	})
+	close(ch)
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {
@@ -371,7 +398,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 
 func TestBackpressureBoundsInFlight(t *testing.T) {
 	const inFlight, n = 2, 10
-	g := &gate{release: make(chan struct{})}
+	g := newGate()
 	tb := newTestBroker(t, tableWith(api{kmsg.Metadata.Int16(), 0, 12, g.handle}), func(c *Config) { c.MaxInFlightPerConnection = inFlight })
 	c := tb.dial(t)
 	for i := range int32(n) {
@@ -386,7 +413,7 @@ func TestBackpressureBoundsInFlight(t *testing.T) {
 		t.Fatalf("%d requests handled with no reply written, want the bound %d", h, bound)
 	}
 	for i := range int32(n) {
-		g.release <- struct{}{}
+		g.release(t, i)
 		resp := kmsg.NewPtrMetadataResponse()
 		resp.SetVersion(kmsg.NewPtrMetadataRequest().GetVersion())
 		readResponse(t, c, i, resp)
@@ -397,13 +424,15 @@ func TestBackpressureBoundsInFlight(t *testing.T) {
 }
 
 func TestNoneReplyWritesNothing(t *testing.T) {
-	g := &gate{release: make(chan struct{}, 10), none: map[int32]bool{1: true, 2: true}}
+	g := newGate()
+	g.none = map[int32]bool{1: true, 2: true}
 	tb := newTestBroker(t, tableWith(api{kmsg.Metadata.Int16(), 0, 12, g.handle}), nil)
 	c := tb.dial(t)
 	for i := range int32(4) {
 		sendRequest(t, c, kmsg.NewPtrMetadataRequest(), i)
-		g.release <- struct{}{}
 	}
+	g.release(t, 3)
+	g.release(t, 0)
 	for _, corr := range []int32{0, 3} {
 		resp := kmsg.NewPtrMetadataResponse()
 		resp.SetVersion(kmsg.NewPtrMetadataRequest().GetVersion())
@@ -437,7 +466,7 @@ func TestHandlerPanicAndErrorCloseConnection(t *testing.T) {
 func TestShutdownFinishesInFlight(t *testing.T) {
 	// A long-poll-like handler: it answers when released or when its
 	// context is cancelled (which Shutdown does).
-	g := &gate{release: make(chan struct{})}
+	g := newGate()
 	tb := newTestBroker(t, tableWith(api{kmsg.Metadata.Int16(), 0, 12, g.handle}), nil)
 	c := tb.dial(t)
 	for i := range int32(3) {

@@ -323,6 +323,25 @@ func (p *strataProc) logTail() string {
 	return string(b)
 }
 
+// LogOfStart returns the log lines written by the n-th start (1-based) of this broker.
+func (p *strataProc) LogOfStart(n int) []string {
+	var out []string
+	in := false
+	for _, l := range strings.Split(p.Log(), "\n") {
+		if strings.HasPrefix(l, "==== e2e harness: start #") {
+			in = strings.HasPrefix(l, fmt.Sprintf("==== e2e harness: start #%d:", n))
+			continue
+		}
+		if in && l != "" {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// Starts returns how many times the broker was started.
+func (p *strataProc) Starts() int { return p.starts }
+
 // Log returns the broker's whole log so far.
 func (p *strataProc) Log() string {
 	b, _ := os.ReadFile(p.logPath)

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -101,6 +102,33 @@ func runSteadyClient(t *testing.T, b *strataProc, topic string) *steadyClient {
 	return s
 }
 
+// waitProgress waits until the client has produced and consumed at least 100 more records than
+// at the previous call, so each group of hostile inputs overlaps real traffic. Hang guard:
+// opTimeout; a client error fails at once.
+func (s *steadyClient) waitProgress(t *testing.T, after string) {
+	t.Helper()
+	s.mu.Lock()
+	p0, c0 := s.produced, s.consumed
+	s.mu.Unlock()
+	deadline := time.Now().Add(opTimeout)
+	for {
+		s.mu.Lock()
+		p, c, err := s.produced, s.consumed, s.err
+		s.mu.Unlock()
+		if err != nil {
+			t.Fatalf("after %s: the well-behaved client failed: %v", after, err)
+		}
+		if p >= p0+100 && c >= c0+100 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %s: the well-behaved client made no progress in %v (produced %d -> %d, consumed %d -> %d)",
+				after, opTimeout, p0, p, c0, c)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 // stop ends both loops (idempotent) and returns what they did.
 func (s *steadyClient) stop() (produced, consumed int, err error) {
 	select {
@@ -129,6 +157,7 @@ func TestHostileInputs(t *testing.T) {
 	b.createTopic(t, target, 1, nil)
 	metricsBefore := b.Metrics()
 	sc := runSteadyClient(t, b, steady)
+	sc.waitProgress(t, "start")
 
 	// expectDropped: the broker closes the connection (it may answer first, which is fine only
 	// if the answer is a well-formed frame).
@@ -208,6 +237,8 @@ func TestHostileInputs(t *testing.T) {
 		expectAnswerOrDrop(g.name, rc, 1)
 	}
 
+	sc.waitProgress(t, "garbage")
+
 	// 2. Hostile length prefixes: 2 GiB - 1, 2 GiB (negative as int32), -1, and 200 MiB (above
 	// socket.request.max.bytes, 100 MiB). The broker must not wait for (or allocate) the body.
 	for _, n := range []uint32{0x7fffffff, 0x80000000, 0xffffffff, 200 << 20} {
@@ -219,6 +250,8 @@ func TestHostileInputs(t *testing.T) {
 		}
 		expectDropped("length prefix "+hex32(n), rc)
 	}
+
+	sc.waitProgress(t, "hostile length prefixes")
 
 	// 3. A truncated frame: the prefix promises 100 bytes, 30 arrive, then the client half-closes.
 	{
@@ -233,6 +266,8 @@ func TestHostileInputs(t *testing.T) {
 		expectDropped("truncated frame", rc)
 	}
 
+	sc.waitProgress(t, "a truncated frame")
+
 	// 4. Unknown API key 9999: Kafka closes the connection; an error response is acceptable too.
 	{
 		rc := dialRaw(t, b.Addr)
@@ -241,6 +276,8 @@ func TestHostileInputs(t *testing.T) {
 		}
 		expectAnswerOrDrop("unknown api key 9999", rc, 42)
 	}
+
+	sc.waitProgress(t, "an unknown API key")
 
 	// 5a. ApiVersions above our range: a v0 response with UNSUPPORTED_VERSION (35) and our range
 	// for key 18 (KIP-511).
@@ -279,6 +316,8 @@ func TestHostileInputs(t *testing.T) {
 		expectAnswerOrDrop("Metadata v127", rc, 43)
 	}
 
+	sc.waitProgress(t, "unsupported versions")
+
 	// 6. Produce requests with lying record batches: each must get CORRUPT_MESSAGE (2) or, for a
 	// lying count, INVALID_RECORD (87), and store nothing. The connection stays usable.
 	recs := []rawRecord{
@@ -304,6 +343,7 @@ func TestHostileInputs(t *testing.T) {
 		{"record count says 1000000, holds 2", encodeBatch(recs, batchOpts{countDelta: 999998}), []int16{2, 87}},
 		{"batch length beyond the payload", lengthLie, []int16{2, 87}},
 		{"batch length short of the records", lengthShort, []int16{2, 87}},
+		{"batch above max.message.bytes (2 MiB)", encodeBatch([]rawRecord{{Value: bytes.Repeat([]byte{'x'}, 2<<20), Timestamp: time.Now().UnixMilli()}}, batchOpts{}), []int16{10}},
 	} {
 		for _, version := range []int16{3, 7, 9} {
 			req := kmsg.NewPtrProduceRequest()
@@ -331,6 +371,8 @@ func TestHostileInputs(t *testing.T) {
 			}
 		}
 	}
+	sc.waitProgress(t, "corrupt produce requests")
+
 	// The same connection still answers a well-formed request.
 	{
 		req := kmsg.NewPtrApiVersionsRequest()

@@ -49,7 +49,7 @@ func TestKcatRoundTrip(t *testing.T) {
 	}
 
 	out := runTool(t, nil, kcat, "-C", "-b", b.Addr, "-t", topic, "-e", "-o", "beginning", "-q",
-		"-f", "%p %o %k:%s\n")
+		"-X", "check.crcs=true", "-f", "%p %o %k:%s\n")
 	perPart := map[int][]string{}     // consumed "key:value" per partition, in offset order
 	partOf := make(map[string]int, n) // key -> partition it was consumed from
 	sc := bufio.NewScanner(bytes.NewReader(out))
@@ -103,7 +103,9 @@ func TestKcatRoundTrip(t *testing.T) {
 // is >= ts — Kafka's ListOffsets semantics, which look inside a batch.
 func TestKcatOffsetsByTimestamp(t *testing.T) {
 	kcat := requireCommand(t, "kcat")
-	b := startStrata(t)
+	// Tiny segments (a roll every few batches) and an index entry per batch: the lookup must
+	// find the right segment through the time indexes, not just scan one file.
+	b := startStrata(t, "--segment.bytes=400", "--index.interval.bytes=1")
 	const topic = "kcat-timestamps"
 	b.createTopic(t, topic, 1, nil)
 
@@ -179,4 +181,63 @@ func TestKcatOffsetsByTimestamp(t *testing.T) {
 			t.Errorf("%s: kcat -o s@%d printed %d messages, want %d", c.name, c.ts, lines, 30-c.wantOff)
 		}
 	}
+}
+
+// TestLogAppendTime: on a topic with message.timestamp.type=LogAppendTime the broker stamps each
+// batch with its append time (and so must recompute the batch CRC): records produced by franz-go
+// and kcat with old CreateTime timestamps come back with the broker's time and the LogAppendTime
+// attribute, and librdkafka's CRC check (check.crcs=true) accepts every batch.
+func TestLogAppendTime(t *testing.T) {
+	kcat := requireCommand(t, "kcat")
+	b := startStrata(t)
+	const topic = "log-append-time"
+	lat := "LogAppendTime"
+	b.createTopic(t, topic, 1, map[string]*string{"message.timestamp.type": &lat})
+
+	t0 := time.Now().UnixMilli()
+	old := time.Date(2001, 1, 1, 0, 0, 0, 0, time.UTC)
+	cl := b.kgoClient(t, kgo.DefaultProduceTopic(topic), kgo.ProducerLinger(5*time.Millisecond))
+	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+	defer cancel()
+	recs := make([]*kgo.Record, 100)
+	for i := range recs {
+		recs[i] = &kgo.Record{Key: recKey(i), Value: recValue("lat", i), Timestamp: old}
+	}
+	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatalf("produce: %v", err)
+	}
+	var in bytes.Buffer
+	for i := 0; i < 100; i++ {
+		fmt.Fprintf(&in, "kcat-%d\n", i)
+	}
+	runTool(t, &in, kcat, "-P", "-b", b.Addr, "-t", topic, "-X", "acks=all")
+	t1 := time.Now().UnixMilli()
+
+	out := runTool(t, nil, kcat, "-C", "-b", b.Addr, "-t", topic, "-e", "-o", "beginning", "-q",
+		"-X", "check.crcs=true", "-f", "%o %T\n")
+	n := 0
+	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		f := strings.Fields(l)
+		if len(f) != 2 {
+			t.Fatalf("unexpected kcat line %q", l)
+		}
+		ts, _ := strconv.ParseInt(f[1], 10, 64)
+		if ts < t0 || ts > t1 {
+			t.Errorf("offset %s: timestamp %d, want the append time, within [%d, %d]", f[0], ts, t0, t1)
+		}
+		n++
+	}
+	if n != 200 {
+		t.Fatalf("kcat read %d records, want 200", n)
+	}
+	got := b.consumeAll(t, topic)[0]
+	for _, r := range got[:100] {
+		if r.Attrs.TimestampType() != 1 {
+			t.Fatalf("offset %d: timestamp type %d, want 1 (LogAppendTime)", r.Offset, r.Attrs.TimestampType())
+		}
+		if ts := r.Timestamp.UnixMilli(); ts < t0 || ts > t1 {
+			t.Fatalf("offset %d: franz-go sees timestamp %d, want within [%d, %d]", r.Offset, ts, t0, t1)
+		}
+	}
+	checkRecValues(t, topic, "lat", 100, map[int32][]*kgo.Record{0: got[:100]})
 }

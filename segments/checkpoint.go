@@ -178,6 +178,16 @@ func assignEpoch(es []epochEntry, e LeaderEpoch, start Offset) ([]epochEntry, bo
 	return append(es[:keep:keep], epochEntry{e, start}), true
 }
 
+// assignNewerEpoch assigns e at start only if e is newer than every cached
+// epoch: appends and recovery use it, so a batch carrying a stale epoch
+// never rewrites the history of newer ones.
+func assignNewerEpoch(es []epochEntry, e LeaderEpoch, start Offset) ([]epochEntry, bool) {
+	if n := len(es); n > 0 && e <= es[n-1].Epoch {
+		return es, false
+	}
+	return assignEpoch(es, e, start)
+}
+
 // truncateEpochsFromEnd drops entries starting at or after end.
 func truncateEpochsFromEnd(es []epochEntry, end Offset) ([]epochEntry, bool) {
 	keep := len(es)

@@ -3,6 +3,7 @@ package segments
 import (
 	"bytes"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"testing"
@@ -110,7 +111,7 @@ func FuzzIndexFiles(f *testing.F) {
 	cfg := testConfig()
 	cfg.IndexIntervalBytes = 100
 	cfg.SegmentBytes = 1000
-	l, err := Open(src, cfg, nil)
+	l, err := Open(src, cfg, quietLogger)
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -141,7 +142,7 @@ func FuzzIndexFiles(f *testing.F) {
 		name := idxNames[int(which)%len(idxNames)]
 		os.WriteFile(filepath.Join(dir, name), idx, 0o644)
 		os.WriteFile(filepath.Join(dir, name[:20]+timeIndexSuffix), tix, 0o644)
-		l, err := Open(dir, cfg, nil)
+		l, err := Open(dir, cfg, quietLogger)
 		if err != nil {
 			return // refusing to open is allowed; serving wrong data is not
 		}
@@ -181,7 +182,7 @@ func FuzzRecoverSegment(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		dir := t.TempDir()
 		os.WriteFile(segmentPath(dir, 0, logSuffix), data, 0o644)
-		l, err := Open(dir, testConfig(), nil)
+		l, err := Open(dir, testConfig(), quietLogger)
 		if err != nil {
 			return
 		}
@@ -241,3 +242,6 @@ func FuzzCheckpoints(f *testing.F) {
 		}
 	})
 }
+
+// quietLogger keeps fuzz workers from blocking on a full stderr pipe.
+var quietLogger = slog.New(slog.DiscardHandler)

@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
-	"math"
 	"os"
 )
 
@@ -14,12 +13,13 @@ import (
 //	.index      relativeOffset uint32, position uint32          (8 bytes)
 //	.timeindex  timestamp int64, relativeOffset uint32          (12 bytes)
 //
-// relativeOffset is offset - segment base offset. An offset index entry
-// (r, p) says the batch with base offset base+r starts at byte p of the
-// .log file; entries are sparse (one per index.interval.bytes) and strictly
-// increasing in both fields. A time index entry (t, r) says that every batch
-// appended up to the moment the entry was written has maxTimestamp <= t and
-// the batch holding offset base+r carries t; timestamps strictly increase.
+// relativeOffset is offset - segment base offset. As in Kafka, an offset
+// index entry (r, p) says the batch whose *last* offset is base+r starts at
+// byte p of the .log file; entries are sparse (one per
+// index.interval.bytes) and strictly increase in both fields. A time index
+// entry (t, r) says that every batch appended up to the moment the entry
+// was written has maxTimestamp <= t and the batch whose last offset is
+// base+r carries t; timestamps strictly increase.
 //
 // Unlike Kafka, files are not preallocated to segment.index.bytes and
 // trimmed: entries are appended, so a file's size is always a multiple of
@@ -117,25 +117,16 @@ func offsetEntry(e []byte) (rel uint32, pos uint32) {
 	return binary.BigEndian.Uint32(e), binary.BigEndian.Uint32(e[4:])
 }
 
-func timeEntry(e []byte) (ts int64, rel uint32) {
-	return int64(binary.BigEndian.Uint64(e)), binary.BigEndian.Uint32(e[8:])
-}
-
 func putOffsetEntry(b []byte, rel, pos uint32) []byte {
 	b = binary.BigEndian.AppendUint32(b, rel)
 	return binary.BigEndian.AppendUint32(b, pos)
 }
 
-func putTimeEntry(b []byte, ts int64, rel uint32) []byte {
-	b = binary.BigEndian.AppendUint64(b, uint64(ts))
-	return binary.BigEndian.AppendUint32(b, rel)
-}
-
 // lookupOffset returns the last index entry whose offset is <= target:
-// the position of a batch with base offset off <= target, so the batch
+// the position of a batch with last offset off <= target, so the batch
 // holding target starts at or after it; (0, base) if there is none. Index
 // errors also give (0, base): the index only accelerates, and callers
-// check that a batch with base offset off really starts at pos.
+// check that a batch with last offset off really starts at pos.
 func (v indexView) lookupOffset(base, target Offset) (pos int64, off Offset) {
 	if target < base {
 		return 0, base
@@ -171,38 +162,6 @@ func (v indexView) offsetAt(i int, base Offset) (int64, Offset) {
 	return int64(pos), base + Offset(rel)
 }
 
-// lookupTime returns an offset from which a scan for the first batch with
-// maxTimestamp >= ts can start: the offset of the last entry with
-// timestamp < ts (every batch up to that entry's has a smaller maximum),
-// or base.
-func (v indexView) lookupTime(base Offset, ts int64) Offset {
-	i, err := v.search(func(e []byte) bool { t, _ := timeEntry(e); return t < ts })
-	if err != nil || i < 0 {
-		return base
-	}
-	var buf [timeEntrySize]byte
-	e, err := v.entry(i, buf[:])
-	if err != nil {
-		return base
-	}
-	_, rel := timeEntry(e)
-	return base + Offset(rel)
-}
-
-// lastTime returns the last time index entry, ok=false if there is none.
-func (v indexView) lastTime(base Offset) (ts int64, off Offset, ok bool) {
-	if v.n == 0 {
-		return -1, -1, false
-	}
-	var buf [timeEntrySize]byte
-	e, err := v.entry(v.n-1, buf[:])
-	if err != nil {
-		return -1, -1, false
-	}
-	t, rel := timeEntry(e)
-	return t, base + Offset(rel), true
-}
-
 // checkOffsetIndex verifies the contents of an offset index file read from
 // disk against its segment: whole entries, strictly increasing relative
 // offsets and positions, positions inside the log. It returns the number of
@@ -222,26 +181,6 @@ func checkOffsetIndex(b []byte, logSize int64) (int, error) {
 			return 0, fmt.Errorf("entry %d position %d beyond the log size %d", i, p, logSize)
 		}
 		lastRel, lastPos = int64(r), int64(p)
-	}
-	return n, nil
-}
-
-// checkTimeIndex verifies a time index file's contents: whole entries,
-// strictly increasing timestamps, nondecreasing relative offsets below
-// maxRel (the segment's offset span; math.MaxUint32+1 if unknown).
-func checkTimeIndex(b []byte, maxRel int64) (int, error) {
-	if len(b)%timeEntrySize != 0 {
-		return 0, fmt.Errorf("size %d is not a multiple of %d", len(b), timeEntrySize)
-	}
-	n := len(b) / timeEntrySize
-	var lastTs int64 = math.MinInt64
-	var lastRel int64 = -1
-	for i := range n {
-		t, r := timeEntry(b[i*timeEntrySize:])
-		if (i > 0 && t <= lastTs) || int64(r) < lastRel || int64(r) >= maxRel {
-			return 0, fmt.Errorf("entry %d (%d, %d) out of order or range", i, t, r)
-		}
-		lastTs, lastRel = t, int64(r)
 	}
 	return n, nil
 }

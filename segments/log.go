@@ -1,6 +1,7 @@
 package segments
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -58,7 +59,11 @@ type Log struct {
 
 	appendMu sync.Mutex // serialises writers: Append, Truncate, Close, Delete
 	syncMu   sync.Mutex // serialises Sync, and excludes it from Truncate and Close
-	ckptMu   sync.Mutex // serialises checkpoint file writes
+	ckptMu   sync.Mutex // serialises checkpoint file writes; guards ckptOnDisk
+	// ckptOnDisk holds each checkpoint file's content as last read or
+	// written, so unchanged files are not rewritten (each write costs
+	// two fsyncs).
+	ckptOnDisk map[string][]byte
 
 	mu struct {
 		sync.RWMutex
@@ -100,7 +105,7 @@ func Open(dir string, cfg Config, logger *slog.Logger) (*Log, error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	l := &Log{dir: dir, logger: logger.With(partitionAttrs(dir)...)}
+	l := &Log{dir: dir, logger: logger.With(partitionAttrs(dir)...), ckptOnDisk: map[string][]byte{}}
 	l.mu.cfg = cfg.normalized()
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
@@ -135,7 +140,7 @@ func (l *Log) load() (err error) {
 	// Index files without a log belong to a segment deleted half-way.
 	for name := range present {
 		for _, sfx := range []string{indexSuffix, timeIndexSuffix} {
-			if b, ok := parseSegmentName(name, sfx); ok && !present[segmentPath("", b, logSuffix)[1:]] {
+			if b, ok := parseSegmentName(name, sfx); ok && !present[filepath.Base(segmentPath(l.dir, b, logSuffix))] {
 				_ = os.Remove(filepath.Join(l.dir, name))
 			}
 		}
@@ -144,6 +149,7 @@ func (l *Log) load() (err error) {
 	clean := present[cleanShutdownFile]
 	readOffset := func(name string) (Offset, bool) {
 		b, err := os.ReadFile(filepath.Join(l.dir, name))
+		l.ckptOnDisk[name] = b
 		if err != nil {
 			if !errors.Is(err, os.ErrNotExist) {
 				l.logger.Warn("cannot read checkpoint", "file", name, "err", err)
@@ -160,6 +166,7 @@ func (l *Log) load() (err error) {
 	ckptStart, _ := readOffset(logStartFile)
 	recoveryPoint, haveRP := readOffset(recoveryPointFile)
 	if b, err := os.ReadFile(filepath.Join(l.dir, leaderEpochFile)); err == nil {
+		l.ckptOnDisk[leaderEpochFile] = b
 		if l.mu.epochs, err = parseEpochCheckpoint(b); err != nil {
 			l.logger.Warn("ignoring unparsable leader epoch checkpoint; rebuilding from recovered batches", "err", err)
 			l.mu.epochs = nil
@@ -182,7 +189,7 @@ func (l *Log) load() (err error) {
 	}()
 	var recovered []*segment // segments whose data must be fsynced before use
 	onBatch := func(h BatchHeader) {
-		l.mu.epochs, _ = assignEpoch(l.mu.epochs, h.PartitionLeaderEpoch, h.BaseOffset)
+		l.mu.epochs, _ = assignNewerEpoch(l.mu.epochs, h.PartitionLeaderEpoch, h.BaseOffset)
 	}
 	for i := 0; i < len(bases); i++ {
 		base := bases[i]
@@ -323,11 +330,13 @@ func (l *Log) load() (err error) {
 		}
 	}
 	active.syncedSize = active.size
-	if !clean {
-		// The active segment's index files are stale; they are rewritten
-		// at roll or Close.
-		if err := truncateIndexFiles(active); err != nil {
-			return err
+	// Index files of an active segment whose entries were rebuilt are
+	// stale: empty them; the entries are written at roll or Close.
+	for _, e := range []*entryFile{&active.idx, &active.tix} {
+		if e.flushed == 0 {
+			if err := e.f.Truncate(0); err != nil {
+				return err
+			}
 		}
 	}
 
@@ -377,8 +386,8 @@ func (l *Log) loadTrusted(s *segment, size int64, active bool, nextBase Offset) 
 	}
 	nIdx, err1 := checkOffsetIndex(idxB, size)
 	nTix, err2 := checkTimeIndex(tixB, maxRel)
-	if err1 != nil || err2 != nil || (size > 0 && !active && nTix == 0) || nextBase >= 0 && nextBase <= s.base {
-		l.logger.Info("rebuilding segment indexes", "segment", s.log.Name(), "offset_index", err1, "time_index", err2)
+	if s.indexMissing || err1 != nil || err2 != nil || (size > 0 && !active && nTix == 0) || nextBase >= 0 && nextBase <= s.base {
+		l.logger.Warn("rebuilding segment indexes", "segment", s.log.Name(), "missing", s.indexMissing, "offset_index", err1, "time_index", err2, "time_entries", nTix)
 		return false, nil
 	}
 	s.idx.n, s.idx.flushed = nIdx, nIdx
@@ -398,7 +407,8 @@ func (l *Log) loadTrusted(s *segment, size int64, active bool, nextBase Offset) 
 	// after the last index entry to find the end (and the state the
 	// indexer needs to continue).
 	s.idx.mem, s.tix.mem = idxB, tixB
-	pos, next := s.idx.view().lookupPosition(s.base, size)
+	pos, entryOff := s.idx.view().lookupPosition(s.base, size)
+	next := s.base
 	sc, done := newReadScanner(s.log, size)
 	defer done()
 	lastIndexed := pos
@@ -407,12 +417,15 @@ func (l *Log) loadTrusted(s *segment, size int64, active bool, nextBase Offset) 
 		if err == io.EOF && (pos > lastIndexed || size == 0) {
 			break
 		}
-		if err != nil || h.BaseOffset < next || pos == lastIndexed && h.BaseOffset != next {
+		// The batch at the last index entry must be the one it names (or
+		// the segment's first batch); later ones must follow in order.
+		if err != nil || h.BaseOffset < next ||
+			pos == lastIndexed && (nIdx > 0 && h.LastOffset() != entryOff || nIdx == 0 && h.BaseOffset != s.base) {
 			l.logger.Warn("active segment tail does not parse", "segment", s.log.Name(), "position", pos, "err", err)
 			return false, nil
 		}
 		if h.MaxTimestamp > s.ix.maxTs {
-			s.ix.maxTs, s.ix.maxTsOff = h.MaxTimestamp, h.BaseOffset
+			s.ix.maxTs, s.ix.maxTsOff = h.MaxTimestamp, h.LastOffset()
 		}
 		pos += h.Size()
 		next = h.NextOffset()
@@ -494,11 +507,26 @@ func (l *Log) writeCheckpoints() error {
 	l.mu.RLock()
 	rp, start, epochs := l.recoveryPointLocked(), l.mu.start, slices.Clone(l.mu.epochs)
 	l.mu.RUnlock()
-	err := errors.Join(
-		writeFileAtomic(l.dir, recoveryPointFile, formatOffsetCheckpoint(rp)),
-		writeFileAtomic(l.dir, logStartFile, formatOffsetCheckpoint(start)),
-		writeFileAtomic(l.dir, leaderEpochFile, formatEpochCheckpoint(epochs)),
-	)
+	var errs []error
+	for _, f := range []struct {
+		name string
+		data []byte
+	}{
+		{recoveryPointFile, formatOffsetCheckpoint(rp)},
+		{logStartFile, formatOffsetCheckpoint(start)},
+		{leaderEpochFile, formatEpochCheckpoint(epochs)},
+	} {
+		if old, ok := l.ckptOnDisk[f.name]; ok && bytes.Equal(old, f.data) {
+			continue
+		}
+		if err := writeFileAtomic(l.dir, f.name, f.data); err != nil {
+			delete(l.ckptOnDisk, f.name)
+			errs = append(errs, err)
+			continue
+		}
+		l.ckptOnDisk[f.name] = f.data
+	}
+	err := errors.Join(errs...)
 	if err == nil {
 		l.mu.Lock()
 		l.mu.ckptRP = rp
@@ -569,7 +597,7 @@ func (l *Log) Append(payload []byte, headers []BatchHeader, epoch LeaderEpoch, n
 	first := l.mu.end
 	startPos := seg.size
 	epochChanged := false
-	l.mu.epochs, epochChanged = assignEpoch(l.mu.epochs, epoch, first)
+	l.mu.epochs, epochChanged = assignNewerEpoch(l.mu.epochs, epoch, first)
 	l.mu.Unlock()
 
 	// Only this goroutine touches payload and the bytes past seg.size.
@@ -797,11 +825,14 @@ func (l *Log) DurableOffset() Offset {
 }
 
 // SetConfig replaces the configuration; it applies to the next Append,
-// roll and retention pass.
+// roll and retention pass (index.interval.bytes from the next index entry).
 func (l *Log) SetConfig(cfg Config) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.mu.cfg = cfg.normalized()
+	if n := len(l.mu.segs); n > 0 {
+		l.mu.segs[n-1].ix.interval = int64(l.mu.cfg.IndexIntervalBytes)
+	}
 }
 
 // AssignEpoch records that leader epoch e starts at startOffset (Kafka's
@@ -842,7 +873,9 @@ func (l *Log) EndOffsetForEpoch(e LeaderEpoch) (LeaderEpoch, Offset) {
 
 // Close syncs, writes the indexes of the active segment, the checkpoints
 // and the clean-shutdown marker, and closes the files (those still
-// referenced by ReadResults close on their Release).
+// referenced by ReadResults close on their Release). If a write or fsync
+// failed earlier, no marker is written, so the next Open recovers. Closing
+// a closed log does nothing.
 func (l *Log) Close() error {
 	l.appendMu.Lock()
 	defer l.appendMu.Unlock()
@@ -852,7 +885,7 @@ func (l *Log) Close() error {
 	closed, failed := l.mu.closed, l.mu.failed
 	l.mu.RUnlock()
 	if closed {
-		return ErrClosed
+		return nil // already closed (or deleted)
 	}
 	var errs []error
 	if failed == nil {

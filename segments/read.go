@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"sort"
+	"sync/atomic"
 )
 
 // segView is a snapshot of a segment taken under Log.mu, with a reference
@@ -101,7 +102,13 @@ func (l *Log) Read(from, upTo Offset, maxBytes int32, minOneBatch bool) (ReadRes
 		v.s.release()
 		return ReadResult{}, err
 	}
-	res.release = v.s.release
+	// Idempotent even across copies of the ReadResult.
+	var released atomic.Bool
+	res.release = func() {
+		if released.CompareAndSwap(false, true) {
+			v.s.release()
+		}
+	}
 	return res, nil
 }
 
@@ -112,7 +119,7 @@ func (sc *scanner) indexedPosition(pos int64, off Offset) int64 {
 	if pos == 0 {
 		return 0
 	}
-	if h, err := sc.header(pos); err != nil || h.BaseOffset != off {
+	if h, err := sc.header(pos); err != nil || h.LastOffset() != off {
 		return 0
 	}
 	return pos

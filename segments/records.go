@@ -332,29 +332,87 @@ func (l *limitReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// streamState is the reusable machinery of one compressed walk: the codec
+// readers (created on first use) and buffers. Pooled; between uses every
+// reference to the caller's bytes is dropped.
+type streamState struct {
+	src  bytes.Reader
+	lim  limitReader
+	bufr *bufio.Reader
+	gz   *gzip.Reader
+	lz   *lz4.Reader
+	zd   *zstd.Decoder
+	xr   xerialReader
+}
+
 var (
-	bufioPool  = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, streamBufferBytes) }}
-	gzipPool   sync.Pool // *gzip.Reader
-	lz4Pool    = sync.Pool{New: func() any { return lz4.NewReader(nil) }}
-	zstdPool   sync.Pool // *zstd.Decoder
+	streamPool = sync.Pool{New: func() any { return &streamState{bufr: bufio.NewReaderSize(nil, streamBufferBytes)} }}
 	snappyPool sync.Pool // *[]byte
 )
 
-func getZstd(r io.Reader) (*zstd.Decoder, error) {
-	if d, ok := zstdPool.Get().(*zstd.Decoder); ok {
-		if err := d.Reset(r); err != nil {
-			d.Close()
+func (st *streamState) reset() {
+	st.src.Reset(nil)
+	st.lim = limitReader{}
+	st.bufr.Reset(nil)
+	if st.zd != nil {
+		_ = st.zd.Reset(nil)
+	}
+	if st.lz != nil {
+		st.lz.Reset(&st.src)
+	}
+	st.xr = xerialReader{block: st.xr.block[:0]}
+	if cap(st.xr.block) > pooledSnappyBufBytes {
+		st.xr.block = nil
+	}
+}
+
+// decoder returns the decompressing reader for codec over st.src.
+func (st *streamState) decoder(codec int8, src []byte, limit int64) (io.Reader, error) {
+	st.src.Reset(src)
+	switch codec {
+	case CompressionGzip:
+		if st.gz == nil {
+			gz, err := gzip.NewReader(&st.src)
+			if err != nil {
+				return nil, err
+			}
+			st.gz = gz
+		} else if err := st.gz.Reset(&st.src); err != nil {
 			return nil, err
 		}
-		return d, nil
+		return st.gz, nil
+	case CompressionSnappy:
+		if len(src) < xerialHeaderSize {
+			return nil, errors.New("truncated xerial header")
+		}
+		st.xr.src, st.xr.limit = src[xerialHeaderSize:], limit
+		return &st.xr, nil
+	case CompressionLZ4:
+		if st.lz == nil {
+			st.lz = lz4.NewReader(&st.src)
+		} else {
+			st.lz.Reset(&st.src)
+		}
+		return st.lz, nil
+	case CompressionZstd:
+		if st.zd == nil {
+			// Concurrency 1 makes stream decoding synchronous: no
+			// goroutines to leak when the pool drops a decoder.
+			zd, err := zstd.NewReader(&st.src,
+				zstd.WithDecoderConcurrency(1),
+				zstd.WithDecoderLowmem(true),
+				zstd.WithDecoderMaxWindow(zstdMaxWindowBytes),
+			)
+			if err != nil {
+				return nil, err
+			}
+			st.zd = zd
+		} else if err := st.zd.Reset(&st.src); err != nil {
+			return nil, err
+		}
+		return st.zd, nil
 	}
-	// Concurrency 1 makes stream decoding synchronous: no goroutines to
-	// leak when the pool drops a decoder.
-	return zstd.NewReader(r,
-		zstd.WithDecoderConcurrency(1),
-		zstd.WithDecoderLowmem(true),
-		zstd.WithDecoderMaxWindow(zstdMaxWindowBytes),
-	)
+	return nil, fmt.Errorf("unknown compression codec %d", codec)
 }
 
 func getSnappyBuf(n int) *[]byte {
@@ -381,52 +439,17 @@ func (w *recordWalk) walkCompressed(codec int8, src []byte, limit int64) error {
 	if codec == CompressionSnappy && !bytes.HasPrefix(src, xerialMagic) {
 		return w.walkRawSnappy(src, limit)
 	}
-	br := bytes.NewReader(src)
-	var dec io.Reader
-	switch codec {
-	case CompressionGzip:
-		gz, _ := gzipPool.Get().(*gzip.Reader)
-		var err error
-		if gz == nil {
-			gz, err = gzip.NewReader(br)
-		} else {
-			err = gz.Reset(br)
-		}
-		if err != nil {
-			return fmt.Errorf("gzip: %w", err)
-		}
-		defer gzipPool.Put(gz)
-		dec = gz
-	case CompressionSnappy:
-		if len(src) < xerialHeaderSize {
-			return errors.New("snappy: truncated xerial header")
-		}
-		dec = &xerialReader{src: src[xerialHeaderSize:], limit: limit}
-	case CompressionLZ4:
-		zr := lz4Pool.Get().(*lz4.Reader)
-		zr.Reset(br)
-		defer lz4Pool.Put(zr)
-		dec = zr
-	case CompressionZstd:
-		zd, err := getZstd(br)
-		if err != nil {
-			return fmt.Errorf("zstd: %w", err)
-		}
-		defer func() {
-			_ = zd.Reset(nil) // drop the reference to src before pooling
-			zstdPool.Put(zd)
-		}()
-		dec = zd
-	default:
-		return fmt.Errorf("unknown compression codec %d", codec)
-	}
-	bufr := bufioPool.Get().(*bufio.Reader)
-	bufr.Reset(&limitReader{r: dec, n: limit})
+	st := streamPool.Get().(*streamState)
 	defer func() {
-		bufr.Reset(nil)
-		bufioPool.Put(bufr)
+		st.reset()
+		streamPool.Put(st)
 	}()
-	err := walk(w, &streamSource{r: bufr})
+	dec, err := st.decoder(codec, src, limit)
+	if err == nil {
+		st.lim = limitReader{r: dec, n: limit}
+		st.bufr.Reset(&st.lim)
+		err = walk(w, &streamSource{r: st.bufr})
+	}
 	if err != nil && !isTooLarge(err) {
 		err = fmt.Errorf("%s: %w", codecName(codec), err)
 	}
@@ -488,7 +511,7 @@ func (x *xerialReader) Read(p []byte) (int, error) {
 		}
 		x.limit -= int64(n)
 		if cap(x.block) < n {
-			x.block = make([]byte, n)
+			x.block = make([]byte, max(n, 64<<10))
 		}
 		x.buf, err = snappy.Decode(x.block[:cap(x.block)], blk)
 		if err != nil {

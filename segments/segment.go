@@ -56,6 +56,8 @@ type segment struct {
 	refs  atomic.Int32
 	close sync.Once
 
+	indexMissing bool // an index file did not exist at open (set once, before sharing)
+
 	size       int64  // bytes of whole, published batches
 	next       Offset // offset after the last batch (base if empty)
 	syncedSize int64  // bytes covered by the last fsync of log
@@ -71,7 +73,7 @@ type indexer struct {
 	interval    int64  // index.interval.bytes
 	bytesSince  int64  // bytes appended since the last offset index entry
 	maxTs       int64  // largest batch maxTimestamp, -1 if none
-	maxTsOff    Offset // base offset of the first batch carrying maxTs
+	maxTsOff    Offset // last offset of the first batch carrying maxTs (Kafka's "shallow" offset)
 	lastTixTs   int64  // timestamp of the last time index entry
 	hasTixEntry bool
 }
@@ -84,10 +86,10 @@ func newIndexer(interval int32) indexer {
 func (s *segment) indexBatch(h BatchHeader, pos int64) {
 	ix := &s.ix
 	if h.MaxTimestamp > ix.maxTs {
-		ix.maxTs, ix.maxTsOff = h.MaxTimestamp, h.BaseOffset
+		ix.maxTs, ix.maxTsOff = h.MaxTimestamp, h.LastOffset()
 	}
 	if ix.bytesSince > ix.interval {
-		s.idx.appendEntry(putOffsetEntry(make([]byte, 0, offsetEntrySize), uint32(h.BaseOffset-s.base), uint32(pos)))
+		s.idx.appendEntry(putOffsetEntry(make([]byte, 0, offsetEntrySize), uint32(h.LastOffset()-s.base), uint32(pos)))
 		s.maybeTimeEntry()
 		ix.bytesSince = 0
 	}
@@ -133,18 +135,25 @@ func openSegmentFiles(dir string, base Offset, create bool, interval int32) (*se
 	if s.log, err = os.OpenFile(segmentPath(dir, base, logSuffix), flags, 0o644); err != nil {
 		return nil, err
 	}
-	// Index files may be missing (rebuilt); always create them.
-	ixFlags := os.O_RDWR | os.O_CREATE
-	if create {
-		ixFlags |= os.O_TRUNC
+	// Index files may be missing (then they are created, and rebuilt).
+	openIndex := func(path string) (*os.File, error) {
+		if create {
+			return os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+		}
+		f, err := os.OpenFile(path, os.O_RDWR, 0)
+		if errors.Is(err, os.ErrNotExist) {
+			s.indexMissing = true
+			f, err = os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+		}
+		return f, err
 	}
 	idxPath, tixPath := segmentPath(dir, base, indexSuffix), segmentPath(dir, base, timeIndexSuffix)
-	idxF, err := os.OpenFile(idxPath, ixFlags, 0o644)
+	idxF, err := openIndex(idxPath)
 	if err != nil {
 		s.log.Close()
 		return nil, err
 	}
-	tixF, err := os.OpenFile(tixPath, ixFlags, 0o644)
+	tixF, err := openIndex(tixPath)
 	if err != nil {
 		s.log.Close()
 		idxF.Close()

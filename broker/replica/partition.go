@@ -27,11 +27,13 @@ const (
 	// a producer with no batch newer than this is forgotten, which bounds
 	// the memory a partition spends on producer state.
 	producerExpiry = 24 * time.Hour
-	// minSnapshotBytes bounds how often a producer snapshot is written
-	// while appending: one every max(segment.bytes, 16 MiB) of appended
-	// bytes, roughly one per segment roll, so a crash replays at most about
-	// one segment's batch headers.
+	// A producer snapshot is written in the background every
+	// clamp(segment.bytes, 16 MiB, 256 MiB) appended bytes: roughly once
+	// per segment roll, so a crash replays at most about one segment (and
+	// at most 256 MiB) of batch headers, while small test segments do not
+	// cause an fsync per roll.
 	minSnapshotBytes = 16 << 20
+	maxSnapshotBytes = 256 << 20
 )
 
 // Options configures Open.
@@ -66,11 +68,13 @@ type AppendResult struct {
 
 // Partition is one topic-partition hosted (and led) by this broker.
 //
-// Concurrency: every method is safe for concurrent use. Locks, in order:
-// mu (append lock: orders appends, guards the producer state and config) →
-// syncMu (held by the committer while it syncs this partition and by
-// Close) → cmu (high watermark, waiters, Changed channel) → Committer.mu.
-// No lock is held while waiting for another partition.
+// Concurrency: every method is safe for concurrent use. Locks:
+// mu (append lock: orders appends, guards the producer state and config)
+// and syncMu (held by the committer while it syncs this partition, and by
+// Close) each come before cmu (high watermark, waiters, Changed channel);
+// mu and syncMu are never held together; Committer.mu is taken with none
+// of them held. segments.Log's locks are innermost. No lock is held while
+// waiting for another partition.
 type Partition struct {
 	topic     string
 	index     int32
@@ -191,7 +195,7 @@ func open(o Options, l storage, logger *slog.Logger) (*Partition, error) {
 	p.hw.Store(int64(durable))
 	p.cmu.changed = make(chan struct{})
 	if replayed > 0 {
-		// Save the next start the replay (the log is synced, so the
+		// Spare the next start this replay (the log is synced, so the
 		// snapshot's offset is durable too).
 		if err := p.writeSnapshot(l.EndOffset(), producers.EncodeSnapshot(l.EndOffset())); err != nil {
 			logger.Warn("cannot write producer snapshot after replay", "err", err)
@@ -302,15 +306,12 @@ func (p *Partition) appendLocked(payload []byte) (AppendResult, error) {
 	if ndup > 0 {
 		write, writeHeaders = withoutDuplicates(payload, headers, dup)
 	}
-	info, err := p.log.Append(write, writeHeaders, p.epoch, time.Now())
+	now := time.Now()
+	info, err := p.log.Append(write, writeHeaders, p.epoch, now)
 	if err != nil {
 		return AppendResult{}, p.appendError(err)
 	}
-	stamp := int64(-1)
-	if info.LogAppendTime != -1 {
-		stamp = info.LogAppendTime
-	}
-	app.Commit(info.FirstOffset, stamp)
+	app.Commit(info.FirstOffset, info.LogAppendTime, now)
 	if base == -1 {
 		base = info.FirstOffset
 	}
@@ -553,6 +554,13 @@ func (p *Partition) shutdown(remove bool) error {
 	p.mu.Lock()
 	already := p.mu.closed
 	p.mu.closed = true
+	// Appends are refused from here on, so the log end is final and the
+	// producer state describes exactly the batches below it.
+	end := p.log.EndOffset()
+	var snapshot []byte
+	if !already && !remove {
+		snapshot = p.mu.producers.EncodeSnapshot(end)
+	}
 	p.mu.Unlock()
 	if already {
 		return nil
@@ -568,11 +576,7 @@ func (p *Partition) shutdown(remove bool) error {
 			errs = append(errs, p.fail("fsync", err))
 		} else {
 			p.advance(durable)
-			p.mu.Lock() // appends are refused now; the lock is for the race detector's sake
-			end := p.log.EndOffset()
-			data := p.mu.producers.EncodeSnapshot(end)
-			p.mu.Unlock()
-			if err := p.writeSnapshot(end, data); err != nil {
+			if err := p.writeSnapshot(end, snapshot); err != nil {
 				errs = append(errs, err)
 			}
 		}
@@ -604,7 +608,7 @@ func (p *Partition) shutdown(remove bool) error {
 // encoded state exactly that of the batches below end.
 func (p *Partition) maybeSnapshotLocked(appended int64, end segments.Offset) {
 	p.mu.sinceSnap += appended
-	if p.mu.snapshotting || p.mu.sinceSnap < max(p.mu.cfg.SegmentBytes, p.snapshotBytes) {
+	if p.mu.snapshotting || p.mu.sinceSnap < min(max(p.mu.cfg.SegmentBytes, p.snapshotBytes), maxSnapshotBytes) {
 		return
 	}
 	p.mu.sinceSnap = 0

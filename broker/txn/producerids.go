@@ -49,6 +49,9 @@ var ErrProducerIDsClosed = errors.New("txn: producer id allocator closed")
 // reuse ids.
 func OpenProducerIDs(dataDir string) (*ProducerIDs, error) {
 	p := &ProducerIDs{dir: dataDir}
+	if err := os.MkdirAll(dataDir, 0o755); err != nil {
+		return nil, fmt.Errorf("txn: %w", err)
+	}
 	data, err := os.ReadFile(filepath.Join(dataDir, producerIDsFile))
 	switch {
 	case errors.Is(err, os.ErrNotExist):

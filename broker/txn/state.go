@@ -48,6 +48,11 @@ type Batch struct {
 	// Timestamp is the batch's max timestamp (the log-append time for
 	// LogAppendTime topics); it drives producer expiry, as in Kafka.
 	Timestamp int64
+	// AppendedAt is the broker's clock (ms) when the batch was appended, 0
+	// when unknown (replay). Expiry uses the later of it and Timestamp, so
+	// a producer writing old CreateTime timestamps is not expired while it
+	// is active.
+	AppendedAt int64
 	// Control marks a transaction marker. Markers carry no sequence: on
 	// replay they only move the producer's epoch.
 	Control bool
@@ -159,9 +164,7 @@ func (e *producerEntry) add(b Batch) {
 		e.epoch = b.ProducerEpoch
 		e.batches = e.batches[:0]
 	}
-	if b.Timestamp > e.lastTimestamp {
-		e.lastTimestamp = b.Timestamp
-	}
+	e.lastTimestamp = max(e.lastTimestamp, b.Timestamp, b.AppendedAt)
 	if b.Control {
 		return
 	}
@@ -346,17 +349,19 @@ func (a *Appender) entry(id ProducerID) *producerEntry {
 
 // Commit applies the staged batches to the state. firstOffset is the offset
 // the log assigned to the first non-duplicate batch; the others follow
-// contiguously (each takes LastOffsetDelta+1 offsets). timestamp, if not
-// -1, replaces every batch's timestamp (LogAppendTime topics).
-func (a *Appender) Commit(firstOffset segments.Offset, timestamp int64) {
+// contiguously (each takes LastOffsetDelta+1 offsets). logAppendTime, if
+// not -1, replaces every batch's timestamp (LogAppendTime topics). now is
+// the append time, for expiry.
+func (a *Appender) Commit(firstOffset segments.Offset, logAppendTime int64, now time.Time) {
 	off := firstOffset
 	for i, b := range a.order {
 		b.FirstOffset = off
 		b.LastOffset = off + segments.Offset(a.counts[i]-1)
 		off += segments.Offset(a.counts[i])
-		if timestamp != -1 {
-			b.Timestamp = timestamp
+		if logAppendTime != -1 {
+			b.Timestamp = logAppendTime
 		}
+		b.AppendedAt = now.UnixMilli()
 		a.s.Update(b)
 	}
 	a.order, a.counts, a.staged = nil, nil, nil

@@ -170,7 +170,7 @@ func TestAppenderStagesBatches(t *testing.T) {
 	if got := s.Batches(7); len(got) != 1 {
 		t.Fatalf("state changed before Commit: %+v", got)
 	}
-	a.Commit(10, -1)
+	a.Commit(10, -1, time.UnixMilli(0))
 	got := s.Batches(7)
 	want := []BatchMeta{
 		{FirstSeq: 0, LastSeq: 1, FirstOffset: 0, LastOffset: 1},
@@ -215,14 +215,23 @@ func TestTimestampOverrideAndExpiry(t *testing.T) {
 	if _, _, err := a.Check(bt(2, 0, 0, 1)); err != nil {
 		t.Fatal(err)
 	}
-	a.Commit(1, now.UnixMilli()) // LogAppendTime stamps the batch
+	a.Commit(1, now.UnixMilli(), now) // LogAppendTime stamps the batch
 	if got := s.Batches(2)[0].Timestamp; got != now.UnixMilli() {
 		t.Fatalf("timestamp %d", got)
 	}
+	// An active producer writing old CreateTime timestamps: its append
+	// time keeps it alive.
+	a = s.Begin()
+	oldTs := bt(3, 0, 0, 1)
+	oldTs.Timestamp = now.Add(-72 * time.Hour).UnixMilli()
+	if _, _, err := a.Check(oldTs); err != nil {
+		t.Fatal(err)
+	}
+	a.Commit(2, -1, now)
 	if n := s.ExpireBefore(now.Add(-24 * time.Hour)); n != 1 {
 		t.Fatalf("expired %d, want 1", n)
 	}
-	if s.Epoch(1) != -1 || s.Epoch(2) != 0 || s.Len() != 1 {
-		t.Fatalf("after expiry: epochs %d %d, len %d", s.Epoch(1), s.Epoch(2), s.Len())
+	if s.Epoch(1) != -1 || s.Epoch(2) != 0 || s.Epoch(3) != 0 || s.Len() != 2 {
+		t.Fatalf("after expiry: epochs %d %d %d, len %d", s.Epoch(1), s.Epoch(2), s.Epoch(3), s.Len())
 	}
 }

@@ -9,7 +9,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"text/tabwriter"
 	"time"
@@ -48,6 +47,7 @@ func BenchmarkStrata(b *testing.B) {
 	limitSize := int64(envInt(b, envLimitMiB, 512)) * mib
 	dur := time.Duration(seconds) * time.Second
 
+	loadAtStart := loadAvg()
 	work := b.TempDir()
 	dataDir := filepath.Join(work, "data")
 
@@ -65,7 +65,18 @@ func BenchmarkStrata(b *testing.B) {
 	if err != nil {
 		b.Fatalf("sendfile limit: %v", err)
 	}
-	b.Logf("limits: fsync write %.0f MiB/s, sendfile loopback %.0f MiB/s", fsyncMiBps, sendfileMiBps)
+	syncLat, err := measureSyncLatency(limitFileDir(dataDir), pool, 1, 1)
+	if err != nil {
+		b.Fatalf("sync-latency limit: %v", err)
+	}
+	syncQ, _ := syncLat.quantiles(0.5, 0.99)
+	roundLat, err := measureSyncLatency(limitFileDir(dataDir), pool, benchPartitions, commitRoundWorkers)
+	if err != nil {
+		b.Fatalf("commit-round latency limit: %v", err)
+	}
+	roundQ, _ := roundLat.quantiles(0.5, 0.99)
+	b.Logf("limits: fsync write %.0f MiB/s, sendfile loopback %.0f MiB/s, sync latency p50/p99 %s/%s (1 file), %s/%s (%d files)",
+		fsyncMiBps, sendfileMiBps, ms(syncQ[0]), ms(syncQ[1]), ms(roundQ[0]), ms(roundQ[1]), benchPartitions)
 
 	br := harness.Start(b, harness.Options{
 		DataDir: dataDir,
@@ -155,8 +166,8 @@ func BenchmarkStrata(b *testing.B) {
 		b.Logf("note: %d produce requests hit connection errors (last: %v); kgo retried them", n, *hook.lastErr.Load())
 	}
 
-	fullQ, _ := full.reqLat.quantiles(0.5, 0.99)
-	pacedQ, _ := paced.reqLat.quantiles(0.5, 0.99)
+	fullQ, _ := full.reqLat.quantiles(0.5, 0.99, 1)
+	pacedQ, _ := paced.reqLat.quantiles(0.5, 0.99, 1)
 	recQ, _ := paced.recLat.quantiles(0.5, 0.99)
 
 	w := tabwriter.NewWriter(os.Stdout, 2, 8, 2, ' ', 0)
@@ -165,28 +176,41 @@ func BenchmarkStrata(b *testing.B) {
 	fmt.Fprintln(w, "figure\tvalue\tmachine limit\tratio\ttarget\tverdict")
 	fmt.Fprintf(w, "fsync write limit (1 MiB writes, fsync/4 MiB)\t%.0f MiB/s\t\t\t\t\n", fsyncMiBps)
 	fmt.Fprintf(w, "sendfile limit (file→loopback TCP)\t%.0f MiB/s\t\t\t\t\n", sendfileMiBps)
+	fmt.Fprintf(w, "sync latency limit p50 / p99 (16 KiB append + fdatasync)\t%s / %s\t\t\t\t\n", ms(syncQ[0]), ms(syncQ[1]))
+	fmt.Fprintf(w, "  same, %d files, %d fdatasyncs in parallel (a commit round)\t%s / %s\t\t\t\t\n",
+		benchPartitions, commitRoundWorkers, ms(roundQ[0]), ms(roundQ[1]))
 	fmt.Fprintf(w, "produce, acks=all, full speed\t%.1f MiB/s\t%.0f MiB/s\t%.2f\t≥ %.0f MiB/s\t%s\n",
 		full.mibps(), fsyncMiBps, full.mibps()/fsyncMiBps, targetProduceMiBps, verdict(full.mibps() >= targetProduceMiBps))
 	fmt.Fprintf(w, "produce request p50 / p99, full speed\t%s / %s\t\t\t\t\n", ms(fullQ[0]), ms(fullQ[1]))
-	fmt.Fprintf(w, "produce request p50 / p99, %d rec/s\t%s / %s\t\t\tp99 ≤ %s\t%s\n",
-		rate, ms(pacedQ[0]), ms(pacedQ[1]), ms(targetPacedP99), verdict(pacedQ[1] <= targetPacedP99))
+	fmt.Fprintf(w, "produce request p50 / p99, %d rec/s\t%s / %s\t%s / %s\t%.1f / %.1f\tp99 ≤ %s\t%s\n",
+		rate, ms(pacedQ[0]), ms(pacedQ[1]), ms(syncQ[0]), ms(syncQ[1]), ratio(pacedQ[0], syncQ[0]), ratio(pacedQ[1], syncQ[1]),
+		ms(targetPacedP99), verdict(pacedQ[1] <= targetPacedP99))
 	fmt.Fprintf(w, "consume from offset 0\t%.1f MiB/s\t%.0f MiB/s\t%.2f\t≥ %.0f MiB/s\t%s\n",
 		cons.mibps(), sendfileMiBps, cons.mibps()/sendfileMiBps, targetConsumeMiBps, verdict(cons.mibps() >= targetConsumeMiBps))
 	fmt.Fprintf(w, "broker peak RSS (VmHWM)\t%.0f MiB\t\t\t≤ %.0f MiB\t%s\n",
 		rssMiB, targetRSSMiB, verdict(rssMiB <= targetRSSMiB))
 	w.Flush()
-	fmt.Printf("full speed: %d records in %d produce requests (%.2f MiB each on average) over %.1f s\n",
-		full.records, full.requests, perRequestMiB(full), full.elapsed.Seconds())
-	fmt.Printf("paced: %d records (%.0f rec/s achieved) in %d requests; per-record latency (Produce call → ack, includes the %v linger) p50 %s, p99 %s\n",
-		paced.records, float64(paced.records)/paced.elapsed.Seconds(), paced.requests,
+	fmt.Printf("full speed: %d records in %d produce requests (%.2f MiB each on average, slowest %s) over %.1f s\n",
+		full.records, full.requests, perRequestMiB(full), ms(fullQ[2]), full.elapsed.Seconds())
+	fmt.Printf("paced: %d records (%.0f rec/s achieved) in %d requests (slowest %s); per-record latency (Produce call → ack, includes the %v linger) p50 %s, p99 %s\n",
+		paced.records, float64(paced.records)/dur.Seconds(), paced.requests, ms(pacedQ[2]),
 		producerLinger, ms(recQ[0]), ms(recQ[1]))
 	fmt.Printf("consume: %d records in %.1f s\n", cons.records, cons.elapsed.Seconds())
-	fmt.Printf("CPU used, in cores (broker + benchmark clients): full speed %s, paced %s, consume %s\n\n",
-		fullCPU, pacedCPU, consCPU)
+	fmt.Printf("CPU in cores (broker + benchmark clients / whole machine busy, of %d): full speed %s, paced %s, consume %s\n",
+		runtime.NumCPU(), fullCPU, pacedCPU, consCPU)
+	fmt.Printf("load average (1, 5, 15 min): %s at the start, %s at the end\n", loadAtStart, loadAvg())
+	warn := brokerWarnings(br.LogPath(), 10)
+	fmt.Printf("broker log %s: %d warning/error lines\n", br.LogPath(), len(warn.first)+warn.more)
+	for _, l := range warn.first {
+		fmt.Printf("  %s\n", l)
+	}
+	fmt.Println()
 
 	b.ReportMetric(0, "ns/op") // the run's wall time is not a figure of merit
 	b.ReportMetric(fsyncMiBps, "fsync-MiB/s")
 	b.ReportMetric(sendfileMiBps, "sendfile-MiB/s")
+	b.ReportMetric(msf(syncQ[1]), "sync-p99-ms")
+	b.ReportMetric(msf(roundQ[1]), "round-p99-ms")
 	b.ReportMetric(full.mibps(), "produce-MiB/s")
 	b.ReportMetric(msf(fullQ[1]), "produce-p99-ms")
 	b.ReportMetric(msf(pacedQ[1]), "paced-p99-ms")
@@ -194,47 +218,35 @@ func BenchmarkStrata(b *testing.B) {
 	b.ReportMetric(rssMiB, "rss-MiB")
 }
 
-// cpuMeter attributes CPU time to phases: the broker's (from /proc) and this
-// test process's, i.e. the franz-go clients' (getrusage).
-type cpuMeter struct {
-	br           *harness.Broker
-	at           time.Time
-	broker, self time.Duration
-}
-
-// cpuShare is CPU time per wall-clock second, in cores.
-type cpuShare struct{ broker, clients float64 }
-
-func (c cpuShare) String() string { return fmt.Sprintf("%.2f + %.2f", c.broker, c.clients) }
-
-func newCPUMeter(br *harness.Broker) *cpuMeter {
-	m := &cpuMeter{br: br}
-	m.lap()
-	return m
-}
-
-// lap returns the CPU shares since the previous lap (zero on error: the
-// figures are informative only).
-func (m *cpuMeter) lap() cpuShare {
-	now := time.Now()
-	var broker, self time.Duration
-	if u, s, err := m.br.CPUTime(); err == nil {
-		broker = u + s
-	}
-	var ru syscall.Rusage
-	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
-		self = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-	}
-	wall := now.Sub(m.at).Seconds()
-	share := cpuShare{
-		broker:  (broker - m.broker).Seconds() / wall,
-		clients: (self - m.self).Seconds() / wall,
-	}
-	m.at, m.broker, m.self = now, broker, self
-	return share
-}
-
 func (c consumeResult) mibps() float64 { return mibPerSec(c.bytes, c.elapsed) }
+
+type warnings struct {
+	first []string // the first few WARN/ERROR lines
+	more  int      // how many more there were
+}
+
+// brokerWarnings collects the broker's WARN and ERROR log lines (slog text
+// or JSON format), keeping the first max.
+func brokerWarnings(path string, max int) warnings {
+	var w warnings
+	data, err := os.ReadFile(path)
+	if err != nil {
+		w.first = append(w.first, fmt.Sprintf("(cannot read the log: %v)", err))
+		return w
+	}
+	for _, l := range strings.Split(string(data), "\n") {
+		if !strings.Contains(l, "level=WARN") && !strings.Contains(l, "level=ERROR") &&
+			!strings.Contains(l, `"level":"WARN"`) && !strings.Contains(l, `"level":"ERROR"`) {
+			continue
+		}
+		if len(w.first) < max {
+			w.first = append(w.first, l)
+		} else {
+			w.more++
+		}
+	}
+	return w
+}
 
 func perRequestMiB(p phaseResult) float64 {
 	if p.requests == 0 {
@@ -248,6 +260,14 @@ func mibPerSec(n int64, d time.Duration) float64 {
 		return 0
 	}
 	return float64(n) / mib / d.Seconds()
+}
+
+// ratio of two durations; for latencies the ratio to the limit is ≥ 1.
+func ratio(a, b time.Duration) float64 {
+	if b <= 0 {
+		return 0
+	}
+	return float64(a) / float64(b)
 }
 
 func verdict(ok bool) string {

@@ -7,11 +7,17 @@
 // and prints one table:
 //
 //   - fsync-write limit: 512 MiB written in 1 MiB writes to a file beside
-//     the data directory (same disk), fsync after every 4 MiB — about one
-//     group-commit round of the broker at full speed.
+//     the data directory (same disk), fdatasync after every 4 MiB — about one
+//     group-commit round of the broker at full speed. Best of 3 trials.
+//   - sync-latency floor: p50/p99 of one 16 KiB append + fdatasync on the
+//     same disk, repeated (at most 1,000 times or 3 s): no acks=all produce
+//     request can be answered faster, so it is the limit beside the latency
+//     figures. The same for a round over 6 files, 4 fdatasyncs at a time,
+//     shows the floor of one-log-per-partition group commit.
 //   - sendfile limit: a 512 MiB page-cached file sent 4 times with
 //     sendfile(2) at explicit offsets to a loopback TCP reader draining with
-//     a 4 MiB buffer — the broker's zero-copy Fetch path without the broker.
+//     a 4 MiB buffer — the broker's zero-copy Fetch path without the
+//     broker. Best of 3 trials.
 //   - produce: 1 KiB random (incompressible) values, acks=all, idempotent,
 //     6 partitions (round robin), linger 5 ms, 1 MiB batches, no compression,
 //     for STRATA_BENCH_SECONDS (default 15) at full speed, then as long again
@@ -33,7 +39,13 @@
 //
 // Clients and broker share the machine's CPUs, as they do on the 2-core
 // development machine the targets are set for; the figures are therefore
-// lower bounds of what the broker does with a core of its own.
+// lower bounds of what the broker does with a core of its own. Below the
+// table the run prints, per phase, the CPU the broker, the clients and the
+// whole machine used (in cores), the load average, and the broker's WARN
+// and ERROR log lines: on a shared machine, a low figure with a busy machine
+// and a small broker share means the broker was starved, not slow.
+// Repeat the run (or use benchstat on the reported metrics) before drawing
+// conclusions from one figure.
 //
 // STRATA_BENCH_LIMIT_MIB changes the size of the limit files,
 // STRATA_BENCH_ARGS adds `strata serve` arguments, STRATA_BINARY uses a

@@ -51,10 +51,10 @@ func measureFsyncWrite(dir string, size int64, pool []byte) (float64, error) {
 }
 
 // fsyncWriteTrial writes size bytes of incompressible data to a new file
-// in dir, limitWriteBytes per write(2), with fsync(2) after every
-// limitSyncEveryBytes and at the end, and returns the rate in MiB/s. dir
-// should be on the disk that holds the broker's data directory. The file is
-// removed afterwards.
+// in dir, limitWriteBytes per write(2), with fdatasync(2) (what the broker's
+// segments use) after every limitSyncEveryBytes and at the end, and returns
+// the rate in MiB/s. dir should be on the disk that holds the broker's data
+// directory. The file is removed afterwards.
 func fsyncWriteTrial(dir string, size int64, pool []byte) (float64, error) {
 	f, err := os.CreateTemp(dir, "limit-fsync-*.dat")
 	if err != nil {
@@ -75,16 +75,77 @@ func fsyncWriteTrial(dir string, size int64, pool []byte) (float64, error) {
 		written += n
 		unsynced += n
 		if unsynced >= limitSyncEveryBytes {
-			if err := f.Sync(); err != nil {
+			if err := unix.Fdatasync(int(f.Fd())); err != nil {
 				return 0, err
 			}
 			unsynced = 0
 		}
 	}
-	if err := f.Sync(); err != nil {
+	if err := unix.Fdatasync(int(f.Fd())); err != nil {
 		return 0, err
 	}
 	return mibPerSec(written, time.Since(start)), nil
+}
+
+const (
+	// syncLatencyWriteBytes is the append to each file before its
+	// fdatasync in one round: at 20,000 records/s of 1 KiB over 6
+	// partitions, a commit round every few milliseconds finds about this
+	// much new data per partition.
+	syncLatencyWriteBytes = 16 << 10
+	// syncLatencyRounds / syncLatencyBudget bound each latency limit test:
+	// this many rounds, or fewer if the budget runs out.
+	syncLatencyRounds = 1000
+	syncLatencyBudget = 3 * time.Second
+	// commitRoundWorkers: fdatasyncs in parallel in the 6-file round, as
+	// broker/replica's committer does (maxSyncWorkers = 4 when written).
+	commitRoundWorkers = 4
+)
+
+// measureSyncLatency times rounds of: append syncLatencyWriteBytes to each
+// of files files on the data directory's disk, then fdatasync(2) them, at
+// most workers at a time, and wait for all. With one file this is the floor
+// under any acks=all produce latency on this disk; with 6 files and the
+// committer's parallelism it is the floor of the broker's design, which
+// keeps one log per partition and fsyncs each partition a round touched.
+func measureSyncLatency(dir string, pool []byte, files, workers int) (*latencies, error) {
+	fs := make([]*os.File, files)
+	for i := range fs {
+		f, err := os.CreateTemp(dir, "limit-synclat-*.dat")
+		if err != nil {
+			return nil, err
+		}
+		defer os.Remove(f.Name())
+		defer f.Close()
+		fs[i] = f
+	}
+	lat := &latencies{}
+	sem := make(chan struct{}, workers)
+	errs := make(chan error, files)
+	deadline := time.Now().Add(syncLatencyBudget)
+	for i := 0; i < syncLatencyRounds && time.Now().Before(deadline); i++ {
+		t0 := time.Now()
+		for j, f := range fs {
+			off := ((i*files + j) * 7919) % (len(pool) - syncLatencyWriteBytes)
+			if _, err := f.Write(pool[off : off+syncLatencyWriteBytes]); err != nil {
+				return nil, err
+			}
+			sem <- struct{}{}
+			go func() {
+				errs <- unix.Fdatasync(int(f.Fd()))
+				<-sem
+			}()
+		}
+		var err error
+		for range fs {
+			err = errors.Join(err, <-errs)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("fdatasync: %w", err)
+		}
+		lat.add(time.Since(t0))
+	}
+	return lat, nil
 }
 
 // measureSendfile measures the raw file-to-socket copy the broker's Fetch

@@ -5,7 +5,8 @@
 // What belongs here: process life cycle only — build once, start on free
 // 127.0.0.1 ports, wait for readiness, stop (SIGTERM), kill (SIGKILL),
 // restart on the same data directory and ports, and observe the process
-// (PID, peak RSS, log file). Kafka clients, workloads and assertions belong to
+// (PID, peak RSS, CPU time, log file). Linux only: it reads /proc and uses
+// Pdeathsig. Kafka clients, workloads and assertions belong to
 // the callers; this package imports nothing of the broker, so it keeps
 // working while the broker changes.
 //
@@ -13,7 +14,8 @@
 // which calls exec.Cmd.Wait and then closes the incarnation's done channel;
 // it owns the *exec.Cmd from then on. Every other method runs on the caller's
 // goroutine. A Broker is not safe for concurrent use by several goroutines,
-// except PID, PeakRSS, Exited and the address accessors, which only read.
+// except PID, PeakRSS, CPUTime, Exited and the address accessors, which
+// only read.
 //
 // Invariants:
 //   - The binary is built at most once per test process (Binary), from the

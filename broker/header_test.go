@@ -1,0 +1,201 @@
+package broker
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"io"
+	"runtime"
+	"testing"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+func frameOf(req kmsg.Request, corr int32) []byte {
+	return testFormatter.AppendRequest(nil, req, corr)
+}
+
+func TestDecodeRequestHeaders(t *testing.T) {
+	clientID := "h3-test"
+	for _, a := range apis {
+		for v := a.minVersion; v <= a.maxVersion; v++ {
+			req := kmsg.RequestForKey(a.key)
+			req.SetVersion(v)
+			frame := frameOf(req, 42)
+			d, err := decodeRequest(frame[4:], apiByKey)
+			if err != nil {
+				t.Fatalf("%s v%d: %v", kmsg.NameForKey(a.key), v, err)
+			}
+			h := d.header
+			if h.APIKey != a.key || h.APIVersion != v || h.CorrelationID != 42 || h.ClientID == nil || *h.ClientID != clientID {
+				t.Fatalf("%s v%d: header %+v", kmsg.NameForKey(a.key), v, h)
+			}
+			if d.body.Key() != a.key || d.body.GetVersion() != v || d.api != apiByKey[a.key] {
+				t.Fatalf("%s v%d: body %T v%d", kmsg.NameForKey(a.key), v, d.body, d.body.GetVersion())
+			}
+		}
+	}
+}
+
+func TestDecodeRequestFlexibleHeaderTags(t *testing.T) {
+	// Metadata v12 with a null client id and two unknown header tags.
+	req := kmsg.NewPtrMetadataRequest()
+	req.SetVersion(12)
+	topic := "orders"
+	req.Topics = []kmsg.MetadataRequestTopic{{Topic: &topic}}
+	frame := []byte{0, 3, 0, 12, 0, 0, 0, 9, 0xff, 0xff, 2, 1, 2, 'h', 'i', 5, 0}
+	frame = req.AppendTo(frame)
+	d, err := decodeRequest(frame, apiByKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.header.ClientID != nil || d.header.CorrelationID != 9 {
+		t.Fatalf("header %+v", d.header)
+	}
+	got := d.body.(*kmsg.MetadataRequest)
+	if len(got.Topics) != 1 || got.Topics[0].Topic == nil || *got.Topics[0].Topic != topic {
+		t.Fatalf("body %+v", got)
+	}
+}
+
+func TestDecodeRequestErrors(t *testing.T) {
+	tooNew := []byte{0, 18, 0, 5, 0, 0, 0, 3, 0, 0}
+	cases := []struct {
+		name  string
+		frame []byte
+		kind  string
+	}{
+		{"empty", nil, badHeader},
+		{"short", []byte{0, 18, 0, 0, 0, 0, 0, 1, 0}, badHeader},
+		{"unknown key", []byte{0, 10, 0, 0, 0, 0, 0, 1, 0, 0}, badUnknownAPI},
+		{"negative key", []byte{0xff, 0xff, 0, 0, 0, 0, 0, 1, 0, 0}, badUnknownAPI},
+		{"version below min", []byte{0, 1, 0, 3, 0, 0, 0, 1, 0, 0}, badVersion},
+		{"version above max", []byte{0, 3, 0, 13, 0, 0, 0, 1, 0, 0}, badVersion},
+		{"negative version", []byte{0, 18, 0xff, 0xff, 0, 0, 0, 1, 0, 0}, badVersion},
+		{"ApiVersions too new", tooNew, badAPIVersions},
+		{"client id past end", []byte{0, 18, 0, 0, 0, 0, 0, 1, 0, 9, 'a'}, badHeader},
+		{"tag past end", []byte{0, 18, 0, 3, 0, 0, 0, 1, 0, 0, 1, 0, 9, 'x'}, badHeader},
+		{"body truncated", []byte{0, 3, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0}, badBody},
+		{"array longer than frame", []byte{0, 3, 0, 1, 0, 0, 0, 1, 0, 0, 0x7f, 0xff, 0xff, 0xff}, badBody},
+	}
+	for _, c := range cases {
+		d, err := decodeRequest(c.frame, apiByKey)
+		var bad *badInputError
+		if !errors.As(err, &bad) || bad.kind != c.kind {
+			t.Fatalf("%s: got %v, want kind %s", c.name, err, c.kind)
+		}
+		if c.kind == badAPIVersions && (d.header.CorrelationID != 3 || d.header.APIVersion != 5) {
+			t.Fatalf("%s: header %+v", c.name, d.header)
+		}
+	}
+}
+
+func TestReadFrameRefusesSizesBeforeAllocating(t *testing.T) {
+	var sizeBuf [4]byte
+	for _, size := range []uint32{0, 1<<31 - 1, 1 << 31, 0xffffffff, 1025} {
+		// No body follows: reading one would fail differently.
+		r := bufio.NewReader(bytes.NewReader(binary.BigEndian.AppendUint32(nil, size)))
+		var bad *badInputError
+		if _, err := readFrame(r, &sizeBuf, 1024); !errors.As(err, &bad) || bad.kind != badFrameSize {
+			t.Fatalf("size %d: got %v, want a frame_size error", size, err)
+		}
+	}
+	r := bufio.NewReader(bytes.NewReader([]byte{0, 0, 0, 8, 1, 2, 3}))
+	var bad *badInputError
+	if _, err := readFrame(r, &sizeBuf, 1024); !errors.As(err, &bad) || bad.kind != badTruncatedFrame {
+		t.Fatalf("truncated body: got %v", err)
+	}
+	r = bufio.NewReader(bytes.NewReader([]byte{0, 0}))
+	if _, err := readFrame(r, &sizeBuf, 1024); !errors.As(err, &bad) || bad.kind != badTruncatedFrame {
+		t.Fatalf("truncated size: got %v", err)
+	}
+	r = bufio.NewReader(bytes.NewReader(nil))
+	if _, err := readFrame(r, &sizeBuf, 1024); err != io.EOF {
+		t.Fatalf("clean EOF: got %v", err)
+	}
+}
+
+func TestResponseHeaders(t *testing.T) {
+	// ApiVersions v3+ is flexible but keeps response header v0.
+	av := kmsg.NewPtrApiVersionsResponse()
+	av.SetVersion(3)
+	got := appendResponse(nil, 5, av)
+	want := append([]byte{0, 0, 0, 0, 0, 0, 0, 5}, av.AppendTo(nil)...)
+	binary.BigEndian.PutUint32(want, uint32(len(want)-4))
+	if !bytes.Equal(got, want) {
+		t.Fatalf("ApiVersions v3 frame % x, want % x", got, want)
+	}
+	// Other flexible responses carry an empty tag section after the id.
+	md := kmsg.NewPtrMetadataResponse()
+	md.SetVersion(9)
+	got = appendResponse([]byte("prefix"), 6, md)
+	want = append([]byte("prefix\x00\x00\x00\x00\x00\x00\x00\x06\x00"), md.AppendTo(nil)...)
+	binary.BigEndian.PutUint32(want[6:], uint32(len(want)-10))
+	if !bytes.Equal(got, want) {
+		t.Fatalf("Metadata v9 frame % x, want % x", got, want)
+	}
+	md.SetVersion(8)
+	if got, body := appendResponse(nil, 6, md), md.AppendTo(nil); !bytes.Equal(got[8:], body) {
+		t.Fatalf("Metadata v8 (not flexible): % x after the header, want the body % x", got[8:], body)
+	}
+}
+
+// FuzzRequestFrame feeds arbitrary bytes through the request path's decoding
+// (framing, header, kmsg body): it must never panic, every frame it accepts
+// must be within the size limit and decode to a version we serve, and
+// allocation stays proportional to the input.
+func FuzzRequestFrame(f *testing.F) {
+	for _, a := range apis {
+		for _, v := range []int16{a.minVersion, a.maxVersion} {
+			req := kmsg.RequestForKey(a.key)
+			req.SetVersion(v)
+			f.Add(frameOf(req, 1))
+		}
+	}
+	produce := kmsg.NewPtrProduceRequest()
+	produce.SetVersion(9)
+	produce.Acks = -1
+	produce.Topics = []kmsg.ProduceRequestTopic{{Topic: "t", Partitions: []kmsg.ProduceRequestTopicPartition{{Partition: 0, Records: realBatches(2, 0)}}}}
+	f.Add(frameOf(produce, 2))
+	f.Add([]byte{0, 0, 0, 10, 0, 18, 0, 99, 0, 0, 0, 1, 0, 0})
+	f.Add([]byte{0x7f, 0xff, 0xff, 0xff})
+	f.Add([]byte{0, 0, 0, 14, 0, 3, 0, 1, 0, 0, 0, 1, 0, 0, 0x7f, 0xff, 0xff, 0xff})
+
+	const maxBytes = 1 << 16
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		br := bufio.NewReader(bytes.NewReader(data))
+		var sizeBuf [4]byte
+		for {
+			frame, err := readFrame(br, &sizeBuf, maxBytes)
+			if err != nil {
+				break
+			}
+			if len(frame) > maxBytes {
+				t.Fatalf("accepted a %d-byte frame", len(frame))
+			}
+			d, err := decodeRequest(frame, apiByKey)
+			if err != nil {
+				var bad *badInputError
+				if !errors.As(err, &bad) {
+					t.Fatalf("error %v is not a badInputError", err)
+				}
+				continue
+			}
+			a := apiByKey[d.header.APIKey]
+			if d.api != a || d.header.APIVersion < a.minVersion || d.header.APIVersion > a.maxVersion || d.body.GetVersion() != d.header.APIVersion {
+				t.Fatalf("accepted %+v", d.header)
+			}
+			// What we decoded, kmsg can encode again.
+			_ = d.body.AppendTo(nil)
+		}
+		runtime.ReadMemStats(&after)
+		// Generous: kmsg allocates one struct per claimed array element,
+		// and elements need at least a byte each.
+		if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 4<<20+1024*uint64(len(data)) {
+			t.Fatalf("%d bytes allocated for %d bytes of input", alloc, len(data))
+		}
+	})
+}

@@ -1,0 +1,113 @@
+// Package segments is the local storage of one partition: magic-v2 record
+// batch validation and patching, segment files in Kafka's layout with
+// their sparse offset and time indexes, and the partition Log built on
+// them (append, roll, sync, read, timestamp lookup, recovery, retention,
+// DeleteRecords, truncation, leader epoch cache).
+//
+// What does not belong here: producer sequence state and transactions
+// (broker/txn), the high watermark, the group commit that decides when to
+// call Sync, and the retention schedule (broker/replica, broker), tiered
+// storage (tiering). The package imports nothing of ours.
+//
+// # Files
+//
+//	api.go         shared types and sentinel errors (owned by the lead)
+//	batch.go       batch header layout, ParseBatchHeader, ValidateBatches, in-place patching
+//	records.go     record walking (in place, or over bounded gzip/snappy/lz4/zstd streams)
+//	index.go       .index files and the shared entry-file / lookup code
+//	timeindex.go   .timeindex entries and checks
+//	segment.go     one segment: files, reference count, indexer, header scanner, recovery scan
+//	log.go         Log: Open and recovery, Append, roll, Sync, Close, Delete, epochs
+//	read.go        Read, OffsetForTimestamp, MaxTimestamp, ScanBatches
+//	retention.go   DeleteRecordsBefore, ApplyRetention, Truncate
+//	checkpoint.go  checkpoint files and the leader epoch cache rules
+//
+// # On disk
+//
+// A partition directory (<data-dir>/<topic>-<partition>) holds, as Kafka
+// does, <20-digit base offset>.log|.index|.timeindex per segment and
+// leader-epoch-checkpoint, plus two files Kafka keeps per data directory:
+// recovery-point-checkpoint and log-start-offset-checkpoint (per partition
+// here, so a partition directory is self-contained), and the
+// .kafka_cleanshutdown marker (likewise per partition). Batches are stored
+// byte for byte as produced, except baseOffset and partitionLeaderEpoch
+// (outside the CRC) and, with LogAppendTime or a client maxTimestamp that
+// disagrees with its records, the timestamp-type bit and maxTimestamp
+// (then the CRC is recomputed) — the fields Kafka itself rewrites. Index
+// entries are appended rather than preallocated (index.go).
+//
+// # Durability and recovery
+//
+// Append writes with one pwrite into the page cache; Sync fdatasyncs every
+// dirty segment (a segment rolled since the last Sync also gets its
+// indexes written and fsynced, "finalized"), then advances the durable
+// offset. The recovery point is the base offset of the first segment that
+// is not finalized — usually the active one — so its checkpoint is written
+// (with fsync) only when a roll has been synced, keeping Sync at one
+// fdatasync in the common case.
+//
+// Open without the clean-shutdown marker trusts segments below the
+// recovery point after cheap index sanity checks (an unusable index is
+// rebuilt with a full CRC scan; a CRC or structure failure there is a
+// *CorruptError and Open fails: acknowledged data is never silently
+// dropped). Segments from the recovery point on are scanned with CRC
+// checks; the log is truncated at the first bad or torn batch and later
+// segments are deleted (nothing after a torn write was ever covered by a
+// successful Sync, so nothing there was acknowledged). Every truncation is
+// logged with topic, partition, segment, offset and position. Recovered
+// data is fsynced before Open returns, and the durable offset starts at
+// the end offset. With the marker, no scan happens: the active segment's
+// end is found by walking the batches after its last index entry.
+//
+// Stored data is not CRC-checked on Read (reads are zero-copy); structural
+// damage found while reading headers returns a *CorruptError instead of
+// data. A damaged index entry is detected (the batch it names is not at its
+// position) and bypassed by scanning from the segment start.
+//
+// After any failed write or fsync the Log refuses further writes and Syncs
+// (Linux may drop unwritten pages after reporting an fsync error, so a
+// retry could report success over lost data). Reopening recovers.
+//
+// # Locking
+//
+// Lock order: Log.appendMu → Log.syncMu → Log.ckptMu → Log.mu.
+//
+//   - appendMu serialises writers that change the active segment: Append,
+//     Truncate, Close, Delete. Append holds Log.mu only to reserve offsets
+//     (and roll) and to publish the new size, end offset and index
+//     entries; the pwrite itself runs without Log.mu, so Reads proceed.
+//   - syncMu serialises Sync (the group-commit goroutine), and Truncate and
+//     Close exclude it. Sync holds Log.mu only to snapshot the dirty
+//     segments and to publish the result; fsyncs run unlocked, concurrently
+//     with Append.
+//   - ckptMu serialises checkpoint writes; each write takes the current
+//     state under Log.mu, so the file always ends with the newest state.
+//   - Log.mu (RWMutex) guards the segment list and every segment's mutable
+//     fields, offsets, config and epoch cache. Readers (Read,
+//     OffsetForTimestamp, MaxTimestamp, ScanBatches) take it shared just to
+//     snapshot segment views and take references, then do their I/O
+//     unlocked with pread (never a shared file position).
+//
+// DeleteRecordsBefore and ApplyRetention take only Log.mu (then ckptMu):
+// they remove whole closed segments, which no writer touches.
+//
+// # Invariants
+//
+//   - Segments are contiguous: each segment's base offset is the previous
+//     segment's next offset; the last segment is the only one appended to
+//     and is never deleted by retention or DeleteRecords.
+//   - StartOffset <= EndOffset and DurableOffset <= EndOffset (keeping
+//     StartOffset <= the high watermark is the caller's check in
+//     DeleteRecords); offsets never go backwards
+//     or get reused, except through Truncate (a follower's explicit undo).
+//     If every segment is gone, the log restarts empty at the checkpointed
+//     start offset.
+//   - A segment's files stay open while its reference count is positive:
+//     the Log holds one reference while the segment is listed, each
+//     ReadResult and internal snapshot one more. Retention unlinks the
+//     files at once and the last Release closes them.
+//   - Only bytes below a segment's published size are read; the published
+//     size only covers whole batches.
+//   - Decompression during validation is bounded (decompressLimit) and
+//     streamed, so a hostile batch costs bounded memory and CPU.
+package segments
