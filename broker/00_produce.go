@@ -127,7 +127,7 @@ func handleProduce(b *Broker, r *request) (*reply, error) {
 			}
 			res, err := p.Append(rp.Records)
 			if err != nil {
-				code := dataErrorCode(err)
+				code := errorCode(err)
 				switch code {
 				case kerr.UnknownServerError.Code:
 					b.log.Error("produce: append failed", "topic", rt.Topic, "partition", rp.Partition, "err", err)
@@ -166,7 +166,7 @@ func handleProduce(b *Broker, r *request) (*reply, error) {
 		for _, w := range waits {
 			if err := <-w.durable; err != nil {
 				b.log.Error("produce: batch not durable", "topic", w.topic, "partition", w.p.Partition, "err", err)
-				code := dataErrorCode(err)
+				code := errorCode(err)
 				if code == kerr.UnknownServerError.Code {
 					code = kerr.KafkaStorageError.Code // an fsync error
 				}
@@ -203,16 +203,6 @@ func (b *Broker) badBatch(r *request, topic string, partition int32, code int16,
 	}
 	b.log.Warn("produce: batch refused", "kind", kind, "topic", topic, "partition", partition,
 		"remote", remote, "client_id", clientID, "reason", reason)
-}
-
-// dataErrorCode is errorCode plus replica.ErrStorage → KAFKA_STORAGE_ERROR
-// (a partition taken offline by a failed write or fsync), which errors.go
-// does not map yet.
-func dataErrorCode(err error) int16 {
-	if errors.Is(err, replica.ErrStorage) {
-		return kerr.KafkaStorageError.Code
-	}
-	return errorCode(err)
 }
 
 // isTransactionalBatch reports whether the first batch of records has the

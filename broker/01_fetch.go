@@ -359,7 +359,7 @@ func (c *fetchCall) readPartition(rd *fetchRead, part fetchRequestPart, remainin
 	if part.fetchOffset < p.HighWatermark() && (limit > 0 || minOneBatch) {
 		res, err := p.Read(part.fetchOffset, int32(limit), minOneBatch)
 		if err != nil {
-			code := dataErrorCode(err)
+			code := errorCode(err)
 			if code == kerr.UnknownServerError.Code {
 				c.b.log.Error("fetch: read failed", "topic", p.Topic(), "partition", p.Index(), "offset", part.fetchOffset, "err", err)
 			}

@@ -355,14 +355,17 @@ func (c *clientConn) writeReply(bw *bufio.Writer, raw syscall.RawConn, scratch *
 			c.log.Error("panic while encoding a response", "api", kmsg.NameForKey(p.key), "version", p.version,
 				"panic", r, "stack", string(debug.Stack()))
 			err = fmt.Errorf("panic encoding %s v%d response: %v", kmsg.NameForKey(p.key), p.version, r)
-			c.b.metrics.requestError(p.key, p.version, errKindPanic)
+			c.b.metrics.requestError(p.key, p.respVersion, errKindPanic)
 			return
 		}
 		if err != nil {
-			c.b.metrics.requestError(p.key, p.version, errKindWrite)
+			c.b.metrics.requestError(p.key, p.respVersion, errKindWrite)
 			return
 		}
-		c.b.metrics.requestDone(p.key, p.version, time.Since(p.start))
+		// respVersion, not version: an ApiVersions request of any version
+		// above ours is answered (and counted) as v0, so a client cannot
+		// create a metric series per int16.
+		c.b.metrics.requestDone(p.key, p.respVersion, time.Since(p.start))
 	}()
 	switch {
 	case rep.none:

@@ -442,9 +442,8 @@ func TestNoneReplyWritesNothing(t *testing.T) {
 
 func TestHandlerPanicAndErrorCloseConnection(t *testing.T) {
 	panicky := api{kmsg.Metadata.Int16(), 0, 12, func(b *Broker, r *request) (*reply, error) {
-		var m map[string]int
-		m["boom"]++ // nil map write: a real runtime panic
-		return nil, nil
+		topics := r.body.(*kmsg.MetadataRequest).Topics
+		return completed(r.body.ResponseKind()), errors.New(*topics[len(topics)+1].Topic) // index out of range: a runtime panic
 	}}
 	failing := api{kmsg.ListOffsets.Int16(), 1, 8, func(b *Broker, r *request) (*reply, error) {
 		return nil, errors.New("protocol violation")

@@ -5,6 +5,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
+	"github.com/stratalog/strata/broker/replica"
 	"github.com/stratalog/strata/broker/txn"
 	"github.com/stratalog/strata/segments"
 )
@@ -27,6 +28,8 @@ func errorCode(err error) int16 {
 		return kerr.InvalidTimestamp.Code
 	case errors.Is(err, segments.ErrInvalidRecord):
 		return kerr.InvalidRecord.Code
+	case errors.Is(err, replica.ErrStorage):
+		return kerr.KafkaStorageError.Code
 	case errors.Is(err, segments.ErrClosed):
 		return kerr.NotLeaderForPartition.Code
 	case errors.Is(err, txn.ErrOutOfOrderSequence):

@@ -24,7 +24,7 @@ func sumOf(t *testing.T, rm metricdata.ResourceMetrics, name, key, value string)
 				t.Fatalf("%s is %T", name, m.Data)
 			}
 			for _, dp := range sum.DataPoints {
-				if v, ok := dp.Attributes.Value(attribute.Key(key)); key == "" || ok && v.Emit() == value {
+				if v, ok := dp.Attributes.Value(attribute.Key(key)); key == "" || ok && v.String() == value {
 					total += dp.Value
 				}
 			}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -176,4 +177,126 @@ func saramaRoundTrip(t *testing.T, b *strataProc, v sarama.KafkaVersion, codec s
 			t.Fatalf("sarama record %d was acknowledged at %d/%d but is not there", i, m.Partition, m.Offset)
 		}
 	}
+}
+
+// TestFranzGoAcksAndLimits: acks=0 and acks=1 produces are stored; records close to
+// max.message.bytes come back through a consumer whose per-partition fetch limit is far smaller
+// (the first batch is always returned whole); DeleteRecords moves the log start, and a consumer
+// starting "at the start" begins there.
+func TestFranzGoAcksAndLimits(t *testing.T) {
+	b := startStrata(t)
+	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+	defer cancel()
+
+	for _, a := range []struct {
+		name string
+		acks kgo.Acks
+	}{{"acks0", kgo.NoAck()}, {"acks1", kgo.LeaderAck()}} {
+		t.Run(a.name, func(t *testing.T) {
+			topic, tag := "franz-go-"+a.name, "kgo-"+a.name
+			b.createTopic(t, topic, 2, nil)
+			cl := b.kgoClient(t, kgo.DefaultProduceTopic(topic), kgo.RequiredAcks(a.acks), kgo.DisableIdempotentWrite())
+			recs := make([]*kgo.Record, 2000)
+			for i := range recs {
+				recs[i] = &kgo.Record{Key: recKey(i), Value: recValue(tag, i)}
+			}
+			if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+				t.Fatalf("produce: %v", err)
+			}
+			// acks=0 is answered by nobody: wait (hang guard) until the records are readable.
+			deadline := time.Now().Add(opTimeout)
+			for {
+				var total int64
+				for _, end := range b.endOffsets(t, topic) {
+					total += end
+				}
+				if total == int64(len(recs)) {
+					break
+				}
+				if total > int64(len(recs)) || time.Now().After(deadline) {
+					t.Fatalf("%s: end offsets add up to %d, want %d", topic, total, len(recs))
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			checkRecValues(t, topic, tag, len(recs), b.consumeAll(t, topic))
+		})
+	}
+
+	t.Run("big records, small fetch limits", func(t *testing.T) {
+		const topic, n = "franz-go-big", 12
+		b.createTopic(t, topic, 1, nil)
+		cl := b.kgoClient(t, kgo.DefaultProduceTopic(topic), kgo.ProducerBatchMaxBytes(1<<20))
+		big := func(i int) []byte {
+			v := recValue("big", i)
+			for len(v) < 900<<10 {
+				v = append(v, byte(len(v)*31+i))
+			}
+			return v
+		}
+		for i := 0; i < n; i++ {
+			if err := cl.ProduceSync(ctx, &kgo.Record{Value: big(i)}).FirstErr(); err != nil {
+				t.Fatalf("produce 900 KiB record %d: %v", i, err)
+			}
+		}
+		cons := b.kgoClient(t, kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {0: kgo.NewOffset().At(0)}}),
+			kgo.FetchMaxPartitionBytes(16<<10), kgo.FetchMaxBytes(32<<10), kgo.FetchMaxWait(200*time.Millisecond))
+		for got := 0; got < n; {
+			fs := cons.PollFetches(ctx)
+			if ctx.Err() != nil {
+				t.Fatalf("consumed %d of %d big records: %v", got, n, ctx.Err())
+			}
+			fs.EachError(func(_ string, _ int32, err error) { t.Fatalf("fetch: %v", err) })
+			fs.EachRecord(func(r *kgo.Record) {
+				if r.Offset != int64(got) || string(r.Value) != string(big(got)) {
+					t.Fatalf("big record at offset %d (len %d) is not record %d", r.Offset, len(r.Value), got)
+				}
+				got++
+			})
+		}
+	})
+
+	t.Run("delete records", func(t *testing.T) {
+		const topic = "franz-go-delete-records"
+		b.createTopic(t, topic, 1, nil)
+		cl := b.kgoClient(t, kgo.DefaultProduceTopic(topic))
+		recs := make([]*kgo.Record, 100)
+		for i := range recs {
+			recs[i] = &kgo.Record{Key: recKey(i), Value: recValue("dr", i)}
+		}
+		if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+			t.Fatalf("produce: %v", err)
+		}
+		adm := kadm.NewClient(cl)
+		offs := kadm.Offsets{}
+		offs.Add(kadm.Offset{Topic: topic, Partition: 0, At: 60})
+		resp, err := adm.DeleteRecords(ctx, offs)
+		if err != nil {
+			t.Fatalf("DeleteRecords: %v", err)
+		}
+		if r, ok := resp.Lookup(topic, 0); !ok || r.Err != nil || r.LowWatermark != 60 {
+			t.Fatalf("DeleteRecords before 60: %+v", r)
+		}
+		starts, err := adm.ListStartOffsets(ctx, topic)
+		if err != nil {
+			t.Fatalf("ListStartOffsets: %v", err)
+		}
+		if s, _ := starts.Lookup(topic, 0); s.Err != nil || s.Offset != 60 {
+			t.Fatalf("start offset after DeleteRecords: %+v, want 60", s)
+		}
+		cons := b.kgoClient(t, kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {0: kgo.NewOffset().AtStart()}}),
+			kgo.FetchMaxWait(200*time.Millisecond))
+		for next := 60; next < 100; {
+			fs := cons.PollFetches(ctx)
+			if ctx.Err() != nil {
+				t.Fatalf("consuming after DeleteRecords: %v", ctx.Err())
+			}
+			fs.EachError(func(_ string, _ int32, err error) { t.Fatalf("fetch: %v", err) })
+			fs.EachRecord(func(r *kgo.Record) {
+				if r.Offset != int64(next) || string(r.Value) != string(recValue("dr", next)) {
+					t.Fatalf("after DeleteRecords before 60, read offset %d (%s), want %d", r.Offset, label(r.Value), next)
+				}
+				next++
+			})
+		}
+	})
 }

@@ -88,14 +88,21 @@ func TestPipelinedRequests(t *testing.T) {
 	var order []sent
 	for _, r := range reqs {
 		rc.corr++
-		buf = rc.fmtr.AppendRequest(buf, r, rc.corr)
+		// AppendRequest sizes everything in dst as one frame: encode each request on its own.
+		buf = append(buf, rc.fmtr.AppendRequest(nil, r, rc.corr)...)
 		order = append(order, sent{rc.corr, r})
 	}
 	if err := rc.writeRaw(buf); err != nil {
 		t.Fatalf("writing %d pipelined requests: %v", len(reqs), err)
 	}
+	start := time.Now()
+	last := start
 	for i, s := range order {
 		raw, err := rc.readFrame(time.Minute)
+		if d := time.Since(last); d > 100*time.Millisecond {
+			t.Logf("response %d (%s v%d) came %v after the previous one", i+1, kmsg.NameForKey(s.req.Key()), s.req.GetVersion(), d)
+		}
+		last = time.Now()
 		if err != nil {
 			t.Fatalf("response %d of %d: %v", i+1, len(order), err)
 		}

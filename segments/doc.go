@@ -17,7 +17,8 @@
 //	index.go       .index files and the shared entry-file / lookup code
 //	timeindex.go   .timeindex entries and checks
 //	segment.go     one segment: files, reference count, indexer, header scanner, recovery scan
-//	log.go         Log: Open and recovery, Append, roll, Sync, Close, Delete, epochs
+//	log.go         Log: Open, Append, roll, Sync, Close, Delete, epochs
+//	recover.go     Open's loading and recovery of segments
 //	read.go        Read, OffsetForTimestamp, MaxTimestamp, ScanBatches
 //	retention.go   DeleteRecordsBefore, ApplyRetention, Truncate
 //	checkpoint.go  checkpoint files and the leader epoch cache rules

@@ -170,6 +170,18 @@ func TestRollBySizeAndTime(t *testing.T) {
 		t.Fatalf("%d segments after time roll, want %d", n, before+1)
 	}
 	mustSync(t, l)
+	// The synced rolls moved the recovery point to the active segment,
+	// and the closed segments' indexes were written.
+	logs := segFiles(t, dir, ".log")
+	activeBase, _ := parseSegmentName(filepath.Base(logs[len(logs)-1]), logSuffix)
+	if rp, _ := os.ReadFile(filepath.Join(dir, recoveryPointFile)); string(rp) != string(formatOffsetCheckpoint(activeBase)) {
+		t.Fatalf("recovery point checkpoint %q, want base %d", rp, activeBase)
+	}
+	for _, p := range segFiles(t, dir, ".timeindex")[:len(logs)-1] {
+		if fileSize(t, p) == 0 {
+			t.Fatalf("%s not written at roll", p)
+		}
+	}
 	// Segment names are the base offsets.
 	for _, p := range segFiles(t, dir, ".log") {
 		base, ok := parseSegmentName(filepath.Base(p), logSuffix)
@@ -638,6 +650,15 @@ func TestLeaderEpochCache(t *testing.T) {
 	l = openTest(t, dir, testConfig())
 	defer l.Close()
 	check(l)
+	// An append carrying a stale epoch does not rewrite the cache.
+	b = makeBatch(t, testBatch{records: 1})
+	hs, _ = ValidateBatches(b, 0)
+	if _, err := l.Append(b, hs, 4, t0); err != nil {
+		t.Fatal(err)
+	}
+	if l.LatestEpoch() != 7 {
+		t.Fatalf("stale append changed the latest epoch to %d", l.LatestEpoch())
+	}
 	// Assigning an older epoch drops newer conflicting entries (Kafka's rule).
 	if err := l.AssignEpoch(6, 8); err != nil {
 		t.Fatal(err)
@@ -817,5 +838,30 @@ func benchmarkAppend(b *testing.B, syncEvery int) {
 				b.Fatal(err)
 			}
 		}
+	}
+}
+
+// BenchmarkReadTail measures a caught-up consumer's read: the last MiB
+// below the end, as a Fetch does (no record bytes are copied).
+func BenchmarkReadTail(b *testing.B) {
+	cfg := testConfig()
+	cfg.SegmentBytes = 256 << 20
+	cfg.IndexIntervalBytes = 4096
+	l, err := Open(b.TempDir(), cfg, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	for range 64 {
+		appendBatch(b, l, testBatch{records: 100, valueSize: 1000}, t0)
+	}
+	end := l.EndOffset()
+	b.ReportAllocs()
+	for b.Loop() {
+		r, err := l.Read(end-1000, end, 1<<20, true)
+		if err != nil || r.Bytes == 0 {
+			b.Fatal(err)
+		}
+		r.Release()
 	}
 }

@@ -211,7 +211,7 @@ func newReadScanner(f *os.File, limit int64) (*scanner, func()) {
 	return &scanner{f: f, path: f.Name(), limit: limit, buf: *bp}, func() { scanBufPool.Put(bp) }
 }
 
-// errScan describes a structural problem at a position; recovery turns it
+// scanError describes a structural problem at a position; recovery turns it
 // into truncation or a CorruptError.
 type scanError struct {
 	pos    int64

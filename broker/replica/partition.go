@@ -226,6 +226,8 @@ func (p *Partition) Index() int32 { return p.index }
 // txn.ErrOutOfOrderSequence, txn.ErrInvalidProducerEpoch,
 // segments.ErrClosed (partition closed), ErrStorage (partition offline).
 //
+// Control batches (transaction markers) are refused with ErrInvalidRecord.
+//
 // Several batches in one payload (Kafka itself refuses that from v3 on)
 // are checked in order, each against the state left by the previous ones;
 // if any fails, none is written. Batches repeating ones already in the
@@ -270,6 +272,11 @@ func (p *Partition) appendLocked(payload []byte) (AppendResult, error) {
 		dupAppendT int64           = -1
 	)
 	for i, h := range headers {
+		if h.IsControl() {
+			// Transaction markers are written by the broker, never by
+			// clients (Kafka refuses them too); nothing writes them yet.
+			return AppendResult{}, fmt.Errorf("%w: control batch %d of the request: clients may not write transaction markers", segments.ErrInvalidRecord, i)
+		}
 		orig, isDup, err := app.Check(txn.FromHeader(h))
 		if err != nil {
 			return AppendResult{}, err

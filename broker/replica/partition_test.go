@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"hash/crc32"
 	"os"
 	"sync"
 	"testing"
@@ -44,6 +45,12 @@ func TestAppendRejectsInvalid(t *testing.T) {
 	}
 	if _, err := p.Append(nil); !errors.Is(err, segments.ErrInvalidRecord) {
 		t.Fatalf("empty: %v", err)
+	}
+	ctrl := makeBatch(-1, 0, 0, 1, "marker")
+	binary.BigEndian.PutUint16(ctrl[21:], 0x20) // control attribute
+	binary.BigEndian.PutUint32(ctrl[17:], crc32.Checksum(ctrl[21:], crc32.MakeTable(crc32.Castagnoli)))
+	if _, err := p.Append(ctrl); !errors.Is(err, segments.ErrInvalidRecord) {
+		t.Fatalf("control batch: %v", err)
 	}
 	p.SetLogConfig(segments.Config{MaxMessageBytes: 70})
 	if _, err := p.Append(makeBatch(-1, 0, 0, 10, "big")); !errors.Is(err, segments.ErrRecordTooLarge) {

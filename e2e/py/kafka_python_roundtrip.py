@@ -55,6 +55,9 @@ def roundtrip(bootstrap, topic, tag, codec, count, timeout):
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         fetch_max_wait_ms=200,
+        check_crcs=True,
+        # Far below a batch's size: the broker must still return the first batch whole.
+        max_partition_fetch_bytes=2048,
     )
     parts = sorted(consumer.partitions_for_topic(topic) or [])
     if not parts:

@@ -13,9 +13,9 @@
 // Goroutines: Start launches exactly one goroutine per process incarnation,
 // which calls exec.Cmd.Wait and then closes the incarnation's done channel;
 // it owns the *exec.Cmd from then on. Every other method runs on the caller's
-// goroutine. A Broker is not safe for concurrent use by several goroutines,
-// except PID, PeakRSS, CPUTime, Exited and the address accessors, which
-// only read.
+// goroutine. A Broker is not safe for concurrent use, with one exception:
+// PID, Running, PeakRSS, CPUTime, Exited and the address accessors only read,
+// and may be called from other goroutines while no Start or Restart runs.
 //
 // Invariants:
 //   - The binary is built at most once per test process (Binary), from the
