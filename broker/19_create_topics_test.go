@@ -31,7 +31,7 @@ func TestCreateTopicsAllVersions(t *testing.T) {
 		}
 		st := resp.Topics[0]
 		tp := b.topics.get(name)
-		if tp == nil || len(tp.partitions) != 3 || tp.config.RetentionMs.Milliseconds() != 1000 {
+		if tp == nil || len(tp.partitions) != 3 || tp.config.RetentionAge.Milliseconds() != 1000 {
 			t.Fatalf("v%d: topic %+v", v, tp)
 		}
 		if v >= 5 {

@@ -37,7 +37,7 @@ func TestAlterConfigs(t *testing.T) {
 	}
 	tp := b.topics.get("alter")
 	// The override set was replaced: segment.bytes is back to the default.
-	if tp.config.RetentionMs.Milliseconds() != 60000 || tp.config.MaxMessageBytes != 1000 || tp.config.SegmentBytes != 1<<30 || len(tp.overrides) != 2 {
+	if tp.config.RetentionAge.Milliseconds() != 60000 || tp.config.MaxMessageBytes != 1000 || tp.config.SegmentBytes != 1<<30 || len(tp.overrides) != 2 {
 		t.Fatalf("config %+v overrides %v", tp.config, tp.overrides)
 	}
 
@@ -81,7 +81,7 @@ func TestAlterConfigs(t *testing.T) {
 	if r := admCall[*kmsg.AlterConfigsResponse](t, b, req, 0).Resources[0]; r.ErrorCode != 0 {
 		t.Fatalf("validate only: %+v", r)
 	}
-	if b.topics.get("alter").config.RetentionMs.Milliseconds() != 60000 {
+	if b.topics.get("alter").config.RetentionAge.Milliseconds() != 60000 {
 		t.Fatal("validate_only changed the config")
 	}
 
@@ -89,7 +89,7 @@ func TestAlterConfigs(t *testing.T) {
 	admClose(t, b)
 	b = admOpen(t, cfg)
 	tp = b.topics.get("alter")
-	if tp.config.RetentionMs.Milliseconds() != 60000 || tp.config.MaxMessageBytes != 1000 || tp.config.SegmentBytes != 1<<30 {
+	if tp.config.RetentionAge.Milliseconds() != 60000 || tp.config.MaxMessageBytes != 1000 || tp.config.SegmentBytes != 1<<30 {
 		t.Fatalf("after restart: %+v", tp.config)
 	}
 }

@@ -38,7 +38,7 @@ func TestIncrementalAlterConfigs(t *testing.T) {
 			t.Fatalf("v%d: %+v %v", v, r, deref(r.ErrorMessage))
 		}
 		tp := b.topics.get("inc")
-		if tp.config.RetentionMs.Milliseconds() != 1234 || tp.config.SegmentBytes != 1<<30 || len(tp.overrides) != 1 {
+		if tp.config.RetentionAge.Milliseconds() != 1234 || tp.config.SegmentBytes != 1<<30 || len(tp.overrides) != 1 {
 			t.Fatalf("v%d: %+v %v", v, tp.config, tp.overrides)
 		}
 	}
@@ -73,7 +73,7 @@ func TestIncrementalAlterConfigs(t *testing.T) {
 	if r := admIncAlter(t, b, 1, true, "inc", admIncOp("retention.ms", set, kmsg.StringPtr("99"))); r.ErrorCode != 0 {
 		t.Fatalf("validate only: %+v", r)
 	}
-	if tp := b.topics.get("inc"); tp.config.RetentionMs.Milliseconds() != 1234 || tp.config.CleanupPolicy != "delete" {
+	if tp := b.topics.get("inc"); tp.config.RetentionAge.Milliseconds() != 1234 || tp.config.CleanupPolicy != "delete" {
 		t.Fatalf("failed or validate-only ops changed the config: %+v", tp.config)
 	}
 }

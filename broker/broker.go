@@ -42,12 +42,12 @@ type Broker struct {
 	clusterID string
 
 	ln        net.Listener
-	conns     *connTracker        // conn.go
-	topics    *topicRegistry      // topics.go
-	sessions  *fetchSessionCache  // fetch_sessions.go
-	producers *txn.ProducerIDs    // producer id allocation (InitProducerId)
-	committer *replica.Committer  // group-commit fsync shared by all partitions
-	metrics   *brokerMetrics      // metrics.go
+	conns     *connTracker       // conn.go
+	topics    *topicRegistry     // topics.go
+	sessions  *fetchSessionCache // fetch_sessions.go
+	producers *txn.ProducerIDs   // producer id allocation (InitProducerId)
+	committer *replica.Committer // group-commit fsync shared by all partitions
+	metrics   *brokerMetrics     // metrics.go
 
 	stop    context.CancelFunc
 	stopCtx context.Context

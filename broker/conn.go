@@ -320,7 +320,14 @@ func (c *clientConn) writeLoop() {
 			}
 		}
 		if err := c.writeReply(bw, raw, &scratch, p); err != nil {
-			if !c.killed() {
+			var netErr net.Error
+			var sysErr *os.SyscallError
+			switch {
+			case c.killed():
+			case errors.As(err, &netErr), errors.As(err, &sysErr), errors.Is(err, errAbandoned):
+				// The client went away or stopped reading: routine.
+				c.log.Debug("closing connection: write failed", "api", kmsg.NameForKey(p.key), "err", err)
+			default: // a reply we could not encode or a truncated segment: a bug or damage
 				c.log.Warn("closing connection: cannot write response", "api", kmsg.NameForKey(p.key), "version", p.version, "err", err)
 			}
 			c.close()

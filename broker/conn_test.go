@@ -560,3 +560,45 @@ func TestFramedFetchThroughConnection(t *testing.T) {
 		t.Fatalf("%d framed responses released, want 13", r)
 	}
 }
+
+// TestHalfCloseStillAnswered: a client that sends its requests and then
+// closes its write side still gets every response before the broker closes.
+func TestHalfCloseStillAnswered(t *testing.T) {
+	g := newGate()
+	tb := newTestBroker(t, tableWith(api{kmsg.Metadata.Int16(), 0, 12, g.handle}), nil)
+	c := tb.dial(t)
+	for i := range int32(3) {
+		sendRequest(t, c, kmsg.NewPtrMetadataRequest(), i)
+	}
+	c.(*net.TCPConn).CloseWrite()
+	for i := range int32(3) {
+		g.release(t, i)
+		resp := kmsg.NewPtrMetadataResponse()
+		readResponse(t, c, i, resp)
+	}
+	expectClosed(t, c)
+}
+
+func TestServeAfterShutdown(t *testing.T) {
+	tb := newTestBroker(t, nil, nil)
+	waitFor(t, "Serve to start", func() bool { return tb.Addr() != nil })
+	if tb.Addr().String() != tb.addr {
+		t.Fatalf("Addr() = %v, want %s", tb.Addr(), tb.addr)
+	}
+	if err := tb.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-tb.serveErr; err != nil {
+		t.Fatalf("first Serve: %v", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tb.Serve(ln); !errors.Is(err, errBrokerClosed) {
+		t.Fatalf("Serve after Shutdown: %v", err)
+	}
+	if _, err := ln.Accept(); err == nil {
+		t.Fatalf("listener left open")
+	}
+}

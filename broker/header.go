@@ -72,15 +72,31 @@ func readFrame(r *bufio.Reader, sizeBuf *[4]byte, maxBytes int32) ([]byte, error
 	if size <= 0 || size > maxBytes {
 		return nil, badInput(badFrameSize, "request size %d outside 1..%d (socket.request.max.bytes)", size, maxBytes)
 	}
-	frame := make([]byte, size)
-	if _, err := io.ReadFull(r, frame); err != nil {
-		if err == io.EOF || err == io.ErrUnexpectedEOF {
-			return nil, &badInputError{kind: badTruncatedFrame, err: fmt.Errorf("%d-byte frame: %w", size, io.ErrUnexpectedEOF)}
+	// Memory follows the bytes that actually arrive: a size prefix alone
+	// (4 bytes from a hostile client) commits at most frameAllocStep, and a
+	// large frame grows by doubling as its bytes come in.
+	frame := make([]byte, min(int(size), frameAllocStep))
+	n := 0
+	for {
+		m, err := io.ReadFull(r, frame[n:])
+		n += m
+		if err != nil {
+			if err == io.EOF || err == io.ErrUnexpectedEOF {
+				return nil, &badInputError{kind: badTruncatedFrame, err: fmt.Errorf("%d-byte frame cut at %d bytes: %w", size, n, io.ErrUnexpectedEOF)}
+			}
+			return nil, err
 		}
-		return nil, err
+		if n == int(size) {
+			return frame, nil
+		}
+		frame = append(frame, make([]byte, min(int(size)-n, len(frame)))...)
 	}
-	return frame, nil
 }
+
+// frameAllocStep is the most readFrame allocates for a frame before its
+// bytes arrive: 1 MiB covers a typical produce request (librdkafka and
+// franz-go default to 1 MiB batches) in one step.
+const frameAllocStep = 1 << 20
 
 // decodedRequest is a parsed frame.
 type decodedRequest struct {

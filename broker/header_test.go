@@ -199,3 +199,29 @@ func FuzzRequestFrame(f *testing.F) {
 		}
 	})
 }
+
+func TestReadFrameLargeFrames(t *testing.T) {
+	var sizeBuf [4]byte
+	for _, size := range []int{1, frameAllocStep - 1, frameAllocStep, frameAllocStep + 1, 3*frameAllocStep + 12345} {
+		body := make([]byte, size)
+		for i := range body {
+			body[i] = byte(i * 7)
+		}
+		in := append(binary.BigEndian.AppendUint32(nil, uint32(size)), body...)
+		in = append(in, 0, 0, 0, 1, 9) // a second frame follows
+		r := bufio.NewReader(bytes.NewReader(in))
+		got, err := readFrame(r, &sizeBuf, 8*frameAllocStep)
+		if err != nil || !bytes.Equal(got, body) {
+			t.Fatalf("size %d: %v (got %d bytes)", size, err, len(got))
+		}
+		if got, err := readFrame(r, &sizeBuf, 8*frameAllocStep); err != nil || !bytes.Equal(got, []byte{9}) {
+			t.Fatalf("size %d: next frame %v, %v", size, got, err)
+		}
+		// Cut anywhere inside: a truncated frame.
+		r = bufio.NewReader(bytes.NewReader(in[:4+size/2]))
+		var bad *badInputError
+		if _, err := readFrame(r, &sizeBuf, 8*frameAllocStep); !errors.As(err, &bad) || bad.kind != badTruncatedFrame {
+			t.Fatalf("size %d cut: %v", size, err)
+		}
+	}
+}

@@ -13,10 +13,10 @@ import (
 type TopicConfig struct {
 	CleanupPolicy      string                 // cleanup.policy: delete (compact comes with the groups issue)
 	SegmentBytes       int64                  // segment.bytes (1 GiB)
-	SegmentMs          time.Duration          // segment.ms (7 days)
+	SegmentRollAge     time.Duration          // segment.ms (7 days)
 	SegmentIndexBytes  int32                  // segment.index.bytes (10 MiB)
 	IndexIntervalBytes int32                  // index.interval.bytes (4096)
-	RetentionMs        time.Duration          // retention.ms (7 days; -1 unlimited)
+	RetentionAge       time.Duration          // retention.ms (7 days; -1 unlimited)
 	RetentionBytes     int64                  // retention.bytes (-1 unlimited)
 	MaxMessageBytes    int32                  // max.message.bytes (1048588)
 	TimestampType      segments.TimestampType // message.timestamp.type (CreateTime)
@@ -29,10 +29,10 @@ type TopicConfig struct {
 func (c TopicConfig) LogConfig() segments.Config {
 	return segments.Config{
 		SegmentBytes:       c.SegmentBytes,
-		SegmentMs:          c.SegmentMs,
+		SegmentRollAge:     c.SegmentRollAge,
 		IndexIntervalBytes: c.IndexIntervalBytes,
 		SegmentIndexBytes:  c.SegmentIndexBytes,
-		RetentionMs:        c.RetentionMs,
+		RetentionAge:       c.RetentionAge,
 		RetentionBytes:     c.RetentionBytes,
 		MaxMessageBytes:    c.MaxMessageBytes,
 		TimestampType:      c.TimestampType,

@@ -40,10 +40,10 @@ func DefaultTopicConfig() TopicConfig {
 	return TopicConfig{
 		CleanupPolicy:      "delete",
 		SegmentBytes:       1 << 30,            // 1073741824
-		SegmentMs:          7 * 24 * time.Hour, // 604800000 ms
+		SegmentRollAge:     7 * 24 * time.Hour, // 604800000 ms
 		SegmentIndexBytes:  10 << 20,           // 10485760
 		IndexIntervalBytes: 4096,
-		RetentionMs:        7 * 24 * time.Hour, // 604800000 ms
+		RetentionAge:       7 * 24 * time.Hour, // 604800000 ms
 		RetentionBytes:     -1,                 // unlimited
 		MaxMessageBytes:    1024*1024 + 12,     // 1048588: 1 MiB plus Kafka's LOG_OVERHEAD (offset 8 + size 4)
 		TimestampType:      segments.CreateTime,
@@ -234,11 +234,11 @@ var topicConfigDefs = []topicConfigDef{
 		set: func(c *TopicConfig, v string) error {
 			d, err := parseMillis(v, -1)
 			if err == nil {
-				c.RetentionMs = d
+				c.RetentionAge = d
 			}
 			return err
 		},
-		get: func(c TopicConfig) string { return formatMillis(c.RetentionMs) },
+		get: func(c TopicConfig) string { return formatMillis(c.RetentionAge) },
 	},
 	{
 		key: "segment.bytes", brokerKey: "log.segment.bytes", typ: kmsg.ConfigTypeInt,
@@ -271,11 +271,11 @@ var topicConfigDefs = []topicConfigDef{
 		set: func(c *TopicConfig, v string) error {
 			d, err := parseMillis(v, 1)
 			if err == nil {
-				c.SegmentMs = d
+				c.SegmentRollAge = d
 			}
 			return err
 		},
-		get: func(c TopicConfig) string { return formatMillis(c.SegmentMs) },
+		get: func(c TopicConfig) string { return formatMillis(c.SegmentRollAge) },
 	},
 }
 

@@ -65,10 +65,10 @@ func TestParseTopicConfigValid(t *testing.T) {
 	want := TopicConfig{
 		CleanupPolicy:      "delete",
 		SegmentBytes:       14,
-		SegmentMs:          time.Millisecond,
+		SegmentRollAge:     time.Millisecond,
 		SegmentIndexBytes:  4,
 		IndexIntervalBytes: 0,
-		RetentionMs:        -time.Millisecond,
+		RetentionAge:       -time.Millisecond,
 		RetentionBytes:     1000,
 		MaxMessageBytes:    0,
 		TimestampType:      segments.LogAppendTime,

@@ -189,7 +189,7 @@ func TestTopicRegistryPersistsAcrossRestart(t *testing.T) {
 	if got == nil || got.id != created.id || len(got.partitions) != 3 {
 		t.Fatalf("after restart: %+v", got)
 	}
-	if got.config.RetentionMs.Milliseconds() != 3600000 || got.overrides["retention.ms"] != "3600000" {
+	if got.config.RetentionAge.Milliseconds() != 3600000 || got.overrides["retention.ms"] != "3600000" {
 		t.Fatalf("override lost: %+v %v", got.config, got.overrides)
 	}
 	if b.topics.getByID(created.id) != got {

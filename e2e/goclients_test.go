@@ -90,6 +90,7 @@ func TestSarama(t *testing.T) {
 			})
 		}
 	}
+	b.logRequestVersions(t)
 }
 
 func saramaRoundTrip(t *testing.T, b *strataProc, v sarama.KafkaVersion, codec sarama.CompressionCodec, topic, tag string) {

@@ -608,3 +608,39 @@ func metricSum(exposition string, substrings ...string) (float64, []string) {
 	}
 	return sum, lines
 }
+
+// logRequestVersions logs, from /metrics, which API versions the broker served (so a client
+// test's log shows the protocol versions that client really used).
+func (p *strataProc) logRequestVersions(t testing.TB) {
+	t.Helper()
+	var seen []string
+	sc := bufio.NewScanner(strings.NewReader(p.Metrics()))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		l := sc.Text()
+		if !strings.HasPrefix(l, "strata_broker_requests_total{") {
+			continue
+		}
+		api, version := labelValue(l, "api"), labelValue(l, "version")
+		f := strings.Fields(l[strings.LastIndexByte(l, '}')+1:])
+		if api != "" && len(f) > 0 {
+			seen = append(seen, fmt.Sprintf("%s v%s ×%s", api, version, f[0]))
+		}
+	}
+	t.Logf("requests served: %s", strings.Join(seen, ", "))
+}
+
+func labelValue(line, name string) string {
+	i := strings.Index(line, "{"+name+`="`)
+	if i < 0 {
+		i = strings.Index(line, ","+name+`="`)
+	}
+	if i < 0 {
+		return ""
+	}
+	rest := line[i+len(name)+3:]
+	if j := strings.IndexByte(rest, '"'); j >= 0 {
+		return rest[:j]
+	}
+	return ""
+}

@@ -93,6 +93,7 @@ func TestKcatRoundTrip(t *testing.T) {
 			}
 		}
 	}
+	b.logRequestVersions(t)
 	if len(want) < 2 {
 		t.Errorf("all messages went to %d partition(s); expected librdkafka's partitioner to spread keys over %d", len(want), partitions)
 	}

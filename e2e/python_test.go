@@ -24,6 +24,7 @@ func TestKafkaPython(t *testing.T) {
 	out := runTool(t, nil, debianPython, "e2e/py/kafka_python_roundtrip.py",
 		"--bootstrap", b.Addr, "--topic-prefix", "kafka-python", "--count", strconv.Itoa(pyCount))
 	t.Logf("kafka_python_roundtrip.py: %s", out)
+	b.logRequestVersions(t)
 	for _, c := range pyCodecs {
 		topic := "kafka-python-" + c
 		checkRecValues(t, topic, "kp-"+c, pyCount, b.consumeAll(t, topic))
@@ -42,6 +43,7 @@ func TestConfluentKafkaPython(t *testing.T) {
 	out := runTool(t, nil, debianPython, "e2e/py/confluent_roundtrip.py",
 		"--bootstrap", b.Addr, "--topic-prefix", "confluent", "--count", strconv.Itoa(pyCount))
 	t.Logf("confluent_roundtrip.py: %s", out)
+	b.logRequestVersions(t)
 	for _, c := range pyCodecs {
 		topic := "confluent-" + c
 		checkRecValues(t, topic, "ck-"+c, pyCount, b.consumeAll(t, topic))

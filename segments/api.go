@@ -49,10 +49,10 @@ func (e *CorruptError) Error() string {
 // Config is the per-partition log configuration (a subset of the topic's).
 type Config struct {
 	SegmentBytes       int64         // segment.bytes
-	SegmentMs          time.Duration // segment.ms
+	SegmentRollAge     time.Duration // segment.ms
 	IndexIntervalBytes int32         // index.interval.bytes
 	SegmentIndexBytes  int32         // segment.index.bytes
-	RetentionMs        time.Duration // retention.ms; <0 means unlimited
+	RetentionAge       time.Duration // retention.ms; <0 means unlimited
 	RetentionBytes     int64         // retention.bytes; <0 means unlimited
 	MaxMessageBytes    int32         // max.message.bytes
 	TimestampType      TimestampType // message.timestamp.type

@@ -145,7 +145,7 @@ func testConfig() Config {
 		SegmentBytes:       1 << 20,
 		IndexIntervalBytes: 256,
 		SegmentIndexBytes:  1 << 20,
-		RetentionMs:        -1,
+		RetentionAge:       -1,
 		RetentionBytes:     -1,
 		MaxMessageBytes:    1 << 20,
 	}

@@ -298,7 +298,7 @@ func (l *Log) shouldRollLocked(s *segment, n, deltas int64, now time.Time) bool 
 	switch {
 	case s.size+n > cfg.SegmentBytes:
 		return true
-	case cfg.SegmentMs > 0 && now.Sub(s.rollStart) >= cfg.SegmentMs:
+	case cfg.SegmentRollAge > 0 && now.Sub(s.rollStart) >= cfg.SegmentRollAge:
 		return true
 	case int64(s.idx.n+1)*offsetEntrySize > int64(cfg.SegmentIndexBytes),
 		int64(s.tix.n+1)*timeEntrySize > int64(cfg.SegmentIndexBytes):

@@ -153,7 +153,7 @@ func TestLogAppendTime(t *testing.T) {
 func TestRollBySizeAndTime(t *testing.T) {
 	cfg := testConfig()
 	cfg.SegmentBytes = 4096
-	cfg.SegmentMs = time.Minute
+	cfg.SegmentRollAge = time.Minute
 	dir := t.TempDir()
 	l := openTest(t, dir, cfg)
 	defer l.Close()
@@ -460,7 +460,7 @@ func TestRetentionByTimeAndBytes(t *testing.T) {
 	// retention.ms = 5 min at t0+10min: segment k's newest record is at
 	// t0+(2k+1) min, so segments 0 and 1 (newest at 1 and 3 min) expire and
 	// segment 2 (5 min, exactly at the limit) stays.
-	cfg.RetentionMs = 5 * time.Minute
+	cfg.RetentionAge = 5 * time.Minute
 	l.SetConfig(cfg)
 	n, err := l.ApplyRetention(t0.Add(10 * time.Minute))
 	if err != nil || n != 2 || l.StartOffset() != 16 {
@@ -475,7 +475,7 @@ func TestRetentionByTimeAndBytes(t *testing.T) {
 	// retention.bytes: keep at least 2000 bytes: of 4 segments of ~900
 	// bytes, deleting the oldest leaves ~2700, deleting two would leave
 	// less than 2000.
-	cfg.RetentionMs = -1
+	cfg.RetentionAge = -1
 	cfg.RetentionBytes = 2000
 	l.SetConfig(cfg)
 	if n, err := l.ApplyRetention(t0); n != 1 || err != nil {
@@ -863,5 +863,22 @@ func BenchmarkReadTail(b *testing.B) {
 			b.Fatal(err)
 		}
 		r.Release()
+	}
+}
+
+func TestRollWhenIndexFull(t *testing.T) {
+	cfg := testConfig()
+	cfg.IndexIntervalBytes = 1     // an entry for every batch after the first
+	cfg.SegmentIndexBytes = 4 * 12 // four time index entries
+	dir := t.TempDir()
+	l := openTest(t, dir, cfg)
+	defer l.Close()
+	batches := fill(t, l, 20, 1, 10, CompressionNone, t0) // increasing timestamps
+	if n := len(segFiles(t, dir, ".log")); n < 4 {
+		t.Fatalf("%d segments, want rolls on a full index", n)
+	}
+	mustSync(t, l)
+	if got := readFrom(t, l, 0); !bytes.Equal(got, bytes.Join(batches, nil)) {
+		t.Fatal("data differs")
 	}
 }

@@ -290,7 +290,7 @@ func (l *Log) ScanBatches(from Offset, fn func(h BatchHeader) error) error {
 }
 
 func scanView(v segView, from Offset, fn func(BatchHeader) error) error {
-	sc := &scanner{f: v.s.log, path: v.s.log.Name(), limit: v.size, buf: make([]byte, max(min(v.size, 256<<10), BatchHeaderSize))}
+	sc := &scanner{f: v.s.log, limit: v.size, buf: make([]byte, max(min(v.size, 256<<10), BatchHeaderSize))}
 	h, pos, err := seekBatch(sc, v, from)
 	for ; err == nil; h, err = sc.header(pos) {
 		if err := fn(h); err != nil {

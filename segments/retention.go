@@ -80,8 +80,8 @@ func (l *Log) retentionPlanLocked(now time.Time) int {
 	for n < limit && segs[n+1].base <= l.mu.start {
 		n++
 	}
-	if cfg.RetentionMs >= 0 {
-		nowMs, keepMs := now.UnixMilli(), cfg.RetentionMs.Milliseconds()
+	if cfg.RetentionAge >= 0 {
+		nowMs, keepMs := now.UnixMilli(), cfg.RetentionAge.Milliseconds()
 		for n < limit {
 			ts := segs[n].ix.maxTs
 			if ts < 0 {

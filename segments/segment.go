@@ -192,7 +192,6 @@ func flushEntries(f *os.File, b []byte, at int64) error {
 // It never uses the file's shared position.
 type scanner struct {
 	f     *os.File
-	path  string
 	limit int64 // readable bytes
 	buf   []byte
 	off   int64 // file position of buf[0]
@@ -208,7 +207,7 @@ var scanBufPool = sync.Pool{New: func() any { b := make([]byte, readScanBufferBy
 
 func newReadScanner(f *os.File, limit int64) (*scanner, func()) {
 	bp := scanBufPool.Get().(*[]byte)
-	return &scanner{f: f, path: f.Name(), limit: limit, buf: *bp}, func() { scanBufPool.Put(bp) }
+	return &scanner{f: f, limit: limit, buf: *bp}, func() { scanBufPool.Put(bp) }
 }
 
 // scanError describes a structural problem at a position; recovery turns it
@@ -306,7 +305,7 @@ type scanResult struct {
 // onBatch (may be nil) sees every valid batch. Returned errors are I/O
 // errors; invalid data is reported in scanResult.bad.
 func scanSegment(s *segment, limit int64, checkCRC bool, onBatch func(BatchHeader)) (scanResult, error) {
-	sc := &scanner{f: s.log, path: s.log.Name(), limit: limit, buf: make([]byte, min(recoveryScanBufferBytes, max(limit, BatchHeaderSize)))}
+	sc := &scanner{f: s.log, limit: limit, buf: make([]byte, min(recoveryScanBufferBytes, max(limit, BatchHeaderSize)))}
 	s.idx.mem, s.idx.n, s.idx.flushed = []byte{}, 0, 0
 	s.tix.mem, s.tix.n, s.tix.flushed = []byte{}, 0, 0
 	s.ix = newIndexer(int32(s.ix.interval))
