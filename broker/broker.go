@@ -62,7 +62,7 @@ func New(cfg Config) (*Broker, error) {
 	b := &Broker{cfg: cfg, log: cfg.Logger, done: make(chan struct{})}
 	b.stopCtx, b.stop = context.WithCancel(context.Background())
 	var err error
-	if b.clusterID, err = loadOrCreateClusterID(cfg.DataDir); err != nil {
+	if b.clusterID, err = loadOrCreateMeta(cfg.DataDir, cfg.NodeID); err != nil {
 		return nil, err
 	}
 	b.metrics = newBrokerMetrics()

@@ -29,14 +29,8 @@ import (
 
 const metaPropertiesFile = "meta.properties"
 
-// loadOrCreateClusterID returns the cluster id stored in dataDir's
-// meta.properties, creating the directory and the file (with a new random
-// id, and no node.id) if they do not exist.
-func loadOrCreateClusterID(dataDir string) (string, error) {
-	return loadOrCreateMeta(dataDir, -1)
-}
-
-// loadOrCreateMeta is loadOrCreateClusterID that also records nodeID (when
+// loadOrCreateMeta returns the cluster id stored in dataDir's meta.properties
+// (creating it on first start) and records nodeID (when
 // >= 0) and refuses a directory whose stored node.id differs. A stored file
 // without node.id gets it added.
 func loadOrCreateMeta(dataDir string, nodeID int32) (string, error) {

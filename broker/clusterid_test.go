@@ -9,14 +9,14 @@ import (
 
 func TestClusterIDPersisted(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data") // does not exist yet
-	id, err := loadOrCreateClusterID(dir)
+	id, err := loadOrCreateMeta(dir, -1)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !validClusterID(id) || id[0] == '-' {
 		t.Fatalf("bad cluster id %q", id)
 	}
-	again, err := loadOrCreateClusterID(dir)
+	again, err := loadOrCreateMeta(dir, -1)
 	if err != nil || again != id {
 		t.Fatalf("second load: %q, %v; want %q", again, err, id)
 	}
@@ -27,7 +27,7 @@ func TestClusterIDPersisted(t *testing.T) {
 	if !strings.Contains(string(raw), "cluster.id="+id+"\n") || !strings.Contains(string(raw), "version=1\n") {
 		t.Fatalf("meta.properties:\n%s", raw)
 	}
-	other, err := loadOrCreateClusterID(t.TempDir())
+	other, err := loadOrCreateMeta(t.TempDir(), -1)
 	if err != nil || other == id {
 		t.Fatalf("a second data dir got %q (%v)", other, err)
 	}
@@ -45,7 +45,7 @@ func TestMetaNodeID(t *testing.T) {
 	if _, err := loadOrCreateMeta(dir, 4); err == nil || !strings.Contains(err.Error(), "node.id") {
 		t.Fatalf("another node id accepted: %v", err)
 	}
-	if got, err := loadOrCreateClusterID(dir); err != nil || got != id {
+	if got, err := loadOrCreateMeta(dir, -1); err != nil || got != id {
 		t.Fatalf("without node id: %q, %v", got, err)
 	}
 
@@ -71,7 +71,7 @@ func TestMetaPropertiesRejectsBadFiles(t *testing.T) {
 	} {
 		dir := t.TempDir()
 		os.WriteFile(filepath.Join(dir, "meta.properties"), []byte(content), 0o644)
-		if _, err := loadOrCreateClusterID(dir); err == nil {
+		if _, err := loadOrCreateMeta(dir, -1); err == nil {
 			t.Fatalf("%s: accepted", name)
 		}
 	}

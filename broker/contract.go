@@ -34,7 +34,9 @@ type request struct {
 // of an acks=all produce, a Fetch long-poll), the handler returns a reply
 // with done non-nil and fills msg/framed from another goroutine before
 // closing done; the connection goes on to the next request meanwhile, and
-// its writer waits on done before writing this reply.
+// its writer waits on done before writing this reply. A deferred reply's
+// done must always be closed, and promptly once r.ctx is cancelled:
+// closing connections and Shutdown wait on it to release segment files.
 type reply struct {
 	msg    kmsg.Response   // encoded by the writer at the request's version
 	framed *framedResponse // zero-copy Fetch body (see fetchframe.go)
