@@ -20,6 +20,8 @@ type TopicConfig struct {
 	RetentionBytes     int64                  // retention.bytes (-1 unlimited)
 	MaxMessageBytes    int32                  // max.message.bytes (1048588)
 	TimestampType      segments.TimestampType // message.timestamp.type (CreateTime)
+	TimestampBeforeMax time.Duration          // message.timestamp.before.max.ms (unlimited)
+	TimestampAfterMax  time.Duration          // message.timestamp.after.max.ms (1 hour, as Kafka 4.0)
 	MinInsyncReplicas  int16                  // min.insync.replicas (1)
 	CompressionType    string                 // compression.type (producer)
 	FileDeleteDelay    time.Duration          // file.delete.delay.ms (60 s)
@@ -36,5 +38,7 @@ func (c TopicConfig) LogConfig() segments.Config {
 		RetentionBytes:     c.RetentionBytes,
 		MaxMessageBytes:    c.MaxMessageBytes,
 		TimestampType:      c.TimestampType,
+		TimestampBeforeMax: c.TimestampBeforeMax,
+		TimestampAfterMax:  c.TimestampAfterMax,
 	}
 }

@@ -47,6 +47,8 @@ func DefaultTopicConfig() TopicConfig {
 		RetentionBytes:     -1,                 // unlimited
 		MaxMessageBytes:    1024*1024 + 12,     // 1048588: 1 MiB plus Kafka's LOG_OVERHEAD (offset 8 + size 4)
 		TimestampType:      segments.CreateTime,
+		TimestampBeforeMax: time.Duration(math.MaxInt64), // Long.MAX_VALUE: no limit
+		TimestampAfterMax:  time.Hour,                    // 3600000 ms (Kafka 4.0, KIP-937)
 		MinInsyncReplicas:  1,
 		CompressionType:    "producer",
 		FileDeleteDelay:    60 * time.Second, // 60000 ms
@@ -182,6 +184,30 @@ var topicConfigDefs = []topicConfigDef{
 			return err
 		},
 		get: func(c TopicConfig) string { return strconv.FormatInt(int64(c.MaxMessageBytes), 10) },
+	},
+	{
+		key: "message.timestamp.after.max.ms", brokerKey: "log.message.timestamp.after.max.ms", typ: kmsg.ConfigTypeLong,
+		doc: "With CreateTime, the most a record's timestamp may lie after the broker's time; later batches are refused with INVALID_TIMESTAMP.",
+		set: func(c *TopicConfig, v string) error {
+			d, err := parseMillis(v, 0)
+			if err == nil {
+				c.TimestampAfterMax = d
+			}
+			return err
+		},
+		get: func(c TopicConfig) string { return formatMillis(c.TimestampAfterMax) },
+	},
+	{
+		key: "message.timestamp.before.max.ms", brokerKey: "log.message.timestamp.before.max.ms", typ: kmsg.ConfigTypeLong,
+		doc: "With CreateTime, the most a record's timestamp may lie before the broker's time; older batches are refused with INVALID_TIMESTAMP.",
+		set: func(c *TopicConfig, v string) error {
+			d, err := parseMillis(v, 0)
+			if err == nil {
+				c.TimestampBeforeMax = d
+			}
+			return err
+		},
+		get: func(c TopicConfig) string { return formatMillis(c.TimestampBeforeMax) },
 	},
 	{
 		key: "message.timestamp.type", brokerKey: "log.message.timestamp.type", typ: kmsg.ConfigTypeString,

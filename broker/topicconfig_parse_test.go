@@ -3,6 +3,7 @@ package broker
 import (
 	"errors"
 	"maps"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -12,18 +13,20 @@ import (
 
 func TestDefaultTopicConfigIsKafkas(t *testing.T) {
 	want := map[string]string{
-		"cleanup.policy":         "delete",
-		"compression.type":       "producer",
-		"file.delete.delay.ms":   "60000",
-		"index.interval.bytes":   "4096",
-		"max.message.bytes":      "1048588",
-		"message.timestamp.type": "CreateTime",
-		"min.insync.replicas":    "1",
-		"retention.bytes":        "-1",
-		"retention.ms":           "604800000",
-		"segment.bytes":          "1073741824",
-		"segment.index.bytes":    "10485760",
-		"segment.ms":             "604800000",
+		"cleanup.policy":                  "delete",
+		"compression.type":                "producer",
+		"file.delete.delay.ms":            "60000",
+		"index.interval.bytes":            "4096",
+		"max.message.bytes":               "1048588",
+		"message.timestamp.type":          "CreateTime",
+		"message.timestamp.before.max.ms": "9223372036854775807",
+		"message.timestamp.after.max.ms":  "3600000",
+		"min.insync.replicas":             "1",
+		"retention.bytes":                 "-1",
+		"retention.ms":                    "604800000",
+		"segment.bytes":                   "1073741824",
+		"segment.index.bytes":             "10485760",
+		"segment.ms":                      "604800000",
 	}
 	got := TopicConfigEntries(DefaultTopicConfig())
 	if !maps.Equal(got, want) {
@@ -72,6 +75,8 @@ func TestParseTopicConfigValid(t *testing.T) {
 		RetentionBytes:     1000,
 		MaxMessageBytes:    0,
 		TimestampType:      segments.LogAppendTime,
+		TimestampBeforeMax: time.Duration(math.MaxInt64),
+		TimestampAfterMax:  time.Hour,
 		MinInsyncReplicas:  2,
 		CompressionType:    "producer",
 		FileDeleteDelay:    0,

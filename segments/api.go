@@ -56,6 +56,11 @@ type Config struct {
 	RetentionBytes     int64         // retention.bytes; <0 means unlimited
 	MaxMessageBytes    int32         // max.message.bytes
 	TimestampType      TimestampType // message.timestamp.type
+	// With CreateTime, a batch whose first timestamp is more than
+	// TimestampBeforeMax before the append time, or whose max timestamp is
+	// more than TimestampAfterMax after it, is refused (ErrInvalidTimestamp).
+	TimestampBeforeMax time.Duration // message.timestamp.before.max.ms
+	TimestampAfterMax  time.Duration // message.timestamp.after.max.ms
 }
 
 // FileChunk is a byte range of an open segment file, to be sent with

@@ -219,6 +219,10 @@ func (l *Log) Append(payload []byte, headers []BatchHeader, epoch LeaderEpoch, n
 	defer l.appendMu.Unlock()
 
 	l.mu.Lock()
+	if err := checkTimestamps(headers, l.mu.cfg, now); err != nil {
+		l.mu.Unlock()
+		return AppendInfo{}, err
+	}
 	if err := l.checkWritableLocked(); err != nil {
 		l.mu.Unlock()
 		return AppendInfo{}, err
@@ -579,4 +583,28 @@ func (l *Log) Delete() error {
 	l.ckptMu.Lock()
 	defer l.ckptMu.Unlock()
 	return os.RemoveAll(l.dir)
+}
+
+// checkTimestamps applies message.timestamp.before.max.ms and
+// message.timestamp.after.max.ms to CreateTime batches: the first record's
+// timestamp must not lie too far before now, nor the largest too far after.
+// (Kafka checks every record; the first and the largest bound them for the
+// batches clients build, whose timestamps only grow.)
+func checkTimestamps(headers []BatchHeader, cfg Config, now time.Time) error {
+	if cfg.TimestampType != CreateTime {
+		return nil
+	}
+	nowMs := now.UnixMilli()
+	beforeMs, afterMs := cfg.TimestampBeforeMax.Milliseconds(), cfg.TimestampAfterMax.Milliseconds()
+	for _, h := range headers {
+		// Subtractions are ordered so that none can overflow for a limit
+		// of Long.MAX_VALUE ("unlimited").
+		if cfg.TimestampBeforeMax > 0 && h.BaseTimestamp < nowMs && nowMs-h.BaseTimestamp > beforeMs {
+			return fmt.Errorf("%w: batch timestamp %d is more than message.timestamp.before.max.ms=%d before the broker time %d", ErrInvalidTimestamp, h.BaseTimestamp, beforeMs, nowMs)
+		}
+		if cfg.TimestampAfterMax > 0 && h.MaxTimestamp > nowMs && h.MaxTimestamp-nowMs > afterMs {
+			return fmt.Errorf("%w: batch timestamp %d is more than message.timestamp.after.max.ms=%d after the broker time %d", ErrInvalidTimestamp, h.MaxTimestamp, afterMs, nowMs)
+		}
+	}
+	return nil
 }

@@ -882,3 +882,39 @@ func TestRollWhenIndexFull(t *testing.T) {
 		t.Fatal("data differs")
 	}
 }
+
+func TestTimestampLimits(t *testing.T) {
+	cfg := testConfig()
+	cfg.TimestampBeforeMax = time.Hour
+	cfg.TimestampAfterMax = time.Minute
+	l := openTest(t, t.TempDir(), cfg)
+	defer l.Close()
+	now := time.UnixMilli(1_700_000_000_000)
+	try := func(baseTs int64) error {
+		b := makeBatch(t, testBatch{records: 3, tsStep: 10, baseTs: baseTs})
+		hs, err := ValidateBatches(b, 1<<20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = l.Append(b, hs, 0, now)
+		return err
+	}
+	if err := try(now.Add(-59 * time.Minute).UnixMilli()); err != nil {
+		t.Fatalf("within before.max: %v", err)
+	}
+	if err := try(now.Add(-61 * time.Minute).UnixMilli()); !errors.Is(err, ErrInvalidTimestamp) {
+		t.Fatalf("older than before.max: got %v", err)
+	}
+	if err := try(now.Add(61 * time.Second).UnixMilli()); !errors.Is(err, ErrInvalidTimestamp) {
+		t.Fatalf("later than after.max: got %v", err)
+	}
+	if got := l.EndOffset(); got != 3 {
+		t.Fatalf("refused batches were written: end offset %d, want 3", got)
+	}
+	// LogAppendTime topics ignore the producer's timestamps.
+	cfg.TimestampType = LogAppendTime
+	l.SetConfig(cfg)
+	if err := try(0); err != nil {
+		t.Fatalf("LogAppendTime: %v", err)
+	}
+}

@@ -30,6 +30,7 @@ const (
 	envRate     = "STRATA_BENCH_RATE"      // records/s of the paced phase, default 20000
 	envLimitMiB = "STRATA_BENCH_LIMIT_MIB" // file size of each machine-limit test, default 512
 	envArgs     = "STRATA_BENCH_ARGS"      // extra `strata serve` arguments, space separated
+	envEnv      = "STRATA_BENCH_ENV"       // extra environment for the broker only, e.g. "GOGC=400"
 )
 
 const mib = 1 << 20
@@ -81,6 +82,7 @@ func BenchmarkStrata(b *testing.B) {
 	br := harness.Start(b, harness.Options{
 		DataDir: dataDir,
 		Args:    strings.Fields(os.Getenv(envArgs)),
+		Env:     strings.Fields(os.Getenv(envEnv)),
 	})
 	brokerFailed := func(format string, args ...any) {
 		b.Helper()

@@ -48,6 +48,8 @@
 // conclusions from one figure.
 //
 // STRATA_BENCH_LIMIT_MIB changes the size of the limit files,
-// STRATA_BENCH_ARGS adds `strata serve` arguments, STRATA_BINARY uses a
-// prebuilt binary instead of building ./cmd/strata.
+// STRATA_BENCH_ARGS adds `strata serve` arguments, STRATA_BENCH_ENV adds
+// environment variables for the broker only (e.g. "GOGC=400
+// GOMEMLIMIT=150MiB"), STRATA_BINARY uses a prebuilt binary instead of
+// building ./cmd/strata.
 package bench

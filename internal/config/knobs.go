@@ -45,11 +45,13 @@ var topicKnobs = []struct{ key, def, typ, usage string }{
 	{"retention.bytes", "-1", "bytes", "default partition size limit for retention; -1 means none"},
 	{"max.message.bytes", "1048588", "bytes", "default largest record batch accepted (1 MiB + 12 bytes of batch overhead)"},
 	{"message.timestamp.type", "CreateTime", "CreateTime|LogAppendTime", "default timestamp kind stored in batches"},
+	{"message.timestamp.before.max.ms", "9223372036854775807", "ms", "with CreateTime, how far before the broker's clock a batch timestamp may lie (default: no limit)"},
+	{"message.timestamp.after.max.ms", "3600000", "ms", "with CreateTime, how far after the broker's clock a batch timestamp may lie (1 hour, as Kafka 4.0)"},
 	{"index.interval.bytes", "4096", "bytes", "default bytes of log between two sparse index entries"},
 	{"segment.index.bytes", "10485760", "bytes", "default maximum size of an offset/time index file (10 MiB)"},
 	{"cleanup.policy", "delete", "delete", "default cleanup policy (compaction comes later)"},
 	{"min.insync.replicas", "1", "int", "default replicas that must have a batch before acks=all is answered"},
-	{"compression.type", "producer", "producer|none|gzip|snappy|lz4|zstd", "default compression; producer keeps what the client sent"},
+	{"compression.type", "producer", "producer", "batches are stored as the producer compressed them (the only value Strata accepts)"},
 }
 
 // knobs returns the full, ordered knob table. Server knobs first, then topic
