@@ -78,6 +78,16 @@ type pending struct {
 	correlationID int32
 	rep           *reply
 	start         time.Time // when the request's frame had been read
+	// frame is the request's bytes (from the frame pools). The request's
+	// decoded body aliases it, so it goes back to its pool only once the
+	// reply is written or abandoned (release).
+	frame []byte
+}
+
+// release returns the request frame to its pool.
+func (p *pending) release() {
+	putFrame(p.frame)
+	p.frame = nil
 }
 
 func newClientConn(b *Broker, nc net.Conn, apis map[int16]*api) *clientConn {
@@ -154,6 +164,7 @@ func (c *clientConn) readLoop() {
 
 		d, err := decodeRequest(frame, c.apis)
 		if err != nil {
+			putFrame(frame) // nothing decoded from it is kept
 			var bad *badInputError
 			errors.As(err, &bad)
 			c.b.metrics.badInputEvent(bad.kind)
@@ -189,7 +200,7 @@ func (c *clientConn) readLoop() {
 			c.close()
 			return
 		}
-		p := &pending{key: key, version: version, respVersion: version, correlationID: d.header.CorrelationID, rep: rep, start: start}
+		p := &pending{key: key, version: version, respVersion: version, correlationID: d.header.CorrelationID, rep: rep, start: start, frame: frame}
 		if !c.enqueue(p) {
 			return
 		}
@@ -269,6 +280,7 @@ func (c *clientConn) abandon(p *pending) {
 	if p.rep.framed != nil {
 		p.rep.framed.done()
 	}
+	p.release()
 }
 
 func (c *clientConn) writeLoop() {
@@ -319,7 +331,9 @@ func (c *clientConn) writeLoop() {
 				}
 			}
 		}
-		if err := c.writeReply(bw, raw, &scratch, p); err != nil {
+		err := c.writeReply(bw, raw, &scratch, p)
+		p.release()
+		if err != nil {
 			var netErr net.Error
 			var sysErr *os.SyscallError
 			switch {

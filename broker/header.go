@@ -73,14 +73,16 @@ func readFrame(r *bufio.Reader, sizeBuf *[4]byte, maxBytes int32) ([]byte, error
 		return nil, badInput(badFrameSize, "request size %d outside 1..%d (socket.request.max.bytes)", size, maxBytes)
 	}
 	// Memory follows the bytes that actually arrive: a size prefix alone
-	// (4 bytes from a hostile client) commits at most frameAllocStep, and a
-	// large frame grows by doubling as its bytes come in.
-	frame := make([]byte, min(int(size), frameAllocStep))
+	// (4 bytes from a hostile client) commits at most frameAllocStep; only
+	// once that much has arrived is the whole frame allocated. Frames come
+	// from the frame pools; the caller returns them with putFrame.
+	frame := getFrame(min(int(size), frameAllocStep))
 	n := 0
 	for {
 		m, err := io.ReadFull(r, frame[n:])
 		n += m
 		if err != nil {
+			putFrame(frame)
 			if err == io.EOF || err == io.ErrUnexpectedEOF {
 				return nil, &badInputError{kind: badTruncatedFrame, err: fmt.Errorf("%d-byte frame cut at %d bytes: %w", size, n, io.ErrUnexpectedEOF)}
 			}
@@ -89,7 +91,10 @@ func readFrame(r *bufio.Reader, sizeBuf *[4]byte, maxBytes int32) ([]byte, error
 		if n == int(size) {
 			return frame, nil
 		}
-		frame = append(frame, make([]byte, min(int(size)-n, len(frame)))...)
+		whole := getFrame(int(size))
+		copy(whole, frame[:n])
+		putFrame(frame)
+		frame = whole
 	}
 }
 

@@ -10,6 +10,10 @@
 // The external clients are installed by scripts/install-test-deps.sh (which `make test` runs).
 // A test whose client is missing fails with a message naming that script; it never skips.
 //
+// Running: `go test ./e2e/` (or `-run TestKcat` etc.). STRATA_E2E_BINARY=path runs a prebuilt
+// binary instead of building ./cmd/strata; STRATA_E2E_RACE=1 builds the broker with the race
+// detector. A data race or a panic in the broker's log fails the test that saw it.
+//
 // Goroutines: each test owns its broker process (see harness_test.go) and the goroutines it
 // starts; every process a test starts is killed in t.Cleanup, and its log is printed when the
 // test fails.

@@ -47,6 +47,32 @@ func TestRestartKeepsEverything(t *testing.T) {
 		cl.Close()
 	}
 
+	// A consumer that lives across the restarts: it reads everything now, and after the restarts
+	// it must go on to read the record produced then (its connections and fetch session are
+	// gone; the client reconnects and the broker serves it from where it was).
+	live := b.kgoClient(t, kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{"restart-one": {0: kgo.NewOffset().At(0)}}),
+		kgo.FetchMaxWait(200*time.Millisecond), kgo.MetadataMinAge(100*time.Millisecond))
+	liveNext := int64(0)
+	liveRead := func(upTo int64) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+		defer cancel()
+		for liveNext < upTo {
+			fs := live.PollFetches(ctx)
+			if ctx.Err() != nil {
+				t.Fatalf("live consumer: at offset %d of %d after %v", liveNext, upTo, opTimeout)
+			}
+			fs.EachError(func(_ string, _ int32, err error) { t.Logf("live consumer: fetch error (retried): %v", err) })
+			fs.EachRecord(func(r *kgo.Record) {
+				if r.Offset != liveNext {
+					t.Fatalf("live consumer: got offset %d, want %d", r.Offset, liveNext)
+				}
+				liveNext++
+			})
+		}
+	}
+	liveRead(n)
+
 	for round := 1; round <= 2; round++ {
 		b.Stop()
 		b.Restart()
@@ -98,6 +124,7 @@ func TestRestartKeepsEverything(t *testing.T) {
 	if r.Offset != ends[0] {
 		t.Fatalf("record produced after restart got offset %d, want %d (the end offset before it)", r.Offset, ends[0])
 	}
+	liveRead(ends[0] + 1)
 }
 
 // ackLog records acknowledged produces from promise callbacks (which run concurrently).

@@ -58,7 +58,8 @@ func TestMain(m *testing.M) {
 }
 
 // strataBinary builds ./cmd/strata once per test binary run and returns its path.
-// STRATA_E2E_BINARY names a prebuilt binary to use instead (e.g. a release build).
+// STRATA_E2E_BINARY names a prebuilt binary to use instead (e.g. a release build);
+// STRATA_E2E_RACE=1 builds it with the race detector.
 func strataBinary(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
@@ -71,7 +72,11 @@ func strataBinary(t testing.TB) string {
 			return
 		}
 		binPath = filepath.Join(buildDir, "strata")
-		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/strata")
+		args := []string{"build", "-o", binPath}
+		if os.Getenv("STRATA_E2E_RACE") != "" {
+			args = append(args, "-race") // the broker under the race detector; reports fail the test
+		}
+		cmd := exec.Command("go", append(args, "./cmd/strata")...)
 		cmd.Dir = repoRoot
 		out, err := cmd.CombinedOutput()
 		if err != nil {
@@ -143,6 +148,14 @@ func startStrata(t testing.TB, extraFlags ...string) *strataProc {
 			default:
 				_ = cmd.Process.Kill()
 				<-exited
+			}
+		}
+		// A data race, or a panic (even one the broker recovered from), is a bug whatever the
+		// clients saw.
+		for _, l := range strings.Split(p.Log(), "\n") {
+			if strings.Contains(l, "WARNING: DATA RACE") || strings.Contains(l, "panic") {
+				t.Errorf("broker log: %s", l)
+				break
 			}
 		}
 		if t.Failed() {
@@ -352,6 +365,27 @@ func (p *strataProc) dumpLog() {
 	p.dumpOnce.Do(func() {
 		p.t.Logf("strata log (%s):\n%s", p.logPath, p.logTail())
 	})
+}
+
+// PeakRSS returns the broker process's peak resident set size (VmHWM) in bytes.
+func (p *strataProc) PeakRSS(t testing.TB) int64 {
+	t.Helper()
+	p.mu.Lock()
+	pid := p.cmd.Process.Pid
+	p.mu.Unlock()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatalf("reading the broker's /proc status: %v", err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) == 3 && f[0] == "VmHWM:" && f[2] == "kB" {
+			var kb int64
+			fmt.Sscan(f[1], &kb)
+			return kb << 10
+		}
+	}
+	t.Fatalf("no VmHWM in /proc/%d/status", pid)
+	return 0
 }
 
 // Metrics fetches /metrics and returns the body.

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -16,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/klauspost/compress/zstd"
+	"github.com/twmb/franz-go/pkg/kbin"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -373,6 +376,130 @@ func TestHostileInputs(t *testing.T) {
 	}
 	sc.waitProgress(t, "corrupt produce requests")
 
+	// 7. Well-formed requests that ask for the impossible get Kafka's error codes.
+	produceTo := func(topic string, partition int32, acks int16, batch []byte) (int16, error) {
+		req := kmsg.NewPtrProduceRequest()
+		req.SetVersion(7)
+		req.Acks = acks
+		req.TimeoutMillis = 30000
+		rt := kmsg.NewProduceRequestTopic()
+		rt.Topic = topic
+		rp := kmsg.NewProduceRequestTopicPartition()
+		rp.Partition = partition
+		rp.Records = batch
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		resp := kmsg.NewPtrProduceResponse()
+		if err := rc.roundTrip(req, resp); err != nil {
+			rc = dialRaw(t, b.Addr)
+			return 0, err
+		}
+		if len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 {
+			return 0, fmt.Errorf("response shape %+v", resp)
+		}
+		return resp.Topics[0].Partitions[0].ErrorCode, nil
+	}
+	fetchAt := func(offset int64) (int16, error) {
+		req := kmsg.NewPtrFetchRequest()
+		req.SetVersion(11)
+		req.ReplicaID = -1
+		req.MaxBytes = 1 << 20
+		req.SessionEpoch = -1
+		ft := kmsg.NewFetchRequestTopic()
+		ft.Topic = steady
+		fp := kmsg.NewFetchRequestTopicPartition()
+		fp.FetchOffset = offset
+		fp.PartitionMaxBytes = 1 << 20
+		fp.CurrentLeaderEpoch = -1
+		fp.LogStartOffset = -1
+		ft.Partitions = append(ft.Partitions, fp)
+		req.Topics = append(req.Topics, ft)
+		resp := kmsg.NewPtrFetchResponse()
+		if err := rc.roundTrip(req, resp); err != nil {
+			rc = dialRaw(t, b.Addr)
+			return 0, err
+		}
+		if len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 {
+			return 0, fmt.Errorf("response shape %+v", resp)
+		}
+		return resp.Topics[0].Partitions[0].ErrorCode, nil
+	}
+	magic1 := encodeBatch(recs, batchOpts{})
+	magic1[16] = 1
+	for _, c := range []struct {
+		name  string
+		do    func() (int16, error)
+		codes []int16
+	}{
+		{"produce to partition 99", func() (int16, error) { return produceTo(target, 99, -1, encodeBatch(recs, batchOpts{})) }, []int16{3}},
+		{"produce to an unknown topic", func() (int16, error) { return produceTo("no-such-topic", 0, -1, encodeBatch(recs, batchOpts{})) }, []int16{3}},
+		{"produce with acks=2", func() (int16, error) { return produceTo(target, 0, 2, encodeBatch(recs, batchOpts{})) }, []int16{21}},
+		{"produce a magic-1 batch header", func() (int16, error) { return produceTo(target, 0, -1, magic1) }, []int16{2, 43, 87}},
+		{"fetch at offset 10^12", func() (int16, error) { return fetchAt(1e12) }, []int16{1}},
+		{"fetch at offset -5", func() (int16, error) { return fetchAt(-5) }, []int16{1}},
+	} {
+		code, err := c.do()
+		switch {
+		case err != nil:
+			t.Errorf("%s: %v", c.name, err)
+		case !slices.Contains(c.codes, code):
+			t.Errorf("%s: error code %d, want one of %v", c.name, code, c.codes)
+		}
+	}
+	sc.waitProgress(t, "impossible requests")
+
+	// 8. Compressed batches that lie. A control batch (valid gzip) must be accepted, so that the
+	// rejections below are about the lies, not about this test's encoding.
+	gz := func(p []byte) []byte {
+		var buf bytes.Buffer
+		w := gzip.NewWriter(&buf)
+		w.Write(p)
+		w.Close()
+		return buf.Bytes()
+	}
+	const control, bombTopic = "hostile-control", "hostile-bomb"
+	b.createTopic(t, control, 1, nil)
+	b.createTopic(t, bombTopic, 1, nil)
+	if code, err := produceTo(control, 0, -1, encodeBatch(recs, batchOpts{codec: 1, compress: gz})); err != nil || code != 0 {
+		t.Fatalf("control: a valid gzip batch got error code %d (%v); the compressed cases below would prove nothing", code, err)
+	}
+	for _, c := range []struct {
+		name  string
+		batch []byte
+	}{
+		{"gzip attribute over random bytes", encodeBatch(recs, batchOpts{codec: 1, recordsOverride: randBytes(500)})},
+		{"zstd attribute over gzip bytes", encodeBatch(recs, batchOpts{codec: 4, compress: gz})},
+		{"gzip batch whose count says 3, holds 2", encodeBatch(recs, batchOpts{codec: 1, compress: gz, countDelta: 1})},
+		{"gzip batch whose count says 1, holds 2", encodeBatch(recs, batchOpts{codec: 1, compress: gz, countDelta: -1})},
+		{"gzip stream cut in half", encodeBatch(recs, batchOpts{codec: 1, compress: func(p []byte) []byte { g := gz(p); return g[:len(g)/2] }})},
+	} {
+		code, err := produceTo(target, 0, -1, c.batch)
+		switch {
+		case err != nil:
+			t.Errorf("%s: %v", c.name, err)
+		case code != 2 && code != 87:
+			t.Errorf("%s: error code %d, want 2 (CORRUPT_MESSAGE) or 87 (INVALID_RECORD)", c.name, code)
+		}
+	}
+	// A decompression bomb: one record with a 1 GiB value, zstd-compressed into a few KiB. The
+	// broker may refuse it or store it, but must not inflate it in memory.
+	{
+		bomb := zstdBomb(t, 1<<30)
+		rssBefore := b.PeakRSS(t)
+		code, err := produceTo(bombTopic, 0, -1, encodeBatch([]rawRecord{{Timestamp: time.Now().UnixMilli()}},
+			batchOpts{codec: 4, recordsOverride: bomb}))
+		if err != nil {
+			t.Errorf("zstd bomb (%d bytes): %v", len(bomb), err)
+		}
+		peak := b.PeakRSS(t)
+		t.Logf("zstd bomb (%d compressed bytes, 1 GiB inflated): error code %d; broker peak RSS %d MiB before, %d MiB after",
+			len(bomb), code, rssBefore>>20, peak>>20)
+		if peak > 512<<20 {
+			t.Errorf("the broker's peak RSS reached %d MiB around a decompression bomb: decompression is not bounded", peak>>20)
+		}
+	}
+	sc.waitProgress(t, "compressed lies")
+
 	// The same connection still answers a well-formed request.
 	{
 		req := kmsg.NewPtrApiVersionsRequest()
@@ -417,6 +544,40 @@ func TestHostileInputs(t *testing.T) {
 	} else {
 		t.Logf("bad-input metrics: %v -> %v\n%s", before, after, strings.Join(lines, "\n"))
 	}
+}
+
+// zstdBomb returns the zstd-compressed records section of a batch holding one record whose value
+// is n zero bytes.
+func zstdBomb(t *testing.T, n int64) []byte {
+	var rec []byte
+	rec = append(rec, 0)                   // attributes
+	rec = kbin.AppendVarlong(rec, 0)       // timestamp delta
+	rec = kbin.AppendVarint(rec, 0)        // offset delta
+	rec = kbin.AppendVarint(rec, -1)       // null key
+	rec = kbin.AppendVarint(rec, int32(n)) // value length
+	bodyLen := int64(len(rec)) + n + 1     // + headers count
+	var buf bytes.Buffer
+	enc, err := zstd.NewWriter(&buf, zstd.WithEncoderLevel(zstd.SpeedFastest))
+	if err != nil {
+		t.Fatalf("zstd: %v", err)
+	}
+	enc.Write(kbin.AppendVarint(nil, int32(bodyLen)))
+	enc.Write(rec)
+	if _, err := io.Copy(enc, io.LimitReader(zeros{}, n)); err != nil {
+		t.Fatalf("zstd: %v", err)
+	}
+	enc.Write(kbin.AppendVarint(nil, 0)) // no headers
+	if err := enc.Close(); err != nil {
+		t.Fatalf("zstd: %v", err)
+	}
+	return buf.Bytes()
+}
+
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
 }
 
 // badInputCount sums the broker's bad-input counters in a /metrics exposition.

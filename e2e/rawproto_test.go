@@ -30,6 +30,12 @@ type rawRecord struct {
 type batchOpts struct {
 	countDelta int  // added to the record-count field (after the CRC is computed over it)
 	badCRC     bool // flip one bit of the CRC field
+	// codec sets the attributes' compression bits (1 gzip, 2 snappy, 3 lz4, 4 zstd); compress
+	// turns the encoded records into the batch's records section. A nil compress with a codec
+	// stores the records section as given by recordsOverride (garbage, a bomb, …).
+	codec           int16
+	compress        func([]byte) []byte
+	recordsOverride []byte
 }
 
 // encodeBatch lays out an uncompressed magic-v2 record batch (base offset 0, no producer id)
@@ -60,13 +66,19 @@ func encodeBatch(recs []rawRecord, opts batchOpts) []byte {
 		records = kbin.AppendVarint(records, int32(len(body)))
 		records = append(records, body...)
 	}
+	switch {
+	case opts.recordsOverride != nil:
+		records = opts.recordsOverride
+	case opts.compress != nil:
+		records = opts.compress(records)
+	}
 	b := make([]byte, 0, 61+len(records))
 	b = binary.BigEndian.AppendUint64(b, 0)                                 // baseOffset
 	b = binary.BigEndian.AppendUint32(b, uint32(49+len(records)))           // batchLength: from partitionLeaderEpoch to the end
 	b = binary.BigEndian.AppendUint32(b, 0xffffffff)                        // partitionLeaderEpoch -1
 	b = append(b, 2)                                                        // magic
 	b = binary.BigEndian.AppendUint32(b, 0)                                 // crc, filled below
-	b = binary.BigEndian.AppendUint16(b, 0)                                 // attributes: no compression, CreateTime
+	b = binary.BigEndian.AppendUint16(b, uint16(opts.codec))                // attributes: compression, CreateTime
 	b = binary.BigEndian.AppendUint32(b, uint32(len(recs)-1))               // lastOffsetDelta
 	b = binary.BigEndian.AppendUint64(b, uint64(baseTs))                    // baseTimestamp
 	b = binary.BigEndian.AppendUint64(b, uint64(maxTs))                     // maxTimestamp

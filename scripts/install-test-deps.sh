@@ -14,6 +14,12 @@ SUDO=""
 if [ "$(id -u)" -ne 0 ]; then
 	SUDO="sudo"
 fi
+need_root() { # need_root <what>
+	if [ -n "$SUDO" ] && ! command -v sudo >/dev/null 2>&1; then
+		echo "install-test-deps: installing $1 needs root or sudo; install it by hand, then rerun" >&2
+		exit 1
+	fi
+}
 
 # Debian package -> a check that it is usable (a command or a module import by /usr/bin/python3).
 deb_missing=()
@@ -35,6 +41,7 @@ need_deb python3-zstandard /usr/bin/python3 -c 'import zstandard'
 
 if [ "${#deb_missing[@]}" -gt 0 ]; then
 	echo "install-test-deps: apt-get install ${deb_missing[*]}"
+	need_root "${deb_missing[*]}"
 	export DEBIAN_FRONTEND=noninteractive
 	$SUDO apt-get update -q
 	$SUDO apt-get install -y -q --no-install-recommends "${deb_missing[@]}"
@@ -45,6 +52,7 @@ fi
 # kafkajs: reinstall when node_modules is missing or older than the lockfile.
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
 	echo "install-test-deps: apt-get install nodejs npm"
+	need_root "nodejs npm"
 	export DEBIAN_FRONTEND=noninteractive
 	$SUDO apt-get update -q
 	$SUDO apt-get install -y -q --no-install-recommends nodejs npm

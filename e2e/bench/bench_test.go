@@ -200,6 +200,8 @@ func BenchmarkStrata(b *testing.B) {
 	fmt.Printf("consume: %d records in %.1f s\n", cons.records, cons.elapsed.Seconds())
 	fmt.Printf("CPU in cores (broker + benchmark clients / whole machine busy, of %d): full speed %s, paced %s, consume %s\n",
 		runtime.NumCPU(), fullCPU, pacedCPU, consCPU)
+	fmt.Printf("broker CPU per MiB of record values: produce at full speed %.2f ms, paced %.2f ms, consume %.2f ms\n",
+		fullCPU.msPerMiB(full.bytes), pacedCPU.msPerMiB(paced.bytes), consCPU.msPerMiB(cons.bytes))
 	fmt.Printf("load average (1, 5, 15 min): %s at the start, %s at the end\n", loadAtStart, loadAvg())
 	warn := brokerWarnings(br.LogPath(), 10)
 	fmt.Printf("broker log %s: %d warning/error lines\n", br.LogPath(), len(warn.first)+warn.more)

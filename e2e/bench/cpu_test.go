@@ -23,8 +23,22 @@ type cpuMeter struct {
 	broker, self, machine time.Duration
 }
 
-// cpuShare is CPU time per wall-clock second, in cores.
-type cpuShare struct{ broker, clients, machine float64 }
+// cpuShare is CPU time per wall-clock second, in cores, over a lap; and
+// brokerSeconds, the broker's CPU time in the lap.
+type cpuShare struct {
+	broker, clients, machine float64
+	brokerSeconds            float64
+}
+
+// msPerMiB is the broker's CPU milliseconds per MiB moved in the lap: a
+// cost that, unlike throughput, hardly depends on what else the machine
+// runs.
+func (c cpuShare) msPerMiB(bytes int64) float64 {
+	if bytes <= 0 {
+		return 0
+	}
+	return c.brokerSeconds * 1000 / (float64(bytes) / mib)
+}
 
 func (c cpuShare) String() string {
 	return fmt.Sprintf("%.2f + %.2f / %.2f", c.broker, c.clients, c.machine)
@@ -55,6 +69,8 @@ func (m *cpuMeter) lap() cpuShare {
 		broker:  (broker - m.broker).Seconds() / wall,
 		clients: (self - m.self).Seconds() / wall,
 		machine: (machine - m.machine).Seconds() / wall,
+
+		brokerSeconds: (broker - m.broker).Seconds(),
 	}
 	m.at, m.broker, m.self, m.machine = now, broker, self, machine
 	return share
