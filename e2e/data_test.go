@@ -51,7 +51,7 @@ func checkRecValues(t testing.TB, topic, tag string, n int, parts map[int32][]*k
 			if want := recValue(tag, i); !bytes.Equal(r.Value, want) {
 				t.Fatalf("%s/%d offset %d: record %d value differs (len %d, want %d)", topic, part, r.Offset, i, len(r.Value), len(want))
 			}
-			if want := recKey(i); r.Key != nil && !bytes.Equal(r.Key, want) {
+			if want := recKey(i); !bytes.Equal(r.Key, want) {
 				t.Fatalf("%s/%d offset %d: record %d key %q, want %q", topic, part, r.Offset, i, r.Key, want)
 			}
 			if i <= last {

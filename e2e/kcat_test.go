@@ -6,6 +6,8 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -38,7 +40,16 @@ func TestKcatRoundTrip(t *testing.T) {
 		in.WriteString(lines[i])
 		in.WriteByte('\n')
 	}
-	runTool(t, &in, kcat, "-P", "-b", b.Addr, "-t", topic, "-K:", "-X", "acks=all")
+	input := filepath.Join(t.TempDir(), "kcat-input.txt")
+	if err := os.WriteFile(input, in.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(input)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	runTool(t, f, kcat, "-P", "-b", b.Addr, "-t", topic, "-K:", "-X", "acks=all")
 
 	var total int64
 	for _, end := range b.endOffsets(t, topic) {

@@ -10,9 +10,9 @@
 // error codes and request handling (broker), producer-state rules (txn).
 // Replication (followers, ISR) will live here later.
 //
-// Goroutines: the Committer owns one goroutine (plus up to maxSyncWorkers
-// short-lived ones per round) that fsyncs partitions and completes
-// waiters. A Partition starts a short-lived goroutine to write a producer
+// Goroutines: the Committer runs one short-lived sync loop per partition
+// with unsynced appends (at most maxSyncWorkers fsyncs at once); it fsyncs
+// the partition and completes its waiters, and ends when nothing is left. A Partition starts a short-lived goroutine to write a producer
 // snapshot in the background; Close waits for it.
 //
 // Invariants:

@@ -108,7 +108,10 @@ type Partition struct {
 		closed  bool
 	}
 
-	queued bool // in the committer's pending list; guarded by Committer.mu
+	// syncing: a Committer sync loop is running for this partition;
+	// syncAgain: appends arrived since that loop's fsync began. Both are
+	// guarded by Committer.mu.
+	syncing, syncAgain bool
 }
 
 // storage is the part of *segments.Log a Partition uses: the seam where
