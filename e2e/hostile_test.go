@@ -148,11 +148,13 @@ func (s *steadyClient) stop() (produced, consumed int, err error) {
 }
 
 // TestHostileInputs: garbage bytes, huge and negative length prefixes, an oversized and a
-// truncated frame, an unknown API key, unsupported versions, and produce requests whose record
-// batch has a wrong CRC, a lying record count or a lying length — each gets a Kafka error code or
-// a closed connection, while a franz-go client keeps producing and consuming undisturbed. Nothing
-// from a bad batch is stored, the broker's /metrics count the bad input, and the well-behaved
-// client's records are all there afterwards.
+// truncated frame, an unknown API key, unsupported versions, produce requests whose record batch
+// has a wrong CRC, a lying record count or length, or exceeds max.message.bytes, requests for
+// impossible partitions, acks or offsets, compressed batches that lie or do not decompress, and a
+// decompression bomb — each gets a Kafka error code or a closed connection, while a franz-go client
+// keeps producing and consuming undisturbed (it must make progress between each group). Nothing
+// from a bad batch is stored, the broker's memory stays bounded, /metrics counts the bad input,
+// and the well-behaved client's records are all there afterwards.
 func TestHostileInputs(t *testing.T) {
 	b := startStrata(t)
 	const steady, target = "steady", "hostile-target"

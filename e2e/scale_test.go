@@ -3,6 +3,9 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -72,7 +75,9 @@ func TestManyPartitionsRestart(t *testing.T) {
 	for i := 0; i < topics; i++ {
 		names = append(names, fmt.Sprintf("many-%03d", i))
 	}
+	tc := time.Now()
 	resp, err := adm.CreateTopics(ctx, partitions, 1, nil, names...)
+	t.Logf("create: %v", time.Since(tc))
 	if err != nil {
 		t.Fatalf("CreateTopics: %v", err)
 	}
@@ -120,11 +125,143 @@ func TestManyPartitionsRestart(t *testing.T) {
 			}
 		}
 	}
+	t0 := time.Now()
 	check("before restart")
+	t.Logf("check: %v", time.Since(t0))
+	t0 = time.Now()
 	b.Stop()
+	t.Logf("stop: %v", time.Since(t0))
+	t0 = time.Now()
 	b.Restart()
+	t.Logf("restart: %v", time.Since(t0))
 	check("after a clean restart")
 	b.Kill()
 	b.Restart()
 	check("after kill -9 and restart")
+}
+
+// TestRetention: with the retention check every 200 ms, a topic limited by retention.bytes and
+// one whose records carry 25-year-old timestamps (retention.ms = 1 hour) lose their old closed
+// segments — whole segments, never the active one: the retention-bytes topic's closed segments
+// shrink to at most retention.bytes, the retention-ms topic keeps only its active segment — and
+// consumers starting "at the start" read intact records from the new log start to the end.
+func TestRetention(t *testing.T) {
+	b := startStrata(t, "--log.retention.check.interval.ms=200")
+	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+	defer cancel()
+	const retentionBytes = 65536
+	seg, rbytes, rms := "16384", strconv.Itoa(retentionBytes), "3600000"
+	cases := []struct {
+		topic   string
+		configs map[string]*string
+		ts      time.Time
+	}{
+		{"retention-bytes", map[string]*string{"segment.bytes": &seg, "retention.bytes": &rbytes}, time.Time{}},
+		{"retention-ms", map[string]*string{"segment.bytes": &seg, "retention.ms": &rms}, time.Date(2001, 1, 1, 0, 0, 0, 0, time.UTC)},
+	}
+	const n = 2000
+	for _, c := range cases {
+		b.createTopic(t, c.topic, 1, c.configs)
+		cl := b.kgoClient(t, kgo.DefaultProduceTopic(c.topic))
+		for i := 0; i < n; i += 100 { // 20 batches of ~50 KiB: one segment each (segment.bytes 16 KiB)
+			recs := make([]*kgo.Record, 100)
+			for j := range recs {
+				recs[j] = &kgo.Record{Key: recKey(i + j), Value: recValue(c.topic, i+j), Timestamp: c.ts}
+			}
+			if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+				t.Fatalf("%s: produce: %v", c.topic, err)
+			}
+		}
+	}
+	for _, c := range cases {
+		dir := filepath.Join(b.DataDir, c.topic+"-0")
+		// segments returns the partition's segment files (base offset -> size), from the layout
+		// <topic>-<partition>/<20-digit base offset>.log.
+		segments := func() map[int64]int64 {
+			ents, err := os.ReadDir(dir)
+			if err != nil {
+				t.Fatalf("%s: %v", c.topic, err)
+			}
+			out := map[int64]int64{}
+			for _, e := range ents {
+				name, ok := strings.CutSuffix(e.Name(), ".log")
+				if !ok || len(name) != 20 {
+					continue
+				}
+				base, err := strconv.ParseInt(name, 10, 64)
+				if err != nil {
+					continue
+				}
+				if fi, err := e.Info(); err == nil {
+					out[base] = fi.Size()
+				}
+			}
+			return out
+		}
+		adm := kadm.NewClient(b.kgoClient(t))
+		deadline := time.Now().Add(opTimeout)
+		var start int64
+		for {
+			starts, err := adm.ListStartOffsets(ctx, c.topic)
+			if err != nil {
+				t.Fatalf("%s: ListStartOffsets: %v", c.topic, err)
+			}
+			o, _ := starts.Lookup(c.topic, 0)
+			if o.Err != nil {
+				t.Fatalf("%s: ListStartOffsets: %v", c.topic, o.Err)
+			}
+			start = o.Offset
+			segs := segments()
+			active, closedBytes := int64(-1), int64(0)
+			for base := range segs {
+				active = max(active, base)
+			}
+			for base, size := range segs {
+				if base != active {
+					closedBytes += size
+				}
+			}
+			done := false
+			switch c.topic {
+			case "retention-bytes":
+				done = start > 0 && closedBytes <= retentionBytes
+			case "retention-ms":
+				done = len(segs) == 1 && start == active
+			}
+			if done {
+				t.Logf("%s: log start %d, %d segment files, %d bytes in closed segments: %v", c.topic, start, len(segs), closedBytes, segs)
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: after %v, log start %d, %d segment files, %d bytes in closed segments: retention did not bring the log within its limit",
+					c.topic, opTimeout, start, len(segs), closedBytes)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if end := b.endOffsets(t, c.topic)[0]; end != n || start >= end {
+			t.Fatalf("%s: log start %d, end %d after retention (want 0 < start < end = %d: the active segment stays)", c.topic, start, end, n)
+		}
+		cons := b.kgoClient(t, kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{c.topic: {0: kgo.NewOffset().AtStart()}}),
+			kgo.FetchMaxWait(200*time.Millisecond))
+		first := int64(-1)
+		for next := int64(-1); next != n; {
+			fs := cons.PollFetches(ctx)
+			if ctx.Err() != nil {
+				t.Fatalf("%s: consuming from the start: %v", c.topic, ctx.Err())
+			}
+			fs.EachError(func(_ string, _ int32, err error) { t.Logf("%s: fetch error (retried): %v", c.topic, err) })
+			fs.EachRecord(func(r *kgo.Record) {
+				if next == -1 {
+					first, next = r.Offset, r.Offset
+				}
+				if r.Offset != next || string(r.Value) != string(recValue(c.topic, int(next))) {
+					t.Fatalf("%s: read %s at offset %d, want record %d", c.topic, label(r.Value), r.Offset, next)
+				}
+				next++
+			})
+		}
+		if first != start {
+			t.Errorf("%s: a consumer starting at the log start (%d) read offset %d first", c.topic, start, first)
+		}
+	}
 }
