@@ -47,6 +47,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/stratalog/strata/broker/replica"
+	"github.com/stratalog/strata/internal/fsutil"
 	"github.com/stratalog/strata/segments"
 )
 
@@ -292,7 +293,7 @@ func (r *topicRegistry) removeOrphans(haveFile bool) error {
 			return err
 		}
 	}
-	return syncDir(r.dir)
+	return fsutil.SyncDir(r.dir)
 }
 
 // parsePartitionDir splits "<topic>-<partition>" at the last dash.
@@ -633,7 +634,7 @@ func (r *topicRegistry) persistLocked(name string, t *topic) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(r.dir, topicsFile), append(data, '\n'))
+	return fsutil.WriteFileAtomic(filepath.Join(r.dir, topicsFile), append(data, '\n'))
 }
 
 func encodeTopic(t *topic) persistedTopic {
@@ -656,47 +657,6 @@ func readTopicsFile(path string) (persistedTopics, bool, error) {
 		return pt, true, fmt.Errorf("%s: unsupported version %d (want %d)", path, pt.Version, topicsFileVersion)
 	}
 	return pt, true, nil
-}
-
-// writeFileAtomic replaces path with data so that a crash leaves either the
-// old or the new content: write a temporary file, fsync it, rename it over
-// path, fsync the directory (making the rename durable).
-func writeFileAtomic(path string, data []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		_ = os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return syncDir(filepath.Dir(path))
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("fsync %s: %w", dir, err)
-	}
-	return nil
 }
 
 // retentionLoop applies retention to every partition each interval until

@@ -4,10 +4,10 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/stratalog/strata/internal/fsutil"
 )
 
 // Checkpoint files, kept per partition directory (Kafka keeps the log-start
@@ -29,7 +29,7 @@ const (
 	// cleanShutdownFile marks a log closed by Close: its indexes are
 	// complete and no recovery scan is needed. Removed by Open.
 	cleanShutdownFile = ".kafka_cleanshutdown"
-	tmpSuffix         = ".tmp"
+	tmpSuffix         = fsutil.TmpSuffix
 	checkpointVersion = 0
 )
 
@@ -116,45 +116,6 @@ func formatEpochCheckpoint(es []epochEntry) []byte {
 		fmt.Fprintf(&b, "%d %d\n", e.Epoch, e.StartOffset)
 	}
 	return b.Bytes()
-}
-
-// writeFileAtomic replaces dir/name with data durably.
-func writeFileAtomic(dir, name string, data []byte) error {
-	tmp := filepath.Join(dir, name+tmpSuffix)
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, filepath.Join(dir, name))
-	}
-	if err == nil {
-		err = syncDir(dir)
-	}
-	if err != nil {
-		_ = os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", filepath.Join(dir, name), err)
-	}
-	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }
 
 // Leader epoch cache operations (Kafka's LeaderEpochFileCache), on a slice

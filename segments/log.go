@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/stratalog/strata/internal/fsutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -157,7 +158,7 @@ func (l *Log) writeCheckpoints() error {
 		if old, ok := l.ckptOnDisk[f.name]; ok && bytes.Equal(old, f.data) {
 			continue
 		}
-		if err := writeFileAtomic(l.dir, f.name, f.data); err != nil {
+		if err := fsutil.WriteFileAtomic(filepath.Join(l.dir, f.name), f.data); err != nil {
 			delete(l.ckptOnDisk, f.name)
 			errs = append(errs, err)
 			continue
@@ -385,7 +386,7 @@ func (l *Log) syncLocked() (Offset, error) {
 		}
 	}
 	if err == nil && dirDirty {
-		err = syncDir(l.dir)
+		err = fsutil.SyncDir(l.dir)
 	}
 
 	l.mu.Lock()
@@ -550,7 +551,7 @@ func (l *Log) Close() error {
 		l.mu.Unlock()
 		errs = append(errs, l.writeCheckpoints())
 		if errors.Join(errs...) == nil {
-			errs = append(errs, writeFileAtomic(l.dir, cleanShutdownFile, nil))
+			errs = append(errs, fsutil.WriteFileAtomic(filepath.Join(l.dir, cleanShutdownFile), nil))
 		}
 	}
 	l.mu.Lock()

@@ -14,6 +14,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/stratalog/strata/internal/fsutil"
 )
 
 // load does Open's work; on error every opened file is closed.
@@ -250,7 +252,7 @@ func (l *Log) load() (err error) {
 			return err
 		}
 	}
-	if err := syncDir(l.dir); err != nil {
+	if err := fsutil.SyncDir(l.dir); err != nil {
 		return err
 	}
 	if err := l.writeCheckpoints(); err != nil {

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/stratalog/strata/internal/fsutil"
 )
 
 const (
@@ -103,16 +105,8 @@ func (p *ProducerIDs) Next() (id int64, epoch int16, err error) {
 }
 
 func (p *ProducerIDs) persist(next int64) error {
-	path := filepath.Join(p.dir, producerIDsFile)
-	tmp := path + ".tmp"
-	if err := writeFileSync(tmp, []byte("1\n"+strconv.FormatInt(next, 10)+"\n")); err != nil {
-		return fmt.Errorf("txn: reserve producer ids: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("txn: reserve producer ids: %w", err)
-	}
-	if err := syncDir(p.dir); err != nil {
+	data := []byte("1\n" + strconv.FormatInt(next, 10) + "\n")
+	if err := fsutil.WriteFileAtomic(filepath.Join(p.dir, producerIDsFile), data); err != nil {
 		return fmt.Errorf("txn: reserve producer ids: %w", err)
 	}
 	return nil

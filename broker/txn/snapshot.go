@@ -39,6 +39,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/stratalog/strata/internal/fsutil"
 	"github.com/stratalog/strata/segments"
 )
 
@@ -175,49 +176,10 @@ func DecodeSnapshot(b []byte) (segments.Offset, *ProducerState, error) {
 // WriteSnapshot durably writes data (from EncodeSnapshot) as the snapshot
 // at offset in dir: temp file, fsync, rename, fsync of the directory.
 func WriteSnapshot(dir string, offset segments.Offset, data []byte) error {
-	final := filepath.Join(dir, SnapshotName(offset))
-	tmp := final + ".tmp"
-	if err := writeFileSync(tmp, data); err != nil {
-		return fmt.Errorf("txn: write producer snapshot: %w", err)
-	}
-	if err := os.Rename(tmp, final); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("txn: write producer snapshot: %w", err)
-	}
-	if err := syncDir(dir); err != nil {
+	if err := fsutil.WriteFileAtomic(filepath.Join(dir, SnapshotName(offset)), data); err != nil {
 		return fmt.Errorf("txn: write producer snapshot: %w", err)
 	}
 	return nil
-}
-
-func writeFileSync(path string, data []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return err
-	}
-	_, werr := f.Write(data)
-	if werr == nil {
-		werr = f.Sync()
-	}
-	if cerr := f.Close(); werr == nil {
-		werr = cerr
-	}
-	if werr != nil {
-		os.Remove(path)
-	}
-	return werr
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }
 
 // listSnapshots returns the snapshot offsets in dir, ascending.
