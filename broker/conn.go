@@ -167,9 +167,10 @@ func (c *clientConn) readLoop() {
 			putFrame(frame) // nothing decoded from it is kept
 			var bad *badInputError
 			errors.As(err, &bad)
-			c.b.metrics.badInputEvent(bad.kind)
 			if bad.kind == badAPIVersions {
-				c.log.Info("ApiVersions version too new: answering UNSUPPORTED_VERSION", "version", d.header.APIVersion)
+				// Normal negotiation (KIP-511): clients open with their
+				// newest ApiVersions and retry at the version we answer.
+				c.log.Debug("ApiVersions version too new: answering UNSUPPORTED_VERSION", "version", d.header.APIVersion)
 				p := &pending{
 					key: d.header.APIKey, version: d.header.APIVersion, respVersion: 0,
 					correlationID: d.header.CorrelationID, start: start,
@@ -180,6 +181,7 @@ func (c *clientConn) readLoop() {
 				}
 				continue
 			}
+			c.b.metrics.badInputEvent(bad.kind)
 			c.log.Warn("closing connection: bad request", "kind", bad.kind, "err", bad.err)
 			c.close()
 			return

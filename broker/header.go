@@ -23,8 +23,9 @@ import (
 )
 
 // Bad-input kinds, the values of the "kind" attribute of the bad-input
-// counter. Each closes the connection (except badAPIVersions, which gets an
-// UNSUPPORTED_VERSION reply).
+// counter. Each closes the connection — except badAPIVersions, which is not
+// bad input at all but version negotiation: it gets an UNSUPPORTED_VERSION
+// reply and is not counted.
 const (
 	badFrameSize      = "frame_size"          // size prefix <= 0 or above socket.request.max.bytes
 	badTruncatedFrame = "truncated_frame"     // connection ended inside a frame

@@ -327,7 +327,7 @@ func (r *topicRegistry) openPartition(name string, p int32, cfg TopicConfig) (*r
 		Partition: p,
 		Log:       cfg.LogConfig(),
 		Committer: r.b.committer,
-		Logger:    r.log.With("topic", name, "partition", p),
+		Logger:    r.log, // replica.Open adds topic and partition
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open partition %s-%d: %w", name, p, err)

@@ -9,8 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -83,29 +81,15 @@ type Log struct {
 // Dir returns the partition directory.
 func (l *Log) Dir() string { return l.dir }
 
-// partitionAttrs derives topic and partition from a "<topic>-<partition>"
-// directory name, for log messages.
-func partitionAttrs(dir string) []any {
-	base := filepath.Base(dir)
-	i := strings.LastIndexByte(base, '-')
-	if i < 0 {
-		return []any{"dir", dir}
-	}
-	p, err := strconv.Atoi(base[i+1:])
-	if err != nil {
-		return []any{"dir", dir}
-	}
-	return []any{"dir", dir, "topic", base[:i], "partition", p}
-}
-
 // Open opens or creates the log in dir; see the package documentation for
 // recovery. A corrupt closed segment below the recovery point fails Open
-// with a *CorruptError.
+// with a *CorruptError. logger should carry the topic and partition
+// (replica.Open adds them); Open adds the directory.
 func Open(dir string, cfg Config, logger *slog.Logger) (*Log, error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	l := &Log{dir: dir, logger: logger.With(partitionAttrs(dir)...), ckptOnDisk: map[string][]byte{}}
+	l := &Log{dir: dir, logger: logger.With("dir", dir), ckptOnDisk: map[string][]byte{}}
 	l.mu.cfg = cfg.normalized()
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
