@@ -188,7 +188,7 @@ func openTopicRegistry(b *Broker) (*topicRegistry, error) {
 		return nil, err
 	}
 
-	// Open the partitions, a few at a time: recovery of an unclean shutdown
+	// Open the partitions a few at a time: recovery of an unclean shutdown
 	// scans segments, which is I/O- and CRC-bound.
 	type job struct {
 		t *topic
@@ -200,19 +200,12 @@ func openTopicRegistry(b *Broker) (*topicRegistry, error) {
 			jobs = append(jobs, job{t, int32(i)})
 		}
 	}
-	errs := make([]error, len(jobs))
-	sem := make(chan struct{}, 4)
-	var wg sync.WaitGroup
-	for k, j := range jobs {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			j.t.partitions[j.i], errs[k] = r.openPartition(j.t.name, j.i, j.t.config)
-		}()
-	}
-	wg.Wait()
+	errs := inParallel(len(jobs), func(k int) error {
+		j := jobs[k]
+		var err error
+		j.t.partitions[j.i], err = r.openPartition(j.t.name, j.i, j.t.config)
+		return err
+	})
 	if err := errors.Join(errs...); err != nil {
 		for _, t := range loaded {
 			for _, p := range t.partitions {
@@ -708,15 +701,43 @@ func (r *topicRegistry) close() error {
 	close(r.stopRetention)
 	<-r.retentionDone
 
-	var errs []error
+	// Closing fsyncs and writes checkpoints and a producer snapshot per
+	// partition: a few at a time keeps shutdown short with many partitions.
+	var parts []*replica.Partition
 	for _, t := range r.all() {
-		for _, p := range t.partitions {
-			if err := p.Close(); err != nil {
-				errs = append(errs, fmt.Errorf("close %s-%d: %w", t.name, p.Index(), err))
-			}
-		}
+		parts = append(parts, t.partitions...)
 	}
+	errs := inParallel(len(parts), func(i int) error {
+		if err := parts[i].Close(); err != nil {
+			return fmt.Errorf("close %s-%d: %w", parts[i].Topic(), parts[i].Index(), err)
+		}
+		return nil
+	})
 	return errors.Join(errs...)
+}
+
+// partitionIOWorkers bounds how many partitions are opened or closed at
+// once: enough to overlap fsyncs and recovery scans, few enough not to
+// flood a small machine.
+const partitionIOWorkers = 8
+
+// inParallel runs fn(0..n-1) on up to partitionIOWorkers goroutines and
+// returns each call's error at its index.
+func inParallel(n int, fn func(i int) error) []error {
+	errs := make([]error, n)
+	sem := make(chan struct{}, partitionIOWorkers)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			errs[i] = fn(i)
+		}()
+	}
+	wg.Wait()
+	return errs
 }
 
 // maxTopicNameLen is Kafka's limit: 249 = 255 (a file name) minus room for
