@@ -1,12 +1,3 @@
-// Package fsutil holds the durable-file primitives that every on-disk
-// component shares: replacing a small file atomically and making directory
-// changes (creates, renames, removes) durable.
-//
-// Used for checkpoints (segments), producer snapshots and producer-id
-// reservations (broker/txn), topics.json and meta.properties (broker). A
-// crash leaves either the old or the new content of a file written with
-// WriteFileAtomic, never a mix, and possibly a stray "<name>.tmp" that the
-// next WriteFileAtomic overwrites.
 package fsutil
 
 import (

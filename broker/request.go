@@ -1,7 +1,8 @@
 package broker
 
-// This file holds the types shared by the connection layer and the API
-// handlers. Handlers live one per file, named by API key (00_produce.go …).
+// The types shared by the connection layer and the API handlers: a decoded
+// request, the reply a handler produces, and the API table's entry type.
+// Handlers live one per file, named by API key (00_produce.go …).
 
 import (
 	"context"

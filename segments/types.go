@@ -1,7 +1,7 @@
 package segments
 
-// This file is the package's contract: the types and signatures that the
-// partition layer (broker/replica) and the broker build on.
+// The package's shared types: offsets, epochs, configuration, errors and
+// the read result handed to the sendfile path.
 
 import (
 	"errors"
