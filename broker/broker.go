@@ -7,6 +7,9 @@ import (
 	"net"
 	"time"
 
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/metric"
+
 	"github.com/stratalog/strata/broker/replica"
 	"github.com/stratalog/strata/broker/txn"
 )
@@ -48,6 +51,9 @@ type Broker struct {
 	producers *txn.ProducerIDs   // producer id allocation (InitProducerId)
 	committer *replica.Committer // group-commit fsync shared by all partitions
 	metrics   *brokerMetrics     // metrics.go
+	// partitionGauges observes every partition's offsets and size at
+	// collection time (partition_metrics.go).
+	partitionGauges metric.Registration
 
 	stop    context.CancelFunc
 	stopCtx context.Context
@@ -75,6 +81,9 @@ func New(cfg Config) (*Broker, error) {
 	if b.topics, err = openTopicRegistry(b); err != nil {
 		b.committer.Close()
 		return nil, fmt.Errorf("topics: %w", err)
+	}
+	if b.partitionGauges, err = registerPartitionMetrics(otel.Meter(meterName), b); err != nil {
+		b.log.Warn("per-partition metrics unavailable", "err", err) // metrics must never stop the broker
 	}
 	return b, nil
 }

@@ -114,6 +114,9 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 		<-drained
 	}
 
+	if b.partitionGauges != nil {
+		_ = b.partitionGauges.Unregister()
+	}
 	if b.topics != nil {
 		if cerr := b.topics.close(); cerr != nil {
 			err = errors.Join(err, fmt.Errorf("close topics: %w", cerr))

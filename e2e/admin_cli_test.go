@@ -10,12 +10,14 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/stratalog/strata/internal/harness"
 )
 
 // strataCLI runs the strata binary with args and returns stdout, stderr and the exit code.
 func strataCLI(t *testing.T, args ...string) (string, string, int) {
 	t.Helper()
-	cmd := exec.Command(strataBinary(t), args...)
+	cmd := exec.Command(harness.MustBinary(t), args...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
@@ -56,7 +58,7 @@ func topicConfig(t *testing.T, b *strataProc, topic, key string) (string, string
 // running broker, each checked through the Kafka protocol as well as through its output.
 func TestAdminCLI(t *testing.T) {
 	b := startStrata(t)
-	boot := []string{"--bootstrap", b.Addr}
+	boot := []string{"--bootstrap", b.Addr()}
 	run := func(wantCode int, args ...string) (string, string) {
 		t.Helper()
 		stdout, stderr, code := strataCLI(t, append(append([]string{"topic"}, args...), boot...)...)

@@ -12,9 +12,11 @@
 //
 // Running: `go test ./e2e/` (or `-run TestKcat` etc.). STRATA_E2E_BINARY=path runs a prebuilt
 // binary instead of building ./cmd/strata; STRATA_E2E_RACE=1 builds the broker with the race
-// detector. A data race or a panic in the broker's log fails the test that saw it.
+// detector. A data race or a panic in the broker's log fails the test that saw it. The processes
+// are run by internal/harness, which reads these variables (STRATA_BINARY works too).
 //
-// Goroutines: each test owns its broker process (see harness_test.go) and the goroutines it
+// Goroutines: each test owns its broker processes (harness.Broker, wrapped as strataProc in
+// harness_test.go beside the shared Kafka-client and external-tool helpers) and the goroutines it
 // starts; every process a test starts is killed in t.Cleanup, and its log is printed when the
 // test fails.
 //

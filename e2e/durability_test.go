@@ -172,7 +172,7 @@ func (a *ackLog) waitAcked(t testing.TB, n int64, producerDone <-chan struct{}) 
 // records that were acknowledged and the next unused i.
 func streamUntil(t *testing.T, b *strataProc, topic, tag string, first int, after int64, interrupt func()) ([]*kgo.Record, int) {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr), kgo.DefaultProduceTopic(topic),
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()), kgo.DefaultProduceTopic(topic),
 		kgo.RequiredAcks(kgo.AllISRAcks()), kgo.DisableIdempotentWrite(),
 		kgo.MaxProduceRequestsInflightPerBroker(5), kgo.ProducerLinger(time.Millisecond),
 		kgo.ProducerBatchMaxBytes(64<<10))
@@ -278,7 +278,7 @@ func TestIdempotentProducerAcrossKill9(t *testing.T) {
 	b := startStrata(t, "--segment.bytes=262144")
 	const topic, tag, n = "idempotent-kill9", "idem", 60_000
 	b.createTopic(t, topic, 3, nil)
-	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr), kgo.DefaultProduceTopic(topic),
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()), kgo.DefaultProduceTopic(topic),
 		kgo.RequiredAcks(kgo.AllISRAcks()), kgo.ProducerLinger(time.Millisecond),
 		kgo.ProducerBatchMaxBytes(64<<10), kgo.RetryBackoffFn(func(int) time.Duration { return 100 * time.Millisecond }),
 		kgo.MetadataMinAge(100*time.Millisecond)) // else the client waits 5 s before re-reading metadata after the kill

@@ -107,7 +107,7 @@ func saramaRoundTrip(t *testing.T, b *strataProc, v sarama.KafkaVersion, codec s
 	cfg.Consumer.MaxWaitTime = 200 * time.Millisecond
 	cfg.Metadata.AllowAutoTopicCreation = false
 
-	p, err := sarama.NewSyncProducer([]string{b.Addr}, cfg)
+	p, err := sarama.NewSyncProducer([]string{b.Addr()}, cfg)
 	if err != nil {
 		t.Fatalf("sarama.NewSyncProducer: %v", err)
 	}
@@ -136,7 +136,7 @@ func saramaRoundTrip(t *testing.T, b *strataProc, v sarama.KafkaVersion, codec s
 	for _, m := range msgs {
 		perPart[m.Partition]++
 	}
-	c, err := sarama.NewConsumer([]string{b.Addr}, cfg)
+	c, err := sarama.NewConsumer([]string{b.Addr()}, cfg)
 	if err != nil {
 		t.Fatalf("sarama.NewConsumer: %v", err)
 	}

@@ -213,7 +213,7 @@ func TestHostileInputs(t *testing.T) {
 	// 1. Garbage. An HTTP request: its first four bytes read as a ~1.2 GB length, above
 	// socket.request.max.bytes, so the broker must drop the connection at once.
 	{
-		rc := dialRaw(t, b.Addr)
+		rc := dialRaw(t, b.Addr())
 		if err := rc.writeRaw([]byte("GET /metrics HTTP/1.1\r\nHost: strata\r\n\r\n")); err != nil && !isConnDropped(err) {
 			t.Errorf("garbage: HTTP request: write: %v", err)
 		}
@@ -234,7 +234,7 @@ func TestHostileInputs(t *testing.T) {
 		{"garbage: header cut short", frame([]byte{0, 3})},
 		{"garbage: zero-length frame", frame(nil)},
 	} {
-		rc := dialRaw(t, b.Addr)
+		rc := dialRaw(t, b.Addr())
 		if err := rc.writeRaw(g.b); err != nil && !isConnDropped(err) {
 			t.Errorf("%s: write: %v", g.name, err)
 		}
@@ -247,7 +247,7 @@ func TestHostileInputs(t *testing.T) {
 	// 2. Hostile length prefixes: 2 GiB - 1, 2 GiB (negative as int32), -1, and 200 MiB (above
 	// socket.request.max.bytes, 100 MiB). The broker must not wait for (or allocate) the body.
 	for _, n := range []uint32{0x7fffffff, 0x80000000, 0xffffffff, 200 << 20} {
-		rc := dialRaw(t, b.Addr)
+		rc := dialRaw(t, b.Addr())
 		p := binary.BigEndian.AppendUint32(nil, n)
 		p = append(p, header(18, 0, 1)...)
 		if err := rc.writeRaw(p); err != nil && !isConnDropped(err) {
@@ -260,7 +260,7 @@ func TestHostileInputs(t *testing.T) {
 
 	// 3. A truncated frame: the prefix promises 100 bytes, 30 arrive, then the client half-closes.
 	{
-		rc := dialRaw(t, b.Addr)
+		rc := dialRaw(t, b.Addr())
 		p := binary.BigEndian.AppendUint32(nil, 100)
 		p = append(p, header(18, 0, 1)...)
 		p = append(p, make([]byte, 30-len(header(18, 0, 1)))...)
@@ -275,7 +275,7 @@ func TestHostileInputs(t *testing.T) {
 
 	// 4. Unknown API key 9999: Kafka closes the connection; an error response is acceptable too.
 	{
-		rc := dialRaw(t, b.Addr)
+		rc := dialRaw(t, b.Addr())
 		if err := rc.writeRaw(frame(header(9999, 0, 42))); err != nil {
 			t.Errorf("unknown api key: write: %v", err)
 		}
@@ -287,7 +287,7 @@ func TestHostileInputs(t *testing.T) {
 	// 5a. ApiVersions above our range: a v0 response with UNSUPPORTED_VERSION (35) and our range
 	// for key 18 (KIP-511).
 	{
-		rc := dialRaw(t, b.Addr)
+		rc := dialRaw(t, b.Addr())
 		req := kmsg.NewPtrApiVersionsRequest()
 		req.SetVersion(127)
 		req.ClientSoftwareName, req.ClientSoftwareVersion = "e2e", "1"
@@ -314,7 +314,7 @@ func TestHostileInputs(t *testing.T) {
 	}
 	// 5b. Metadata v127: closed connection (Kafka's answer) or a response with our correlation id.
 	{
-		rc := dialRaw(t, b.Addr)
+		rc := dialRaw(t, b.Addr())
 		if err := rc.writeRaw(frame(append(header(3, 127, 43), 0, 0, 0, 0))); err != nil {
 			t.Errorf("Metadata v127: write: %v", err)
 		}
@@ -335,7 +335,7 @@ func TestHostileInputs(t *testing.T) {
 	binary.BigEndian.PutUint32(lengthShort[8:12], binary.BigEndian.Uint32(lengthShort[8:12])-5)
 	flipped := encodeBatch(recs, batchOpts{})
 	flipped[len(flipped)-3] ^= 0x40 // a record byte changed after the CRC was computed
-	rc := dialRaw(t, b.Addr)
+	rc := dialRaw(t, b.Addr())
 	for _, c := range []struct {
 		name  string
 		batch []byte
@@ -364,7 +364,7 @@ func TestHostileInputs(t *testing.T) {
 			resp := kmsg.NewPtrProduceResponse()
 			if err := rc.roundTrip(req, resp); err != nil {
 				t.Errorf("produce v%d with %s: %v", version, c.name, err)
-				rc = dialRaw(t, b.Addr) // the broker may close instead; go on with a new connection
+				rc = dialRaw(t, b.Addr()) // the broker may close instead; go on with a new connection
 				continue
 			}
 			if len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 {
@@ -393,7 +393,7 @@ func TestHostileInputs(t *testing.T) {
 		req.Topics = append(req.Topics, rt)
 		resp := kmsg.NewPtrProduceResponse()
 		if err := rc.roundTrip(req, resp); err != nil {
-			rc = dialRaw(t, b.Addr)
+			rc = dialRaw(t, b.Addr())
 			return 0, err
 		}
 		if len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 {
@@ -418,7 +418,7 @@ func TestHostileInputs(t *testing.T) {
 		req.Topics = append(req.Topics, ft)
 		resp := kmsg.NewPtrFetchResponse()
 		if err := rc.roundTrip(req, resp); err != nil {
-			rc = dialRaw(t, b.Addr)
+			rc = dialRaw(t, b.Addr())
 			return 0, err
 		}
 		if len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 {
@@ -487,13 +487,13 @@ func TestHostileInputs(t *testing.T) {
 	// broker may refuse it or store it, but must not inflate it in memory.
 	{
 		bomb := zstdBomb(t, 1<<30)
-		rssBefore := b.PeakRSS(t)
+		rssBefore := b.PeakRSS()
 		code, err := produceTo(bombTopic, 0, -1, encodeBatch([]rawRecord{{Timestamp: time.Now().UnixMilli()}},
 			batchOpts{codec: 4, recordsOverride: bomb}))
 		if err != nil {
 			t.Errorf("zstd bomb (%d bytes): %v", len(bomb), err)
 		}
-		peak := b.PeakRSS(t)
+		peak := b.PeakRSS()
 		t.Logf("zstd bomb (%d compressed bytes, 1 GiB inflated): error code %d; broker peak RSS %d MiB before, %d MiB after",
 			len(bomb), code, rssBefore>>20, peak>>20)
 		if peak > 512<<20 {
@@ -516,7 +516,7 @@ func TestHostileInputs(t *testing.T) {
 	if serr != nil {
 		t.Fatalf("the well-behaved client failed during the hostile inputs: %v", serr)
 	}
-	if !b.Alive() {
+	if !b.Running() {
 		t.Fatalf("the broker is gone")
 	}
 	t.Logf("well-behaved client: %d records produced, %d consumed concurrently", produced, consumed)

@@ -12,7 +12,7 @@ func TestKafkaJS(t *testing.T) {
 	node := requireKafkaJS(t)
 	b := startStrata(t)
 	const topic, tag, n = "kafkajs-roundtrip", "js", 5000
-	out := runTool(t, nil, node, "e2e/js/roundtrip.js", b.Addr, topic, strconv.Itoa(n), tag)
+	out := runTool(t, nil, node, "e2e/js/roundtrip.js", b.Addr(), topic, strconv.Itoa(n), tag)
 	t.Logf("roundtrip.js: %s", out)
 	b.logRequestVersions(t)
 	checkRecValues(t, topic, tag, n, b.consumeAll(t, topic))

@@ -49,7 +49,7 @@ func TestKcatRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	runTool(t, f, kcat, "-P", "-b", b.Addr, "-t", topic, "-K:", "-X", "acks=all")
+	runTool(t, f, kcat, "-P", "-b", b.Addr(), "-t", topic, "-K:", "-X", "acks=all")
 
 	var total int64
 	for _, end := range b.endOffsets(t, topic) {
@@ -59,7 +59,7 @@ func TestKcatRoundTrip(t *testing.T) {
 		t.Fatalf("after kcat -P, the partitions' end offsets add up to %d, want %d", total, n)
 	}
 
-	out := runTool(t, nil, kcat, "-C", "-b", b.Addr, "-t", topic, "-e", "-o", "beginning", "-q",
+	out := runTool(t, nil, kcat, "-C", "-b", b.Addr(), "-t", topic, "-e", "-o", "beginning", "-q",
 		"-X", "check.crcs=true", "-f", "%p %o %k:%s\n")
 	perPart := map[int][]string{}     // consumed "key:value" per partition, in offset order
 	partOf := make(map[string]int, n) // key -> partition it was consumed from
@@ -141,7 +141,7 @@ func TestKcatOffsetsByTimestamp(t *testing.T) {
 	for k := 0; k < 10; k++ {
 		recs = append(recs, rawRecord{Value: []byte("multi-" + strconv.Itoa(k)), Timestamp: base2 + int64(k)*1000})
 	}
-	rc := dialRaw(t, b.Addr)
+	rc := dialRaw(t, b.Addr())
 	req := kmsg.NewPtrProduceRequest()
 	req.SetVersion(7)
 	req.Acks = -1
@@ -178,7 +178,7 @@ func TestKcatOffsetsByTimestamp(t *testing.T) {
 		{"exact, inside the multi-record batch", base2 + 7000, 27},
 	}
 	for _, c := range cases {
-		out := runTool(t, nil, kcat, "-C", "-b", b.Addr, "-t", topic, "-p", "0", "-o", "s@"+strconv.FormatInt(c.ts, 10),
+		out := runTool(t, nil, kcat, "-C", "-b", b.Addr(), "-t", topic, "-p", "0", "-o", "s@"+strconv.FormatInt(c.ts, 10),
 			"-e", "-q", "-f", "%o %T %s\n")
 		first, _, _ := strings.Cut(string(out), "\n")
 		f := strings.Fields(first)
@@ -222,10 +222,10 @@ func TestLogAppendTime(t *testing.T) {
 	for i := 0; i < 100; i++ {
 		fmt.Fprintf(&in, "kcat-%d\n", i)
 	}
-	runTool(t, &in, kcat, "-P", "-b", b.Addr, "-t", topic, "-X", "acks=all")
+	runTool(t, &in, kcat, "-P", "-b", b.Addr(), "-t", topic, "-X", "acks=all")
 	t1 := time.Now().UnixMilli()
 
-	out := runTool(t, nil, kcat, "-C", "-b", b.Addr, "-t", topic, "-e", "-o", "beginning", "-q",
+	out := runTool(t, nil, kcat, "-C", "-b", b.Addr(), "-t", topic, "-e", "-o", "beginning", "-q",
 		"-X", "check.crcs=true", "-f", "%o %T\n")
 	n := 0
 	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {

@@ -16,7 +16,7 @@ func TestPipelinedRequests(t *testing.T) {
 	const topic = "pipelined"
 	b.createTopic(t, topic, 1, nil)
 
-	rc := dialRaw(t, b.Addr)
+	rc := dialRaw(t, b.Addr())
 	type sent struct {
 		corr int32
 		req  kmsg.Request

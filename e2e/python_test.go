@@ -22,7 +22,7 @@ func TestKafkaPython(t *testing.T) {
 		b.createTopic(t, "kafka-python-"+c, 3, nil)
 	}
 	out := runTool(t, nil, debianPython, "e2e/py/kafka_python_roundtrip.py",
-		"--bootstrap", b.Addr, "--topic-prefix", "kafka-python", "--count", strconv.Itoa(pyCount))
+		"--bootstrap", b.Addr(), "--topic-prefix", "kafka-python", "--count", strconv.Itoa(pyCount))
 	t.Logf("kafka_python_roundtrip.py: %s", out)
 	b.logRequestVersions(t)
 	for _, c := range pyCodecs {
@@ -41,7 +41,7 @@ func TestConfluentKafkaPython(t *testing.T) {
 		b.createTopic(t, "confluent-"+c, 3, nil)
 	}
 	out := runTool(t, nil, debianPython, "e2e/py/confluent_roundtrip.py",
-		"--bootstrap", b.Addr, "--topic-prefix", "confluent", "--count", strconv.Itoa(pyCount))
+		"--bootstrap", b.Addr(), "--topic-prefix", "confluent", "--count", strconv.Itoa(pyCount))
 	t.Logf("confluent_roundtrip.py: %s", out)
 	b.logRequestVersions(t)
 	for _, c := range pyCodecs {

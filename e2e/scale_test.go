@@ -174,7 +174,7 @@ func TestRetention(t *testing.T) {
 		}
 	}
 	for _, c := range cases {
-		dir := filepath.Join(b.DataDir, c.topic+"-0")
+		dir := filepath.Join(b.DataDir(), c.topic+"-0")
 		// segments returns the partition's segment files (base offset -> size), from the layout
 		// <topic>-<partition>/<20-digit base offset>.log.
 		segments := func() map[int64]int64 {

@@ -437,6 +437,18 @@ func (l *Log) StartOffset() Offset {
 	return l.mu.start
 }
 
+// SizeBytes is the size of the log's segment files (record batches only,
+// indexes excluded), as retention.bytes counts it.
+func (l *Log) SizeBytes() int64 {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	var n int64
+	for _, s := range l.mu.segs {
+		n += s.size
+	}
+	return n
+}
+
 // EndOffset is the log end offset: the next offset to assign.
 func (l *Log) EndOffset() Offset {
 	l.mu.RLock()

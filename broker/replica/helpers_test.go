@@ -130,6 +130,7 @@ func (f *fakeLog) syncCount() int {
 
 func (f *fakeLog) StartOffset() segments.Offset { f.mu.Lock(); defer f.mu.Unlock(); return f.start }
 func (f *fakeLog) EndOffset() segments.Offset   { f.mu.Lock(); defer f.mu.Unlock(); return f.end }
+func (f *fakeLog) SizeBytes() int64             { return 0 }
 
 func (f *fakeLog) Read(from, upTo segments.Offset, maxBytes int32, minOneBatch bool) (segments.ReadResult, error) {
 	f.mu.Lock()

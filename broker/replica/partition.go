@@ -121,6 +121,7 @@ type storage interface {
 	Sync() (segments.Offset, error)
 	StartOffset() segments.Offset
 	EndOffset() segments.Offset
+	SizeBytes() int64
 	Read(from, upTo segments.Offset, maxBytes int32, minOneBatch bool) (segments.ReadResult, error)
 	OffsetForTimestamp(ts int64) (segments.Offset, int64, bool, error)
 	MaxTimestamp() (int64, segments.Offset)
@@ -456,6 +457,9 @@ func (p *Partition) LogStartOffset() segments.Offset { return p.log.StartOffset(
 
 // LogEndOffset is the next offset to be assigned (may be above the HW).
 func (p *Partition) LogEndOffset() segments.Offset { return p.log.EndOffset() }
+
+// SizeBytes is the size of the partition's log on local disk.
+func (p *Partition) SizeBytes() int64 { return p.log.SizeBytes() }
 
 // LeaderEpoch is the partition's current leader epoch (constant for a
 // single node).

@@ -51,5 +51,6 @@
 // STRATA_BENCH_ARGS adds `strata serve` arguments, STRATA_BENCH_ENV adds
 // environment variables for the broker only (e.g. "GOGC=400
 // GOMEMLIMIT=150MiB"), STRATA_BINARY uses a prebuilt binary instead of
-// building ./cmd/strata.
+// building ./cmd/strata and STRATA_E2E_RACE=1 builds it with the race
+// detector (see internal/harness).
 package bench

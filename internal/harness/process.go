@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -25,6 +26,19 @@ const (
 	DefaultStopTimeout  = 30 * time.Second
 )
 
+// ErrUncleanExit is wrapped by Stop's error when the process exited after
+// SIGTERM, but not with status 0. The data directory is then as the broker
+// left it, so a test may record the error and go on checking the data.
+var ErrUncleanExit = errors.New("harness: strata exited uncleanly after SIGTERM")
+
+// markerPrefix starts every line the harness itself writes to the log.
+const markerPrefix = "=== harness: "
+
+// logDumpLines is how much of the log a failed test prints: enough for a
+// race report or a goroutine dump, short enough to find the test's own
+// messages above it.
+const logDumpLines = 500
+
 // Options configure a Broker. The zero value is usable.
 type Options struct {
 	// DataDir is passed as --data-dir. Default: a new tb.TempDir().
@@ -35,7 +49,9 @@ type Options struct {
 	// Env entries (KEY=VALUE) are appended to the test's environment.
 	Env []string
 	// LogPath is the file stdout and stderr of every incarnation are
-	// appended to. Default: strata.log in a new tb.TempDir().
+	// appended to; only this Broker may write to it (LogOfStart relies on
+	// that). Default: strata.log in a new tb.TempDir(). The process runs in
+	// the directory of this file.
 	LogPath string
 	// ReadyTimeout bounds Start's wait for the Kafka port to accept and
 	// /readyz to return 200. Default DefaultReadyTimeout.
@@ -51,9 +67,9 @@ type Broker struct {
 	tb        testing.TB
 	bin       string
 	opts      Options
-	kafkaAddr string // host:port for --listen, fixed for the Broker's life
-	httpAddr  string // host:port for --http-listen
-	starts    int    // incarnations started so far
+	kafkaAddr string  // host:port for --listen, fixed for the Broker's life
+	httpAddr  string  // host:port for --http-listen
+	logStarts []int64 // log file offset of each incarnation's start marker; len is the number of starts
 	cur       *incarnation
 }
 
@@ -68,9 +84,13 @@ type incarnation struct {
 }
 
 // New prepares a Broker without starting it: it builds the binary (once per
-// test process), chooses free loopback ports and creates the directories. A
-// tb.Cleanup kills the process if the test leaves it running. New fails tb
-// if any of that fails.
+// test process), chooses free loopback ports and creates the directories. New
+// fails tb if any of that fails.
+//
+// At the end of the test a tb.Cleanup kills the process if the test left it
+// running, then fails the test if the log shows a data race or a panic (even
+// one the broker recovered from: either is a bug whatever the clients saw),
+// and prints the log's last lines if the test failed.
 func New(tb testing.TB, opts Options) *Broker {
 	tb.Helper()
 	bin := MustBinary(tb)
@@ -100,6 +120,10 @@ func New(tb testing.TB, opts Options) *Broker {
 	tb.Cleanup(func() {
 		if b.Running() {
 			b.Kill()
+		}
+		b.checkLog()
+		if tb.Failed() {
+			tb.Logf("last %d lines of %s:\n%s", logDumpLines, b.opts.LogPath, b.LogTail(logDumpLines))
 		}
 	})
 	return b
@@ -183,11 +207,18 @@ func (b *Broker) Start() error {
 		"--http-listen", b.httpAddr,
 	}
 	args = append(args, b.opts.Args...)
-	b.starts++
-	fmt.Fprintf(logf, "=== harness: start #%d at %s: %s %s\n", b.starts,
+	fi, err := logf.Stat()
+	if err != nil {
+		logf.Close()
+		return fmt.Errorf("harness: %w", err)
+	}
+	b.logStarts = append(b.logStarts, fi.Size())
+	fmt.Fprintf(logf, "%sstart #%d at %s: %s %s\n", markerPrefix, b.Starts(),
 		time.Now().UTC().Format(time.RFC3339Nano), b.bin, strings.Join(args, " "))
 
 	cmd := exec.Command(b.bin, args...)
+	// Not the test's directory: nothing the broker writes lands in the source tree.
+	cmd.Dir = filepath.Dir(b.opts.LogPath)
 	cmd.Env = append(os.Environ(), b.opts.Env...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{
@@ -222,12 +253,14 @@ func (b *Broker) Start() error {
 	return nil
 }
 
+// Starts is how many incarnations were started (successfully or not); the
+// current one is number Starts().
+func (b *Broker) Starts() int { return len(b.logStarts) }
+
 // waitReady polls until both listeners answer, the process exits, or
 // ReadyTimeout passes.
 func (b *Broker) waitReady() error {
 	deadline := time.Now().Add(b.opts.ReadyTimeout)
-	client := &http.Client{Timeout: time.Second}
-	url := "http://" + b.httpAddr + "/readyz"
 	var last error
 	for {
 		select {
@@ -238,7 +271,7 @@ func (b *Broker) waitReady() error {
 		if time.Now().After(deadline) {
 			return fmt.Errorf("harness: strata (pid %d) not ready after %v: %v", b.PID(), b.opts.ReadyTimeout, last)
 		}
-		last = probe(client, b.kafkaAddr, url)
+		last = b.probe()
 		if last == nil {
 			return nil
 		}
@@ -246,32 +279,53 @@ func (b *Broker) waitReady() error {
 	}
 }
 
-func probe(client *http.Client, kafkaAddr, url string) error {
-	c, err := net.DialTimeout("tcp", kafkaAddr, 500*time.Millisecond)
+// probe checks that the Kafka port accepts and GET /readyz returns 200.
+func (b *Broker) probe() error {
+	c, err := net.DialTimeout("tcp", b.kafkaAddr, 500*time.Millisecond)
 	if err != nil {
 		return err
 	}
 	c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	_, err = b.get("/readyz", time.Second)
+	return err
+}
+
+// Metrics returns the body of GET /metrics (the Prometheus text format) of
+// the running broker.
+func (b *Broker) Metrics() (string, error) {
+	body, err := b.get("/metrics", 10*time.Second)
+	return string(body), err
+}
+
+// get returns the body of GET path on the HTTP listener, or an error (with
+// the body) if the status is not 200 or nothing answers within timeout.
+func (b *Broker) get(path string, timeout time.Duration) ([]byte, error) {
+	url := "http://" + b.httpAddr + path
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	resp, err := client.Do(req)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	resp.Body.Close()
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, fmt.Errorf("GET %s: %w", url, err)
+	}
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %s", url, resp.Status)
+		return nil, fmt.Errorf("GET %s: %s\n%s", url, resp.Status, body)
 	}
-	return nil
+	return body, nil
 }
 
 // Stop sends SIGTERM and waits up to StopTimeout for the process to exit. It
 // returns nil only for a clean exit (status 0); a process that had already
-// exited, exited non-zero, or had to be killed gives an error.
+// exited, exited non-zero (the error wraps ErrUncleanExit), or had to be
+// killed gives an error.
 func (b *Broker) Stop() error {
 	if b.cur == nil {
 		return errors.New("harness: Stop: never started")
@@ -287,7 +341,7 @@ func (b *Broker) Stop() error {
 	select {
 	case <-b.cur.done:
 		if b.cur.err != nil {
-			return fmt.Errorf("harness: strata (pid %d) exited uncleanly after SIGTERM: %w", b.PID(), b.cur.err)
+			return fmt.Errorf("%w (pid %d): %w", ErrUncleanExit, b.PID(), b.cur.err)
 		}
 		return nil
 	case <-t.C:
@@ -296,14 +350,20 @@ func (b *Broker) Stop() error {
 	}
 }
 
-// Kill sends SIGKILL (like kill -9: no clean shutdown) and waits for the
-// process to be reaped. Killing an exited process is a no-op.
+// Kill sends SIGKILL (like kill -9: no clean shutdown), waits for the
+// process to be reaped and notes the kill in the log. Killing an exited
+// process is a no-op.
 func (b *Broker) Kill() {
 	if !b.Running() {
 		return
 	}
 	_ = b.cur.cmd.Process.Signal(syscall.SIGKILL)
 	<-b.cur.done
+	// The wait goroutine closed the incarnation's handle; the note is best effort.
+	if f, err := os.OpenFile(b.opts.LogPath, os.O_WRONLY|os.O_APPEND, 0); err == nil {
+		fmt.Fprintf(f, "%sSIGKILL sent, pid %d gone\n", markerPrefix, b.PID())
+		f.Close()
+	}
 }
 
 // Restart stops the broker if it is running (SIGTERM; failing tb if that
@@ -398,6 +458,53 @@ func vmHWM(pid int) (int64, error) {
 		return kib * 1024, nil
 	}
 	return 0, fmt.Errorf("harness: no VmHWM in /proc/%d/status (exited?)", pid)
+}
+
+// LogOfStart returns the non-empty lines incarnation n (1-based, up to
+// Starts) wrote to the log, without the harness's own marker lines. It fails
+// the test if n is out of range or the log cannot be read, so it must be
+// called from the test's goroutine.
+func (b *Broker) LogOfStart(n int) []string {
+	b.tb.Helper()
+	if n < 1 || n > b.Starts() {
+		b.tb.Fatalf("harness: LogOfStart(%d): the broker was started %d times", n, b.Starts())
+	}
+	data, err := os.ReadFile(b.opts.LogPath)
+	if err != nil {
+		b.tb.Fatalf("harness: %v", err)
+	}
+	data = data[b.logStarts[n-1]:]
+	if n < b.Starts() {
+		data = data[:b.logStarts[n]-b.logStarts[n-1]]
+	}
+	var out []string
+	for _, l := range strings.Split(string(data), "\n") {
+		if l != "" && !strings.HasPrefix(l, markerPrefix) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// checkLog fails the test, naming the first such line, if the log shows a
+// data race report or a panic.
+func (b *Broker) checkLog() {
+	data, err := os.ReadFile(b.opts.LogPath)
+	if err != nil {
+		if !errors.Is(err, os.ErrNotExist) { // never started
+			b.tb.Errorf("harness: %v", err)
+		}
+		return
+	}
+	for _, l := range strings.Split(string(data), "\n") {
+		if strings.HasPrefix(l, markerPrefix) {
+			continue // the harness's own lines quote the broker's arguments
+		}
+		if strings.Contains(l, "WARNING: DATA RACE") || strings.Contains(l, "panic") {
+			b.tb.Errorf("broker log %s: %s", b.opts.LogPath, l)
+			return
+		}
+	}
 }
 
 // LogTail returns up to the last n lines of the log file (all incarnations),
