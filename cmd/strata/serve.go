@@ -77,7 +77,7 @@ func serve(cfg *config.Config, logger *slog.Logger, sigs <-chan os.Signal) int {
 	// ready: the Kafka listener is bound and every topic is loaded.
 	var ready atomic.Bool
 	if cfg.HTTPListen != "" {
-		hs, err := telemetry.Listen(cfg.HTTPListen, tel.Handler(), ready.Load, logger)
+		hs, err := telemetry.Listen(cfg.HTTPListen, telemetry.Endpoints{Metrics: tel.Handler(), Ready: ready.Load, Pprof: cfg.HTTPPprof}, logger)
 		if err != nil {
 			logger.Error("cannot start the http server", "http-listen", cfg.HTTPListen, "err", err)
 			return 1

@@ -21,6 +21,7 @@ type Config struct {
 	Listen     string     // listen (127.0.0.1:9092)
 	Advertise  string     // advertise ("" = the bound listen address)
 	HTTPListen string     // http-listen (127.0.0.1:9644; "" disables)
+	HTTPPprof  bool       // http.pprof.enable (false): /debug/pprof on the HTTP server
 	NodeID     int32      // node-id (1)
 	LogLevel   slog.Level // log-level (info)
 	LogFormat  string     // log-format (text): "text" or "json"

@@ -102,6 +102,16 @@ func knobs() []knob {
 				return nil
 			},
 			get: func(c *Config) string { return c.HTTPListen }},
+		{key: "http.pprof.enable", def: "false", typ: "bool", isBool: true, usage: "serve Go runtime profiles under /debug/pprof/ on the HTTP server (off: profiles reveal internals)",
+			set: func(c *Config, v string) error {
+				b, err := strconv.ParseBool(v)
+				if err != nil {
+					return errors.New("must be true or false")
+				}
+				c.HTTPPprof = b
+				return nil
+			},
+			get: func(c *Config) string { return strconv.FormatBool(c.HTTPPprof) }},
 		{key: "node-id", def: "1", typ: "int", usage: "this broker's node id (node.id), ≥ 0",
 			set: func(c *Config, v string) error {
 				n, err := parseInt(v, 0, math.MaxInt32)

@@ -8,32 +8,45 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 )
 
 // Server is the operational HTTP endpoint:
 //
-//	GET /healthz  200 "ok" while the process runs (liveness)
-//	GET /readyz   200 "ready" when ready() is true, else 503 "not ready"
-//	GET /metrics  Prometheus text exposition
+//	GET /healthz        200 "ok" while the process runs (liveness)
+//	GET /readyz         200 "ready" when Endpoints.Ready is true, else 503 "not ready"
+//	GET /metrics        Prometheus text exposition
+//	GET /debug/pprof/…  Go runtime profiles, only with Endpoints.Pprof
 type Server struct {
 	ln   net.Listener
 	srv  *http.Server
 	done chan struct{}
 }
 
-// Listen binds addr and serves in a new goroutine until Shutdown. ready is
-// called on every /readyz request and must be safe for concurrent use.
-func Listen(addr string, metrics http.Handler, ready func() bool, logger *slog.Logger) (*Server, error) {
+// Endpoints is what the server serves besides /healthz.
+type Endpoints struct {
+	Metrics http.Handler // /metrics
+	// Ready is called on every /readyz request; it must be safe for
+	// concurrent use.
+	Ready func() bool
+	// Pprof mounts net/http/pprof under /debug/pprof/ (http.pprof.enable).
+	// Off by default: profiles reveal internals and cost CPU while taken.
+	Pprof bool
+}
+
+// Listen binds addr and serves in a new goroutine until Shutdown.
+func Listen(addr string, e Endpoints, logger *slog.Logger) (*Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("http-listen %s: %w", addr, err)
 	}
-	return Serve(ln, metrics, ready, logger), nil
+	return Serve(ln, e, logger), nil
 }
 
 // Serve is Listen on an existing listener (which it takes over).
-func Serve(ln net.Listener, metrics http.Handler, ready func() bool, logger *slog.Logger) *Server {
+func Serve(ln net.Listener, e Endpoints, logger *slog.Logger) *Server {
+	ready := e.Ready
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -48,7 +61,14 @@ func Serve(ln net.Listener, metrics http.Handler, ready func() bool, logger *slo
 		w.WriteHeader(http.StatusServiceUnavailable)
 		io.WriteString(w, "not ready\n")
 	})
-	mux.Handle("GET /metrics", metrics)
+	mux.Handle("GET /metrics", e.Metrics)
+	if e.Pprof {
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
 	s := &Server{
 		ln: ln,
 		srv: &http.Server{

@@ -42,7 +42,7 @@ func TestEndpoints(t *testing.T) {
 
 	var ready atomic.Bool
 	lg := slog.New(slog.NewTextHandler(io.Discard, nil))
-	s, err := Listen("127.0.0.1:0", tel.Handler(), ready.Load, lg)
+	s, err := Listen("127.0.0.1:0", Endpoints{Metrics: tel.Handler(), Ready: ready.Load}, lg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +88,30 @@ func TestEndpoints(t *testing.T) {
 
 func TestListenError(t *testing.T) {
 	lg := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if _, err := Listen("256.0.0.1:bad", http.NotFoundHandler(), func() bool { return true }, lg); err == nil || !strings.Contains(err.Error(), "http-listen") {
+	if _, err := Listen("256.0.0.1:bad", Endpoints{Metrics: http.NotFoundHandler(), Ready: func() bool { return true }}, lg); err == nil || !strings.Contains(err.Error(), "http-listen") {
 		t.Errorf("Listen on a bad address: err = %v", err)
+	}
+}
+
+func TestPprofOnlyWhenEnabled(t *testing.T) {
+	lg := slog.New(slog.DiscardHandler)
+	for _, enabled := range []bool{false, true} {
+		s, err := Listen("127.0.0.1:0", Endpoints{Metrics: http.NotFoundHandler(), Ready: func() bool { return true }, Pprof: enabled}, lg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.Get("http://" + s.Addr().String() + "/debug/pprof/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		want := http.StatusNotFound
+		if enabled {
+			want = http.StatusOK
+		}
+		if resp.StatusCode != want {
+			t.Fatalf("pprof enabled=%v: GET /debug/pprof/ = %d, want %d", enabled, resp.StatusCode, want)
+		}
+		s.Shutdown(context.Background())
 	}
 }
