@@ -187,6 +187,7 @@ func (b *Broker) brokerConfigs() []brokerConfig {
 		{"num.partitions", itoa(int64(b.defaultNumPartitions())), kmsg.ConfigTypeInt, "The partition count of auto-created topics and of topics created with -1."},
 		{"queued.max.requests", itoa(int64(c.MaxInFlightPerConnection)), kmsg.ConfigTypeInt, "The maximum number of requests in flight per connection."},
 		{"socket.request.max.bytes", itoa(int64(c.SocketRequestMaxBytes)), kmsg.ConfigTypeInt, "The largest request accepted."},
+		{"queued.max.request.bytes", itoa(c.QueuedMaxRequestBytes), kmsg.ConfigTypeLong, "Request bytes held in memory by all connections together; -1 is unlimited."},
 	}
 	defaults := b.topicDefaults()
 	for _, d := range topicConfigDefs {

@@ -9,6 +9,7 @@ import (
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/metric"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/stratalog/strata/broker/replica"
 	"github.com/stratalog/strata/broker/txn"
@@ -23,6 +24,7 @@ type Config struct {
 	Advertise                   string        // advertise (the listen address)
 	DataDir                     string        // data-dir (./strata-data)
 	SocketRequestMaxBytes       int32         // socket.request.max.bytes (100 MiB)
+	QueuedMaxRequestBytes       int64         // queued.max.request.bytes (512 MiB; <= 0 unlimited)
 	ConnectionsMaxIdle          time.Duration // connections.max.idle.ms (10 min)
 	MaxInFlightPerConnection    int           // queued.max.requests per connection (100)
 	NumPartitions               int32         // num.partitions (1)
@@ -51,6 +53,9 @@ type Broker struct {
 	producers *txn.ProducerIDs   // producer id allocation (InitProducerId)
 	committer *replica.Committer // group-commit fsync shared by all partitions
 	metrics   *brokerMetrics     // metrics.go
+	// requestBytes bounds the request frames held in memory by all
+	// connections together (queued.max.request.bytes); nil if unlimited.
+	requestBytes *semaphore.Weighted
 	// partitionGauges observes every partition's offsets and size at
 	// collection time (partition_metrics.go).
 	partitionGauges metric.Registration
@@ -72,6 +77,9 @@ func New(cfg Config) (*Broker, error) {
 		return nil, err
 	}
 	b.metrics = newBrokerMetrics()
+	if cfg.QueuedMaxRequestBytes > 0 {
+		b.requestBytes = semaphore.NewWeighted(cfg.QueuedMaxRequestBytes)
+	}
 	b.committer = replica.NewCommitter(b.log)
 	if b.producers, err = txn.OpenProducerIDs(cfg.DataDir); err != nil {
 		return nil, fmt.Errorf("producer ids: %w", err)

@@ -82,12 +82,19 @@ type pending struct {
 	// decoded body aliases it, so it goes back to its pool only once the
 	// reply is written or abandoned (release).
 	frame []byte
+	held  int64 // bytes of queued.max.request.bytes held for frame
+	b     *Broker
 }
 
-// release returns the request frame to its pool.
+// release returns the request frame to its pool and its bytes to
+// queued.max.request.bytes.
 func (p *pending) release() {
 	putFrame(p.frame)
 	p.frame = nil
+	if p.b != nil {
+		p.b.releaseRequestBytes(p.held)
+	}
+	p.held = 0
 }
 
 func newClientConn(b *Broker, nc net.Conn, apis map[int16]*api) *clientConn {
@@ -154,8 +161,14 @@ func (c *clientConn) readLoop() {
 		if c.b.conns.stopping.Load() {
 			return
 		}
-		frame, err := readFrame(br, &sizeBuf, c.b.cfg.SocketRequestMaxBytes)
+		var held int64 // bytes of queued.max.request.bytes held for this frame
+		frame, err := readFrame(br, &sizeBuf, c.b.cfg.SocketRequestMaxBytes, func(size int32) error {
+			var err error
+			held, err = c.b.reserveRequestBytes(c.ctx, size)
+			return err
+		})
 		if err != nil {
+			c.b.releaseRequestBytes(held)
 			c.readFailed(err)
 			return
 		}
@@ -165,6 +178,7 @@ func (c *clientConn) readLoop() {
 		d, err := decodeRequest(frame, c.apis)
 		if err != nil {
 			putFrame(frame) // nothing decoded from it is kept
+			c.b.releaseRequestBytes(held)
 			var bad *badInputError
 			errors.As(err, &bad)
 			if bad.kind == badAPIVersions {
@@ -197,12 +211,13 @@ func (c *clientConn) readLoop() {
 		r := &request{ctx: c.ctx, header: d.header, body: d.body, conn: c}
 		rep, err := c.handle(d.api, r)
 		if err != nil {
+			c.b.releaseRequestBytes(held)
 			c.log.Warn("closing connection: handler failed", "api", kmsg.NameForKey(key), "version", version,
 				"client_id", c.clientID, "err", err)
 			c.close()
 			return
 		}
-		p := &pending{key: key, version: version, respVersion: version, correlationID: d.header.CorrelationID, rep: rep, start: start, frame: frame}
+		p := &pending{key: key, version: version, respVersion: version, correlationID: d.header.CorrelationID, rep: rep, start: start, frame: frame, held: held, b: c.b}
 		if !c.enqueue(p) {
 			return
 		}

@@ -62,7 +62,9 @@ func badInput(kind, format string, args ...any) *badInputError {
 //
 // io.EOF means the peer closed cleanly between frames; a frame cut short is
 // a badTruncatedFrame.
-func readFrame(r *bufio.Reader, sizeBuf *[4]byte, maxBytes int32) ([]byte, error) {
+// reserve, if non-nil, is called with a valid size before any of the
+// frame's memory is allocated; an error from it is returned as is.
+func readFrame(r *bufio.Reader, sizeBuf *[4]byte, maxBytes int32, reserve func(size int32) error) ([]byte, error) {
 	if _, err := io.ReadFull(r, sizeBuf[:]); err != nil {
 		if err == io.ErrUnexpectedEOF {
 			return nil, &badInputError{kind: badTruncatedFrame, err: err}
@@ -72,6 +74,11 @@ func readFrame(r *bufio.Reader, sizeBuf *[4]byte, maxBytes int32) ([]byte, error
 	size := int32(binary.BigEndian.Uint32(sizeBuf[:]))
 	if size <= 0 || size > maxBytes {
 		return nil, badInput(badFrameSize, "request size %d outside 1..%d (socket.request.max.bytes)", size, maxBytes)
+	}
+	if reserve != nil {
+		if err := reserve(size); err != nil {
+			return nil, err
+		}
 	}
 	// Memory follows the bytes that actually arrive: a size prefix alone
 	// (4 bytes from a hostile client) commits at most frameAllocStep; only

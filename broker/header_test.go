@@ -97,21 +97,21 @@ func TestReadFrameRefusesSizesBeforeAllocating(t *testing.T) {
 		// No body follows: reading one would fail differently.
 		r := bufio.NewReader(bytes.NewReader(binary.BigEndian.AppendUint32(nil, size)))
 		var bad *badInputError
-		if _, err := readFrame(r, &sizeBuf, 1024); !errors.As(err, &bad) || bad.kind != badFrameSize {
+		if _, err := readFrame(r, &sizeBuf, 1024, nil); !errors.As(err, &bad) || bad.kind != badFrameSize {
 			t.Fatalf("size %d: got %v, want a frame_size error", size, err)
 		}
 	}
 	r := bufio.NewReader(bytes.NewReader([]byte{0, 0, 0, 8, 1, 2, 3}))
 	var bad *badInputError
-	if _, err := readFrame(r, &sizeBuf, 1024); !errors.As(err, &bad) || bad.kind != badTruncatedFrame {
+	if _, err := readFrame(r, &sizeBuf, 1024, nil); !errors.As(err, &bad) || bad.kind != badTruncatedFrame {
 		t.Fatalf("truncated body: got %v", err)
 	}
 	r = bufio.NewReader(bytes.NewReader([]byte{0, 0}))
-	if _, err := readFrame(r, &sizeBuf, 1024); !errors.As(err, &bad) || bad.kind != badTruncatedFrame {
+	if _, err := readFrame(r, &sizeBuf, 1024, nil); !errors.As(err, &bad) || bad.kind != badTruncatedFrame {
 		t.Fatalf("truncated size: got %v", err)
 	}
 	r = bufio.NewReader(bytes.NewReader(nil))
-	if _, err := readFrame(r, &sizeBuf, 1024); err != io.EOF {
+	if _, err := readFrame(r, &sizeBuf, 1024, nil); err != io.EOF {
 		t.Fatalf("clean EOF: got %v", err)
 	}
 }
@@ -169,7 +169,7 @@ func FuzzRequestFrame(f *testing.F) {
 		br := bufio.NewReader(bytes.NewReader(data))
 		var sizeBuf [4]byte
 		for {
-			frame, err := readFrame(br, &sizeBuf, maxBytes)
+			frame, err := readFrame(br, &sizeBuf, maxBytes, nil)
 			if err != nil {
 				break
 			}
@@ -210,17 +210,17 @@ func TestReadFrameLargeFrames(t *testing.T) {
 		in := append(binary.BigEndian.AppendUint32(nil, uint32(size)), body...)
 		in = append(in, 0, 0, 0, 1, 9) // a second frame follows
 		r := bufio.NewReader(bytes.NewReader(in))
-		got, err := readFrame(r, &sizeBuf, 8*frameAllocStep)
+		got, err := readFrame(r, &sizeBuf, 8*frameAllocStep, nil)
 		if err != nil || !bytes.Equal(got, body) {
 			t.Fatalf("size %d: %v (got %d bytes)", size, err, len(got))
 		}
-		if got, err := readFrame(r, &sizeBuf, 8*frameAllocStep); err != nil || !bytes.Equal(got, []byte{9}) {
+		if got, err := readFrame(r, &sizeBuf, 8*frameAllocStep, nil); err != nil || !bytes.Equal(got, []byte{9}) {
 			t.Fatalf("size %d: next frame %v, %v", size, got, err)
 		}
 		// Cut anywhere inside: a truncated frame.
 		r = bufio.NewReader(bytes.NewReader(in[:4+size/2]))
 		var bad *badInputError
-		if _, err := readFrame(r, &sizeBuf, 8*frameAllocStep); !errors.As(err, &bad) || bad.kind != badTruncatedFrame {
+		if _, err := readFrame(r, &sizeBuf, 8*frameAllocStep, nil); !errors.As(err, &bad) || bad.kind != badTruncatedFrame {
 			t.Fatalf("size %d cut: %v", size, err)
 		}
 	}

@@ -30,6 +30,7 @@ type Config struct {
 	DefaultReplicationFactor    int16         // default.replication.factor (1)
 	AutoCreateTopics            bool          // auto.create.topics.enable (true)
 	SocketRequestMaxBytes       int32         // socket.request.max.bytes (104857600)
+	QueuedMaxRequestBytes       int64         // queued.max.request.bytes (536870912; -1 unlimited)
 	ConnectionsMaxIdle          time.Duration // connections.max.idle.ms (600000)
 	QueuedMaxRequests           int           // queued.max.requests, per connection (100)
 	MaxIncrementalFetchSessions int           // max.incremental.fetch.session.cache.slots (1000)
@@ -254,6 +255,7 @@ func (c *Config) Broker(advertise string, logger *slog.Logger) broker.Config {
 		Advertise:                   advertise,
 		DataDir:                     c.DataDir,
 		SocketRequestMaxBytes:       c.SocketRequestMaxBytes,
+		QueuedMaxRequestBytes:       c.QueuedMaxRequestBytes,
 		ConnectionsMaxIdle:          c.ConnectionsMaxIdle,
 		MaxInFlightPerConnection:    c.QueuedMaxRequests,
 		NumPartitions:               c.NumPartitions,

@@ -51,7 +51,7 @@ func TestDefaults(t *testing.T) {
 		DataDir: "./strata-data", Listen: "127.0.0.1:9092", Advertise: "", HTTPListen: "127.0.0.1:9644",
 		NodeID: 1, LogLevel: slog.LevelInfo, LogFormat: "text",
 		NumPartitions: 1, DefaultReplicationFactor: 1, AutoCreateTopics: true,
-		SocketRequestMaxBytes: 100 << 20, ConnectionsMaxIdle: 10 * time.Minute, QueuedMaxRequests: 100,
+		SocketRequestMaxBytes: 100 << 20, QueuedMaxRequestBytes: 512 << 20, ConnectionsMaxIdle: 10 * time.Minute, QueuedMaxRequests: 100,
 		MaxIncrementalFetchSessions: 1000, RetentionCheckInterval: 5 * time.Minute,
 	}
 	got := *c

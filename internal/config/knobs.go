@@ -179,6 +179,16 @@ func knobs() []knob {
 				return err
 			},
 			get: func(c *Config) string { return strconv.Itoa(int(c.SocketRequestMaxBytes)) }},
+		{key: "queued.max.request.bytes", def: "536870912", typ: "bytes", usage: "request bytes held in memory by all connections together (512 MiB); when reached, connections stop being read until replies are written; -1 means unlimited (Kafka's default)",
+			set: func(c *Config, v string) error {
+				n, err := strconv.ParseInt(v, 10, 64)
+				if err != nil || (n < 1 && n != -1) {
+					return errors.New("must be a positive number of bytes, or -1 for unlimited")
+				}
+				c.QueuedMaxRequestBytes = n
+				return nil
+			},
+			get: func(c *Config) string { return strconv.FormatInt(c.QueuedMaxRequestBytes, 10) }},
 		{key: "connections.max.idle.ms", def: "600000", typ: "ms", usage: "close a connection idle this long (10 minutes)",
 			set: func(c *Config, v string) error {
 				d, err := parseMs(v, 1)
