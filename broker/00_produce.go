@@ -4,6 +4,8 @@ package broker
 //
 // Per topic and partition, in request order:
 //   - unknown topic or partition index → UNKNOWN_TOPIC_OR_PARTITION;
+//   - __consumer_offsets (written only by the group coordinator) →
+//     INVALID_TOPIC_EXCEPTION, as Kafka answers clients;
 //   - acks not -1, 0 or 1 → INVALID_REQUIRED_ACKS (every known partition);
 //   - the records must hold exactly one batch (Kafka's rule for v3+:
 //     none or several → INVALID_RECORD); zstd needs v7+
@@ -118,6 +120,12 @@ func handleProduce(b *Broker, r *request) (*reply, error) {
 			}
 			if p == nil {
 				fail(kerr.UnknownTopicOrPartition.Code, "")
+				continue
+			}
+			if rt.Topic == offsetsTopic {
+				// Kafka: "Cannot append to internal topic" (only the
+				// coordinator writes it, through Partition.Append).
+				fail(kerr.InvalidTopicException.Code, "cannot append to internal topic "+offsetsTopic)
 				continue
 			}
 			if !validAcks {

@@ -76,13 +76,14 @@ func TestMetadataTopicSelection(t *testing.T) {
 		req.Topics = topics
 		return len(admCall[*kmsg.MetadataResponse](t, b, req, v).Topics)
 	}
-	if n := count(0, []kmsg.MetadataRequestTopic{}); n != 2 {
+	// All topics: the two created and __consumer_offsets.
+	if n := count(0, []kmsg.MetadataRequestTopic{}); n != 3 {
 		t.Fatalf("v0 empty list: %d topics, want all", n)
 	}
-	if n := count(1, nil); n != 2 {
+	if n := count(1, nil); n != 3 {
 		t.Fatalf("v1 null: %d topics, want all", n)
 	}
-	if n := count(12, nil); n != 2 {
+	if n := count(12, nil); n != 3 {
 		t.Fatalf("v12 null: %d topics, want all", n)
 	}
 	if n := count(1, []kmsg.MetadataRequestTopic{}); n != 0 {

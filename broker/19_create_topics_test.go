@@ -108,7 +108,7 @@ func TestCreateTopicsErrors(t *testing.T) {
 			t.Errorf("%.20s: error response fields %+v", tc.topic.Topic, st)
 		}
 	}
-	if n := len(b.topics.all()); n != 1 {
+	if n := len(b.topics.all()); n != 2 { // the one created and __consumer_offsets
 		t.Fatalf("%d topics exist after failed creates", n)
 	}
 

@@ -33,6 +33,7 @@ type Config struct {
 	MaxIncrementalFetchSessions int           // max.incremental.fetch.session.cache.slots (1000)
 	RetentionCheckInterval      time.Duration // log.retention.check.interval.ms (5 min)
 	TopicDefaults               TopicConfig   // segment.bytes, retention.ms, … (Kafka's defaults)
+	Group                       GroupConfig   // offsets.topic.num.partitions, group.* (group_driver.go)
 	Logger                      *slog.Logger
 }
 
@@ -53,6 +54,7 @@ type Broker struct {
 	producers *txn.ProducerIDs   // producer id allocation (InitProducerId)
 	committer *replica.Committer // group-commit fsync shared by all partitions
 	metrics   *brokerMetrics     // metrics.go
+	groups    *groupDriver       // group coordinator (group_driver.go)
 	// requestBytes bounds the request frames held in memory by all
 	// connections together (queued.max.request.bytes); nil if unlimited.
 	requestBytes *semaphore.Weighted
@@ -89,6 +91,11 @@ func New(cfg Config) (*Broker, error) {
 	if b.topics, err = openTopicRegistry(b); err != nil {
 		b.committer.Close()
 		return nil, fmt.Errorf("topics: %w", err)
+	}
+	if b.groups, err = startGroupCoordinator(b); err != nil {
+		_ = b.topics.close()
+		b.committer.Close()
+		return nil, fmt.Errorf("group coordinator: %w", err)
 	}
 	if b.partitionGauges, err = registerPartitionMetrics(otel.Meter(meterName), b); err != nil {
 		b.log.Warn("per-partition metrics unavailable", "err", err) // metrics must never stop the broker

@@ -229,7 +229,7 @@ func TestUnknownAPIKeyClosesConnection(t *testing.T) {
 	checkAPIVersions(t, other, 3, 1)
 
 	c := tb.dial(t)
-	sendRequest(t, c, kmsg.NewPtrFindCoordinatorRequest(), 1) // key 10: not served
+	sendRequest(t, c, kmsg.NewPtrAddPartitionsToTxnRequest(), 1) // key 24: not served
 	expectClosed(t, c)
 
 	c = tb.dial(t)

@@ -6,13 +6,19 @@
 // 01_fetch.go, 03_metadata.go, 18_api_versions.go, …) each opening with a
 // comment on its supported versions, the topic registry (topics.go), fetch
 // sessions, and the single translation from domain errors to Kafka error
-// codes (errors.go). What does not: segment files (package segments), the
-// partition write path and producer state (broker/replica, broker/txn).
+// codes (errors.go), and the group coordinator's driver (group_driver.go,
+// group_records.go), which owns the timers, the __consumer_offsets I/O and
+// the deferred JoinGroup/SyncGroup replies around broker/group's state
+// machine. What does not: segment files (package segments), the partition
+// write path and producer state (broker/replica, broker/txn), group
+// decisions (broker/group).
 //
 // Goroutines: one accept loop; per connection a reader that decodes
 // requests and runs their handlers one at a time in arrival order, and a
 // writer that writes replies strictly in request order, waiting on deferred
-// replies (acks=all produce, long-poll fetch) without blocking the reader.
+// replies (acks=all produce, long-poll fetch, a JoinGroup waiting for its
+// rebalance) without blocking the reader. The group coordinator adds a
+// timer goroutine and, at startup, a loader goroutine (group_driver.go).
 // The number of replies queued per connection is bounded
 // (queued.max.requests); when full the reader stops reading.
 //

@@ -68,7 +68,7 @@ func TestDecodeRequestErrors(t *testing.T) {
 	}{
 		{"empty", nil, badHeader},
 		{"short", []byte{0, 18, 0, 0, 0, 0, 0, 1, 0}, badHeader},
-		{"unknown key", []byte{0, 10, 0, 0, 0, 0, 0, 1, 0, 0}, badUnknownAPI},
+		{"unknown key", []byte{0, 24, 0, 0, 0, 0, 0, 1, 0, 0}, badUnknownAPI},
 		{"negative key", []byte{0xff, 0xff, 0, 0, 0, 0, 0, 1, 0, 0}, badUnknownAPI},
 		{"version below min", []byte{0, 1, 0, 3, 0, 0, 0, 1, 0, 0}, badVersion},
 		{"version above max", []byte{0, 3, 0, 13, 0, 0, 0, 1, 0, 0}, badVersion},

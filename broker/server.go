@@ -67,7 +67,7 @@ func (b *Broker) Serve(ln net.Listener) error {
 //     handled and its response written, then close the connections; if ctx
 //     ends first, the remaining connections are closed at once (their
 //     handlers still run to completion before the next step);
-//  4. close the topics (segments synced, clean-shutdown markers), the
+//  4. stop the group coordinator's timer and loader, then close the topics (segments synced, clean-shutdown markers), the
 //     committer and the producer-id allocator.
 //
 // It returns ctx.Err() if connections had to be cut, joined with any error
@@ -116,6 +116,9 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 
 	if b.partitionGauges != nil {
 		_ = b.partitionGauges.Unregister()
+	}
+	if b.groups != nil {
+		b.groups.close() // before the partitions it appends to close
 	}
 	if b.topics != nil {
 		if cerr := b.topics.close(); cerr != nil {

@@ -499,6 +499,10 @@ func (r *topicRegistry) deleteTopic(t *topic) error {
 	if cur == nil || cur.id != t.id {
 		return newAdminError(kerr.UnknownTopicOrPartition, "This server does not host topic '%s'.", t.name)
 	}
+	if cur.name == offsetsTopic {
+		// The group coordinator holds its partitions; see group_driver.go.
+		return newAdminError(kerr.InvalidTopicException, "Topic '%s' is internal to the group coordinator and cannot be deleted.", cur.name)
+	}
 	if err := r.persistLocked(cur.name, nil); err != nil {
 		return err
 	}
@@ -521,6 +525,10 @@ func (r *topicRegistry) addPartitions(name string, count int32, validateOnly boo
 		return errRegistryClosed
 	case cur == nil:
 		return newAdminError(kerr.UnknownTopicOrPartition, "This server does not host topic '%s'.", name)
+	case name == offsetsTopic:
+		// More partitions would move groups (PartitionFor) away from
+		// their committed offsets.
+		return newAdminError(kerr.InvalidTopicException, "Topic '%s' is internal; its partition count cannot change.", name)
 	case count < int32(len(cur.partitions)):
 		return newAdminError(kerr.InvalidPartitions, "Topic currently has %d partitions, which is higher than the requested %d.", len(cur.partitions), count)
 	case count == int32(len(cur.partitions)):

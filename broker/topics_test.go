@@ -251,7 +251,7 @@ func TestTopicRegistryCreateErrors(t *testing.T) {
 			t.Errorf("create(%q, %d): %v (code %d), want code %d", tc.name, tc.partitions, err, code, tc.code)
 		}
 	}
-	if got := len(b.topics.all()); got != 1 {
+	if got := len(b.topics.all()); got != 2 { // the one created and __consumer_offsets
 		t.Fatalf("%d topics after failed creates", got)
 	}
 }

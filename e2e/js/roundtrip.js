@@ -5,8 +5,8 @@
 // value(tag, i) for i < count with acks -1 (half of the sends gzip-compressed), then
 // admin.fetchTopicOffsets must report high watermarks adding up to count with low 0, and
 // admin.fetchTopicOffsetsByTimestamp for a time before the first record must give offset 0.
-// The Go test then reads the topic with franz-go and checks every byte. kafkajs's consumer always
-// joins a group, which Strata does not serve yet, so reading back is left to the Go side.
+// The Go test then reads the topic with franz-go and checks every byte. (kafkajs's consumer, which
+// always joins a group, is exercised by group.js.)
 //
 // Usage: node e2e/js/roundtrip.js <bootstrap> <topic> <count> <tag>
 'use strict'

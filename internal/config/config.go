@@ -36,6 +36,13 @@ type Config struct {
 	MaxIncrementalFetchSessions int           // max.incremental.fetch.session.cache.slots (1000)
 	RetentionCheckInterval      time.Duration // log.retention.check.interval.ms (300000)
 
+	OffsetsTopicNumPartitions  int32         // offsets.topic.num.partitions (50)
+	GroupInitialRebalanceDelay time.Duration // group.initial.rebalance.delay.ms (3000; 0 none)
+	GroupMinSessionTimeout     time.Duration // group.min.session.timeout.ms (6000)
+	GroupMaxSessionTimeout     time.Duration // group.max.session.timeout.ms (1800000)
+	GroupMaxSize               int           // group.max.size (1000; Kafka: unlimited)
+	OffsetsRetention           time.Duration // offsets.retention.minutes (10080)
+
 	// TopicDefaults is broker.DefaultTopicConfig with the topic keys given
 	// here (segment.bytes, retention.ms, …) applied by broker.ParseTopicConfig.
 	TopicDefaults broker.TopicConfig
@@ -197,6 +204,10 @@ func (c *Config) crossCheck() error {
 				Err: fmt.Errorf("same address as listen")}
 		}
 	}
+	if c.GroupMinSessionTimeout > c.GroupMaxSessionTimeout {
+		return &ValueError{Key: "group.min.session.timeout.ms", Value: msText(c.GroupMinSessionTimeout), Source: c.Sources["group.min.session.timeout.ms"],
+			Err: fmt.Errorf("above group.max.session.timeout.ms (%s)", msText(c.GroupMaxSessionTimeout))}
+	}
 	return nil
 }
 
@@ -264,7 +275,25 @@ func (c *Config) Broker(advertise string, logger *slog.Logger) broker.Config {
 		MaxIncrementalFetchSessions: c.MaxIncrementalFetchSessions,
 		RetentionCheckInterval:      c.RetentionCheckInterval,
 		TopicDefaults:               c.TopicDefaults,
+		Group:                       c.groupConfig(),
 		Logger:                      logger,
+	}
+}
+
+// groupConfig projects the group coordinator's knobs. A zero initial
+// rebalance delay means none, which broker.GroupConfig spells negative.
+func (c *Config) groupConfig() broker.GroupConfig {
+	delay := c.GroupInitialRebalanceDelay
+	if delay == 0 {
+		delay = -1
+	}
+	return broker.GroupConfig{
+		OffsetsTopicNumPartitions: c.OffsetsTopicNumPartitions,
+		InitialRebalanceDelay:     delay,
+		MinSessionTimeout:         c.GroupMinSessionTimeout,
+		MaxSessionTimeout:         c.GroupMaxSessionTimeout,
+		MaxSize:                   c.GroupMaxSize,
+		OffsetsRetention:          c.OffsetsRetention,
 	}
 }
 

@@ -53,6 +53,9 @@ func TestDefaults(t *testing.T) {
 		NumPartitions: 1, DefaultReplicationFactor: 1, AutoCreateTopics: true,
 		SocketRequestMaxBytes: 100 << 20, QueuedMaxRequestBytes: 512 << 20, ConnectionsMaxIdle: 10 * time.Minute, QueuedMaxRequests: 100,
 		MaxIncrementalFetchSessions: 1000, RetentionCheckInterval: 5 * time.Minute,
+		OffsetsTopicNumPartitions: 50, GroupInitialRebalanceDelay: 3 * time.Second,
+		GroupMinSessionTimeout: 6 * time.Second, GroupMaxSessionTimeout: 30 * time.Minute,
+		GroupMaxSize: 1000, OffsetsRetention: 7 * 24 * time.Hour,
 	}
 	got := *c
 	got.Sources, got.topicText, got.TopicDefaults = nil, nil, broker.TopicConfig{}

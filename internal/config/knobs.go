@@ -217,6 +217,48 @@ func knobs() []knob {
 				return err
 			},
 			get: func(c *Config) string { return msText(c.RetentionCheckInterval) }},
+		{key: "offsets.topic.num.partitions", def: "50", typ: "int", usage: "partitions of __consumer_offsets, created at the first start; a later change is ignored (groups would move away from their offsets)",
+			set: func(c *Config, v string) error {
+				n, err := parseInt(v, 1, 1000)
+				c.OffsetsTopicNumPartitions = int32(n)
+				return err
+			},
+			get: func(c *Config) string { return strconv.Itoa(int(c.OffsetsTopicNumPartitions)) }},
+		{key: "group.initial.rebalance.delay.ms", def: "3000", typ: "ms", usage: "how long the first rebalance of an empty group waits for more members (3 s); 0 means no wait",
+			set: func(c *Config, v string) error {
+				d, err := parseMs(v, 0)
+				c.GroupInitialRebalanceDelay = d
+				return err
+			},
+			get: func(c *Config) string { return msText(c.GroupInitialRebalanceDelay) }},
+		{key: "group.min.session.timeout.ms", def: "6000", typ: "ms", usage: "shortest session timeout a group member may ask for (6 s)",
+			set: func(c *Config, v string) error {
+				d, err := parseMs(v, 1)
+				c.GroupMinSessionTimeout = d
+				return err
+			},
+			get: func(c *Config) string { return msText(c.GroupMinSessionTimeout) }},
+		{key: "group.max.session.timeout.ms", def: "1800000", typ: "ms", usage: "longest session timeout a group member may ask for (30 min)",
+			set: func(c *Config, v string) error {
+				d, err := parseMs(v, 1)
+				c.GroupMaxSessionTimeout = d
+				return err
+			},
+			get: func(c *Config) string { return msText(c.GroupMaxSessionTimeout) }},
+		{key: "group.max.size", def: "1000", typ: "int", usage: "most members one consumer group may have (Kafka's default is unlimited; bounded here so one group cannot hold unbounded memory)",
+			set: func(c *Config, v string) error {
+				n, err := parseInt(v, 1, math.MaxInt32)
+				c.GroupMaxSize = int(n)
+				return err
+			},
+			get: func(c *Config) string { return strconv.Itoa(c.GroupMaxSize) }},
+		{key: "offsets.retention.minutes", def: "10080", typ: "minutes", usage: "how long committed offsets of an empty group (or of a topic nobody in the group subscribes to) are kept (7 days)",
+			set: func(c *Config, v string) error {
+				n, err := parseInt(v, 1, math.MaxInt64/int64(time.Minute))
+				c.OffsetsRetention = time.Duration(n) * time.Minute
+				return err
+			},
+			get: func(c *Config) string { return strconv.FormatInt(int64(c.OffsetsRetention/time.Minute), 10) }},
 	}
 
 	// Topic defaults. The broker package is authoritative for defaults and

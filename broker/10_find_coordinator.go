@@ -1,0 +1,57 @@
+package broker
+
+// FindCoordinator (key 10), versions 0–6.
+//
+// Every group is coordinated by this node (it leads every __consumer_offsets
+// partition), so a group key (key type 0; v0 has no key type) is answered
+// with this broker's id and advertised address, even while the coordinator
+// is still loading: the group APIs then answer COORDINATOR_LOAD_IN_PROGRESS
+// and clients retry there. v4+ batches keys (coordinator_keys) and answers
+// one entry per key.
+//
+// Transactions are not supported yet: a transaction key (key type 1) gets
+// TRANSACTIONAL_ID_AUTHORIZATION_FAILED, the code Kafka gives a client not
+// allowed to use that transactional id, which fails the client at once
+// (as InitProducerId and transactional Produce do here) instead of
+// COORDINATOR_NOT_AVAILABLE, which clients retry forever. Any other key
+// type is INVALID_REQUEST.
+
+import (
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+func handleFindCoordinator(b *Broker, r *request) (*reply, error) {
+	req, ok := r.body.(*kmsg.FindCoordinatorRequest)
+	if !ok {
+		return nil, errUnexpectedBody(r)
+	}
+	resp := req.ResponseKind().(*kmsg.FindCoordinatorResponse)
+	host, port := b.advertisedHostPort()
+	answer := func() (node int32, h string, p int32, code int16, msg *string) {
+		switch req.CoordinatorType {
+		case 0:
+			return b.cfg.NodeID, host, port, 0, nil
+		case 1:
+			m := "Strata does not support transactions yet."
+			return -1, "", -1, kerr.TransactionalIDAuthorizationFailed.Code, &m
+		default:
+			m := "Unknown coordinator type."
+			return -1, "", -1, kerr.InvalidRequest.Code, &m
+		}
+	}
+	if req.Version < 4 {
+		resp.NodeID, resp.Host, resp.Port, resp.ErrorCode, resp.ErrorMessage = answer()
+		if req.Version == 0 {
+			resp.ErrorMessage = nil
+		}
+		return completed(resp), nil
+	}
+	for _, key := range req.CoordinatorKeys {
+		c := kmsg.NewFindCoordinatorResponseCoordinator()
+		c.Key = key
+		c.NodeID, c.Host, c.Port, c.ErrorCode, c.ErrorMessage = answer()
+		resp.Coordinators = append(resp.Coordinators, c)
+	}
+	return completed(resp), nil
+}
