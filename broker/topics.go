@@ -332,22 +332,29 @@ func (r *topicRegistry) openPartition(name string, p int32, cfg TopicConfig) (*r
 // had them, first removing any stale directory an interrupted operation
 // left (see the file comment). On error, the ones opened are deleted.
 func (r *topicRegistry) openNewPartitions(name string, from, to int32, cfg TopicConfig) ([]*replica.Partition, error) {
-	var parts []*replica.Partition
-	for i := from; i < to; i++ {
+	parts := make([]*replica.Partition, to-from)
+	errs := inParallel(len(parts), func(k int) error {
+		i := from + int32(k)
 		dir := r.partitionDir(name, i)
 		if _, err := os.Stat(dir); err == nil {
 			r.log.Warn("removing stale partition directory before creating the partition", "dir", dir)
 			if err := os.RemoveAll(dir); err != nil {
-				deletePartitions(parts, r.log)
-				return nil, err
+				return err
 			}
 		}
-		p, err := r.openPartition(name, i, cfg)
-		if err != nil {
-			deletePartitions(parts, r.log)
-			return nil, err
+		var err error
+		parts[k], err = r.openPartition(name, i, cfg)
+		return err
+	})
+	if err := errors.Join(errs...); err != nil {
+		var opened []*replica.Partition
+		for _, p := range parts {
+			if p != nil {
+				opened = append(opened, p)
+			}
 		}
-		parts = append(parts, p)
+		deletePartitions(opened, r.log)
+		return nil, err
 	}
 	return parts, nil
 }
