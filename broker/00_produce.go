@@ -226,17 +226,7 @@ const parallelAppendMinBytes = 256 << 10
 // request is handled, and a request naming one partition twice is
 // appended sequentially.
 func runAppends(jobs []appendJob) {
-	total := 0
-	seen := make(map[*replica.Partition]bool, len(jobs))
-	parallel := len(jobs) > 1
-	for i := range jobs {
-		total += len(jobs[i].records)
-		if seen[jobs[i].p] {
-			parallel = false
-		}
-		seen[jobs[i].p] = true
-	}
-	if !parallel || total < parallelAppendMinBytes {
+	if !appendConcurrently(jobs) {
 		for i := range jobs {
 			jobs[i].res, jobs[i].err = jobs[i].p.Append(jobs[i].records)
 		}
@@ -255,6 +245,31 @@ func runAppends(jobs []appendJob) {
 		}()
 	}
 	wg.Wait()
+}
+
+// appendConcurrently reports whether jobs are worth appending in parallel:
+// several partitions, enough bytes, and no partition named twice (whose
+// batches must keep request order). Small requests, the common case at low
+// rates, return before the duplicate check allocates anything.
+func appendConcurrently(jobs []appendJob) bool {
+	if len(jobs) < 2 {
+		return false
+	}
+	total := 0
+	for i := range jobs {
+		total += len(jobs[i].records)
+	}
+	if total < parallelAppendMinBytes {
+		return false
+	}
+	seen := make(map[*replica.Partition]bool, len(jobs))
+	for i := range jobs {
+		if seen[jobs[i].p] {
+			return false
+		}
+		seen[jobs[i].p] = true
+	}
+	return true
 }
 
 // Bad-input kinds (brokerMetrics.badInputEvent) for rejected batches.

@@ -128,24 +128,20 @@ func readGroupRecords(p *replica.Partition, stop <-chan struct{}) ([]group.Recor
 }
 
 // parseGroupBatches walks whole batches in b, calling emit for each record
-// (copied: b is reused), and returns the offset after the last batch.
+// (copied: b is reused), and returns the offset after the last batch. The
+// chunk is first checked by segments.ValidateBatches — framing, CRC, record
+// counts, and decompression within segments' size bound — so the records
+// decoded here come only from batches known to be whole and bounded.
 func parseGroupBatches(b []byte, dec kgo.Decompressor, emit func(group.Record)) (segments.Offset, error) {
+	headers, err := segments.ValidateBatches(b, 0)
+	if err != nil {
+		return 0, asCorrupt(err)
+	}
 	var next segments.Offset
-	for len(b) > 0 {
-		h, err := segments.ParseBatchHeader(b)
-		if err != nil {
-			return 0, &segments.CorruptError{Reason: err.Error()}
-		}
-		size := h.Size()
-		if size > int64(len(b)) {
-			return 0, &segments.CorruptError{Reason: fmt.Sprintf("batch at offset %d of %d bytes overruns its chunk", h.BaseOffset, size)}
-		}
-		raw := b[:size]
-		b = b[size:]
+	for _, h := range headers {
+		raw := b[:h.Size()]
+		b = b[h.Size():]
 		next = h.NextOffset()
-		if got := crc32.Checksum(raw[batchAttributesAt:], crc32c); got != h.CRC {
-			return 0, &segments.CorruptError{Reason: fmt.Sprintf("batch at offset %d: CRC %08x, want %08x", h.BaseOffset, got, h.CRC)}
-		}
 		if h.IsControl() {
 			continue // transaction markers carry no group state
 		}
@@ -153,17 +149,17 @@ func parseGroupBatches(b []byte, dec kgo.Decompressor, emit func(group.Record)) 
 		if c := h.Compression(); c != segments.CompressionNone {
 			records, err = dec.Decompress(records, kgo.CompressionCodecType(c))
 			if err != nil {
-				return 0, &segments.CorruptError{Reason: fmt.Sprintf("batch at offset %d: decompress: %v", h.BaseOffset, err)}
+				return 0, &segments.CorruptError{Offset: h.BaseOffset, Reason: fmt.Sprintf("decompress: %v", err)}
 			}
 		}
 		for i := int32(0); i < h.RecordCount; i++ {
 			l, w := binary.Varint(records)
 			if w <= 0 || l < 0 || int64(w)+l > int64(len(records)) {
-				return 0, &segments.CorruptError{Reason: fmt.Sprintf("batch at offset %d: record %d truncated", h.BaseOffset, i)}
+				return 0, &segments.CorruptError{Offset: h.BaseOffset, Reason: fmt.Sprintf("record %d truncated", i)}
 			}
 			var r kmsg.Record
 			if err := r.ReadFrom(records[:int64(w)+l]); err != nil {
-				return 0, &segments.CorruptError{Reason: fmt.Sprintf("batch at offset %d: record %d: %v", h.BaseOffset, i, err)}
+				return 0, &segments.CorruptError{Offset: h.BaseOffset, Reason: fmt.Sprintf("record %d: %v", i, err)}
 			}
 			records = records[int64(w)+l:]
 			gr := group.Record{Key: append([]byte{}, r.Key...)}
@@ -174,4 +170,14 @@ func parseGroupBatches(b []byte, dec kgo.Decompressor, emit func(group.Record)) 
 		}
 	}
 	return next, nil
+}
+
+// asCorrupt reports a stored batch that fails validation as corruption:
+// whatever the reason, bytes in our own log that do not validate are damage.
+func asCorrupt(err error) error {
+	var c *segments.CorruptError
+	if errors.As(err, &c) {
+		return err
+	}
+	return &segments.CorruptError{Offset: -1, Reason: err.Error()}
 }

@@ -497,14 +497,12 @@ func (r *topicRegistry) newTopicID() ([16]byte, error) {
 func (r *topicRegistry) deleteTopic(t *topic) error {
 	r.adminMu.Lock()
 	defer r.adminMu.Unlock()
-	r.mu.RLock()
-	cur, closed := r.mu.byName[t.name], r.mu.closed
-	r.mu.RUnlock()
-	if closed {
-		return errRegistryClosed
+	cur, err := r.currentLocked(t.name)
+	if err == nil && cur.id != t.id {
+		err = newAdminError(kerr.UnknownTopicOrPartition, "This server does not host topic '%s'.", t.name)
 	}
-	if cur == nil || cur.id != t.id {
-		return newAdminError(kerr.UnknownTopicOrPartition, "This server does not host topic '%s'.", t.name)
+	if err != nil {
+		return err
 	}
 	if cur.name == offsetsTopic {
 		// The group coordinator holds its partitions; see group_driver.go.
@@ -519,19 +517,32 @@ func (r *topicRegistry) deleteTopic(t *topic) error {
 	return nil
 }
 
-// addPartitions grows a topic to count partitions (validating only, if
-// validateOnly). Shrinking or keeping the count is INVALID_PARTITIONS.
-func (r *topicRegistry) addPartitions(name string, count int32, validateOnly bool) error {
-	r.adminMu.Lock()
-	defer r.adminMu.Unlock()
+// currentLocked returns the live topic called name for a mutation (adminMu
+// held): errRegistryClosed after close, UNKNOWN_TOPIC_OR_PARTITION if there
+// is none.
+func (r *topicRegistry) currentLocked(name string) (*topic, error) {
 	r.mu.RLock()
 	cur, closed := r.mu.byName[name], r.mu.closed
 	r.mu.RUnlock()
 	switch {
 	case closed:
-		return errRegistryClosed
+		return nil, errRegistryClosed
 	case cur == nil:
-		return newAdminError(kerr.UnknownTopicOrPartition, "This server does not host topic '%s'.", name)
+		return nil, newAdminError(kerr.UnknownTopicOrPartition, "This server does not host topic '%s'.", name)
+	}
+	return cur, nil
+}
+
+// addPartitions grows a topic to count partitions (validating only, if
+// validateOnly). Shrinking or keeping the count is INVALID_PARTITIONS.
+func (r *topicRegistry) addPartitions(name string, count int32, validateOnly bool) error {
+	r.adminMu.Lock()
+	defer r.adminMu.Unlock()
+	cur, err := r.currentLocked(name)
+	if err != nil {
+		return err
+	}
+	switch {
 	case name == offsetsTopic:
 		// More partitions would move groups (PartitionFor) away from
 		// their committed offsets.
@@ -567,14 +578,9 @@ func (r *topicRegistry) addPartitions(name string, count int32, validateOnly boo
 func (r *topicRegistry) alterConfig(name string, validateOnly bool, fn func(cur TopicConfig, overrides map[string]string) error) error {
 	r.adminMu.Lock()
 	defer r.adminMu.Unlock()
-	r.mu.RLock()
-	cur, closed := r.mu.byName[name], r.mu.closed
-	r.mu.RUnlock()
-	switch {
-	case closed:
-		return errRegistryClosed
-	case cur == nil:
-		return newAdminError(kerr.UnknownTopicOrPartition, "This server does not host topic '%s'.", name)
+	cur, err := r.currentLocked(name)
+	if err != nil {
+		return err
 	}
 	overrides := cloneStrings(cur.overrides)
 	if overrides == nil {
