@@ -83,17 +83,14 @@ type pending struct {
 	// reply is written or abandoned (release).
 	frame []byte
 	held  int64 // bytes of queued.max.request.bytes held for frame
-	b     *Broker
 }
 
-// release returns the request frame to its pool and its bytes to
+// release returns p's request frame to its pool and its bytes to
 // queued.max.request.bytes.
-func (p *pending) release() {
+func (c *clientConn) release(p *pending) {
 	putFrame(p.frame)
 	p.frame = nil
-	if p.b != nil {
-		p.b.releaseRequestBytes(p.held)
-	}
+	c.b.releaseRequestBytes(p.held)
 	p.held = 0
 }
 
@@ -217,7 +214,7 @@ func (c *clientConn) readLoop() {
 			c.close()
 			return
 		}
-		p := &pending{key: key, version: version, respVersion: version, correlationID: d.header.CorrelationID, rep: rep, start: start, frame: frame, held: held, b: c.b}
+		p := &pending{key: key, version: version, respVersion: version, correlationID: d.header.CorrelationID, rep: rep, start: start, frame: frame, held: held}
 		if !c.enqueue(p) {
 			return
 		}
@@ -297,7 +294,7 @@ func (c *clientConn) abandon(p *pending) {
 	if p.rep.framed != nil {
 		p.rep.framed.done()
 	}
-	p.release()
+	c.release(p)
 }
 
 func (c *clientConn) writeLoop() {
@@ -349,7 +346,7 @@ func (c *clientConn) writeLoop() {
 			}
 		}
 		err := c.writeReply(bw, raw, &scratch, p)
-		p.release()
+		c.release(p)
 		if err != nil {
 			var netErr net.Error
 			var sysErr *os.SyscallError
