@@ -57,6 +57,10 @@ type Log struct {
 
 	appendMu sync.Mutex // serialises writers: Append, Truncate, Close, Delete
 	syncMu   sync.Mutex // serialises Sync, and excludes it from Truncate and Close
+	// structMu serialises changes to the closed segments: the cleaner's
+	// swaps, retention, DeleteRecords, Truncate, Close and Delete.
+	structMu sync.Mutex
+	cleanMu  sync.Mutex // serialises cleaning passes (Clean)
 	ckptMu   sync.Mutex // serialises checkpoint file writes; guards ckptOnDisk
 	// ckptOnDisk holds each checkpoint file's content as last read or
 	// written, so unchanged files are not rewritten (each write costs
@@ -73,6 +77,11 @@ type Log struct {
 		epochs   []epochEntry
 		dirDirty bool   // files were created since the directory was fsynced
 		ckptRP   Offset // recovery point last written to its checkpoint
+		// cleanedTo is the cleaner's first dirty offset: everything below
+		// it has been compacted. horizonMs is the earliest delete horizon
+		// of cleaned batches holding tombstones, 0 if none.
+		cleanedTo Offset
+		horizonMs int64
 		closed   bool
 		failed   error // a write or fsync failed: the log refuses writes
 	}
@@ -520,6 +529,8 @@ func (l *Log) Close() error {
 	defer l.appendMu.Unlock()
 	l.syncMu.Lock()
 	defer l.syncMu.Unlock()
+	l.structMu.Lock()
+	defer l.structMu.Unlock()
 	l.mu.RLock()
 	closed, failed := l.mu.closed, l.mu.failed
 	l.mu.RUnlock()
@@ -569,6 +580,8 @@ func (l *Log) Delete() error {
 	defer l.appendMu.Unlock()
 	l.syncMu.Lock()
 	defer l.syncMu.Unlock()
+	l.structMu.Lock()
+	defer l.structMu.Unlock()
 	l.mu.Lock()
 	segs := l.mu.segs
 	l.mu.segs = nil

@@ -84,6 +84,27 @@ func (l *Log) Read(from, upTo Offset, maxBytes int32, minOneBatch bool) (ReadRes
 		l.mu.RUnlock()
 		return ReadResult{}, ErrOffsetOutOfRange
 	}
+	l.mu.RUnlock()
+	for {
+		res, next, err := l.readOnce(from, upTo, maxBytes, minOneBatch)
+		if err != nil || res.Bytes > 0 || next <= from {
+			return res, err
+		}
+		// Compaction emptied the rest of that segment: go on from the
+		// next one.
+		from = next
+	}
+}
+
+// readOnce is Read within the segment holding from. With an empty result it
+// returns that segment's next offset when no batch of it reaches from (the
+// tail of a compacted segment), so Read can continue there.
+func (l *Log) readOnce(from, upTo Offset, maxBytes int32, minOneBatch bool) (ReadResult, Offset, error) {
+	l.mu.RLock()
+	if l.mu.closed {
+		l.mu.RUnlock()
+		return ReadResult{}, 0, ErrClosed
+	}
 	upTo = min(upTo, l.mu.end)
 	segs := l.mu.segs
 	i := sort.Search(len(segs), func(i int) bool { return segs[i].base > from }) - 1
@@ -92,15 +113,18 @@ func (l *Log) Read(from, upTo Offset, maxBytes int32, minOneBatch bool) (ReadRes
 	}
 	if from >= upTo || i < 0 || from >= segs[i].next {
 		l.mu.RUnlock()
-		return ReadResult{}, nil
+		return ReadResult{}, 0, nil
 	}
 	v := segs[i].viewLocked()
 	l.mu.RUnlock()
 
-	res, err := readView(v, from, upTo, maxBytes, minOneBatch)
+	res, exhausted, err := readView(v, from, upTo, maxBytes, minOneBatch)
 	if err != nil || res.Bytes == 0 {
 		v.s.release()
-		return ReadResult{}, err
+		if exhausted && i+1 < len(segs) && v.next < upTo {
+			return ReadResult{}, v.next, err
+		}
+		return ReadResult{}, 0, err
 	}
 	// Idempotent even across copies of the ReadResult.
 	var released atomic.Bool
@@ -109,7 +133,7 @@ func (l *Log) Read(from, upTo Offset, maxBytes int32, minOneBatch bool) (ReadRes
 			v.s.release()
 		}
 	}
-	return res, nil
+	return res, 0, nil
 }
 
 // indexedPosition checks that the batch an index entry names really starts
@@ -125,22 +149,27 @@ func (sc *scanner) indexedPosition(pos int64, off Offset) int64 {
 	return pos
 }
 
-func readView(v segView, from, upTo Offset, maxBytes int32, minOneBatch bool) (ReadResult, error) {
+// readView reads within one segment; exhausted reports that no batch of the
+// segment reaches from.
+func readView(v segView, from, upTo Offset, maxBytes int32, minOneBatch bool) (res ReadResult, exhausted bool, err error) {
 	sc, done := newReadScanner(v.s.log, v.size)
 	defer done()
 	first, start, err := seekBatch(sc, v, from)
-	if err == io.EOF || (err == nil && first.LastOffset() >= upTo) {
-		return ReadResult{}, nil
+	if err == io.EOF {
+		return ReadResult{}, true, nil
+	}
+	if err == nil && first.LastOffset() >= upTo {
+		return ReadResult{}, false, nil
 	}
 	if err != nil {
-		return ReadResult{}, corruptAt(v, err)
+		return ReadResult{}, false, corruptAt(v, err)
 	}
 	end := v.size
 	if upTo < v.next {
 		// End before the batch holding upTo.
 		_, p, err := seekBatch(sc, v, upTo)
 		if err != nil && err != io.EOF {
-			return ReadResult{}, corruptAt(v, err)
+			return ReadResult{}, false, corruptAt(v, err)
 		}
 		end = max(p, start)
 	}
@@ -151,7 +180,7 @@ func readView(v segView, from, upTo Offset, maxBytes int32, minOneBatch bool) (R
 		for p < end {
 			h, err := sc.header(p)
 			if err != nil {
-				return ReadResult{}, corruptAt(v, err)
+				return ReadResult{}, false, corruptAt(v, err)
 			}
 			if p+h.Size() > limit {
 				break
@@ -161,18 +190,18 @@ func readView(v segView, from, upTo Offset, maxBytes int32, minOneBatch bool) (R
 		end = p
 		if end == start {
 			if !minOneBatch {
-				return ReadResult{}, nil
+				return ReadResult{}, false, nil
 			}
 			end = start + first.Size()
 		}
 	}
 	if end <= start {
-		return ReadResult{}, nil
+		return ReadResult{}, false, nil
 	}
 	return ReadResult{
 		Chunks: []FileChunk{{File: v.s.log, Position: start, Size: end - start}},
 		Bytes:  end - start,
-	}, nil
+	}, false, nil
 }
 
 // OffsetForTimestamp returns the first offset (at or after the log start)

@@ -21,6 +21,9 @@ import (
 // load does Open's work; on error every opened file is closed.
 func (l *Log) load() (err error) {
 	cfg := l.mu.cfg
+	if err := redoCleanerSwap(l.dir, l.logger); err != nil {
+		return err
+	}
 	ents, err := os.ReadDir(l.dir)
 	if err != nil {
 		return err
@@ -121,15 +124,17 @@ func (l *Log) load() (err error) {
 				if err != nil {
 					return err
 				}
-				if res.bad != nil || res.next != bases[i+1] {
-					reason := fmt.Sprintf("segment ends at offset %d, next segment starts at %d", res.next, bases[i+1])
+				// A compacted segment may end before the next one starts
+				// (its last batches were cleaned away); it never overlaps.
+				if res.bad != nil || res.next > bases[i+1] {
+					reason := fmt.Sprintf("segment ends at offset %d, after the next segment's start %d", res.next, bases[i+1])
 					pos := res.validSize
 					if res.bad != nil {
 						reason, pos = res.bad.reason, res.bad.pos
 					}
 					return &CorruptError{Path: s.log.Name(), Position: pos, Offset: res.next, Reason: reason}
 				}
-				s.closed = true
+				s.closed, s.next = true, bases[i+1]
 				recovered = append(recovered, s)
 				continue
 			}
@@ -247,6 +252,13 @@ func (l *Log) load() (err error) {
 	l.mu.epochs, _ = truncateEpochsFromEnd(l.mu.epochs, end)
 	l.mu.epochs, _ = truncateEpochsFromStart(l.mu.epochs, start)
 	l.mu.ckptRP = active.base
+	if b, err := os.ReadFile(filepath.Join(l.dir, cleanerCheckpointFile)); err == nil {
+		if to, horizon, err := parseCleanerCheckpoint(b); err != nil {
+			l.logger.Warn("ignoring unparsable cleaner checkpoint: the next pass cleans everything", "err", err)
+		} else {
+			l.mu.cleanedTo, l.mu.horizonMs = min(to, end), horizon
+		}
+	}
 	if clean {
 		if err := os.Remove(filepath.Join(l.dir, cleanShutdownFile)); err != nil {
 			return err

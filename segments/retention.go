@@ -13,6 +13,8 @@ import (
 // if o is not above it). o above the end offset gives ErrOffsetOutOfRange;
 // checking o against the high watermark is the caller's job.
 func (l *Log) DeleteRecordsBefore(o Offset) (Offset, error) {
+	l.structMu.Lock()
+	defer l.structMu.Unlock()
 	l.mu.Lock()
 	if l.mu.closed {
 		l.mu.Unlock()
@@ -116,6 +118,8 @@ func (l *Log) retentionPlanLocked(now time.Time) int {
 // segment), moving the log start to the first remaining segment. It
 // returns how many segments it deleted.
 func (l *Log) ApplyRetention(now time.Time) (deletedSegments int, err error) {
+	l.structMu.Lock()
+	defer l.structMu.Unlock()
 	l.mu.Lock()
 	if l.mu.closed {
 		l.mu.Unlock()
@@ -145,6 +149,8 @@ func (l *Log) Truncate(to Offset) error {
 	defer l.appendMu.Unlock()
 	l.syncMu.Lock()
 	defer l.syncMu.Unlock()
+	l.structMu.Lock()
+	defer l.structMu.Unlock()
 	l.mu.Lock()
 	removed, changed, err := l.truncateLocked(to)
 	l.mu.Unlock()
@@ -212,6 +218,7 @@ func (l *Log) truncateLocked(to Offset) (removed []*segment, changed bool, err e
 		l.mu.end = s.next
 	}
 	l.mu.durable = min(l.mu.durable, l.mu.end)
+	l.mu.cleanedTo = min(l.mu.cleanedTo, l.mu.end)
 	l.mu.epochs, _ = truncateEpochsFromEnd(l.mu.epochs, l.mu.end)
 	l.logger.Info("truncated log", "to", to, "end", l.mu.end)
 	return removed, true, nil

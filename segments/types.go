@@ -61,6 +61,15 @@ type Config struct {
 	// more than TimestampAfterMax after it, is refused (ErrInvalidTimestamp).
 	TimestampBeforeMax time.Duration // message.timestamp.before.max.ms
 	TimestampAfterMax  time.Duration // message.timestamp.after.max.ms
+
+	// Compaction (see Clean). Compact is set when cleanup.policy includes
+	// compact; retention by age and size is the caller's to switch off
+	// when it does not include delete (RetentionAge/RetentionBytes < 0).
+	Compact           bool
+	MinCleanableRatio float64       // min.cleanable.dirty.ratio
+	MinCompactionLag  time.Duration // min.compaction.lag.ms
+	MaxCompactionLag  time.Duration // max.compaction.lag.ms; <= 0 means unlimited
+	DeleteRetention   time.Duration // delete.retention.ms
 }
 
 // FileChunk is a byte range of an open segment file, to be sent with
