@@ -82,8 +82,8 @@ type Log struct {
 		// of cleaned batches holding tombstones, 0 if none.
 		cleanedTo Offset
 		horizonMs int64
-		closed   bool
-		failed   error // a write or fsync failed: the log refuses writes
+		closed    bool
+		failed    error // a write or fsync failed: the log refuses writes
 	}
 }
 
