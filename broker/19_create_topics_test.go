@@ -82,7 +82,7 @@ func TestCreateTopicsErrors(t *testing.T) {
 		{admCreateTopic("rf3", 1, 3), kerr.InvalidReplicationFactor, "only 1 broker"},
 		{admCreateTopic("rf0", 1, 0), kerr.InvalidReplicationFactor, "larger than 0"},
 		{admCreateTopic("cfg", 1, 1, "segment.bytes", "10"), kerr.InvalidConfig, `"10"`},
-		{admCreateTopic("compact", 1, 1, "cleanup.policy", "compact"), kerr.InvalidConfig, "not implemented"},
+		{admCreateTopic("compact", 1, 1, "cleanup.policy", "compact,shred"), kerr.InvalidConfig, "delete and compact"},
 		{admCreateTopic("unknown", 1, 1, "foo.bar", "1"), kerr.InvalidConfig, "foo.bar"},
 		{admCreateTopic("dupcfg", 1, 1, "retention.ms", "1", "retention.ms", "2"), kerr.InvalidRequest, "retention.ms"},
 		{assign("other-broker", []int32{2}), kerr.InvalidReplicaAssignment, "broker 2"},

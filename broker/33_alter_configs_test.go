@@ -47,7 +47,7 @@ func TestAlterConfigs(t *testing.T) {
 		msg  string
 	}{
 		{admAlter(topic, "alter", "retention.ms", "soon"), kerr.InvalidConfig.Code, "soon"},
-		{admAlter(topic, "alter", "cleanup.policy", "compact"), kerr.InvalidConfig.Code, "not implemented"},
+		{admAlter(topic, "alter", "cleanup.policy", "compact,shred"), kerr.InvalidConfig.Code, "delete and compact"},
 		{admAlter(topic, "alter", "retention.ms", "1", "retention.ms", "2"), kerr.InvalidRequest.Code, "duplicate"},
 		{admAlter(topic, "missing", "retention.ms", "1"), kerr.UnknownTopicOrPartition.Code, "missing"},
 		{admAlter(topic, "bad/name"), kerr.InvalidTopicException.Code, ""},

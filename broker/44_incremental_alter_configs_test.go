@@ -54,7 +54,7 @@ func TestIncrementalAlterConfigs(t *testing.T) {
 		code int16
 	}{
 		{[]kmsg.IncrementalAlterConfigsRequestResourceConfig{admIncOp("cleanup.policy", sub, kmsg.StringPtr("delete"))}, kerr.InvalidConfig.Code},
-		{[]kmsg.IncrementalAlterConfigsRequestResourceConfig{admIncOp("cleanup.policy", app, kmsg.StringPtr("compact"))}, kerr.InvalidConfig.Code},
+		{[]kmsg.IncrementalAlterConfigsRequestResourceConfig{admIncOp("cleanup.policy", app, kmsg.StringPtr("shred"))}, kerr.InvalidConfig.Code},
 		{[]kmsg.IncrementalAlterConfigsRequestResourceConfig{admIncOp("retention.ms", app, kmsg.StringPtr("1"))}, kerr.InvalidConfig.Code},
 		{[]kmsg.IncrementalAlterConfigsRequestResourceConfig{admIncOp("retention.ms", set, kmsg.StringPtr("-5"))}, kerr.InvalidConfig.Code},
 		{[]kmsg.IncrementalAlterConfigsRequestResourceConfig{admIncOp("no.such.key", del, nil)}, kerr.InvalidConfig.Code},

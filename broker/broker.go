@@ -34,6 +34,7 @@ type Config struct {
 	RetentionCheckInterval      time.Duration // log.retention.check.interval.ms (5 min)
 	TopicDefaults               TopicConfig   // segment.bytes, retention.ms, … (Kafka's defaults)
 	Group                       GroupConfig   // offsets.topic.num.partitions, group.* (group_driver.go)
+	Cleaner                     CleanerConfig // log.cleaner.* (cleaner.go)
 	Logger                      *slog.Logger
 }
 
@@ -55,6 +56,7 @@ type Broker struct {
 	committer *replica.Committer // group-commit fsync shared by all partitions
 	metrics   *brokerMetrics     // metrics.go
 	groups    *groupDriver       // group coordinator (group_driver.go)
+	cleaner   *logCleaner        // log compaction (cleaner.go); nil if disabled
 	// requestBytes bounds the request frames held in memory by all
 	// connections together (queued.max.request.bytes); nil if unlimited.
 	requestBytes *semaphore.Weighted
@@ -97,6 +99,7 @@ func New(cfg Config) (*Broker, error) {
 		b.committer.Close()
 		return nil, fmt.Errorf("group coordinator: %w", err)
 	}
+	b.cleaner = startLogCleaner(b, cfg.Cleaner)
 	if b.partitionGauges, err = registerPartitionMetrics(otel.Meter(meterName), b); err != nil {
 		b.log.Warn("per-partition metrics unavailable", "err", err) // metrics must never stop the broker
 	}

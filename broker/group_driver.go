@@ -30,15 +30,19 @@ package broker
 // (waiting requests get NOT_COORDINATOR), answer the affected requests with
 // NOT_COORDINATOR, and Load the partition again from what is durable.
 //
-// __consumer_offsets is created with cleanup.policy=delete and
-// retention.ms=-1 because log compaction does not exist yet: committed
-// offsets are never deleted by retention, and the topic grows by every
-// commit until compaction (issue 3) replaces the policy with compact.
+// __consumer_offsets is a compacted topic (cleanup.policy=compact, segment.bytes
+// from offsets.topic.segment.bytes, both reapplied at every start): the log
+// cleaner keeps the latest record per key, so the topic holds about one
+// commit per group, topic and partition plus the group metadata, and drops
+// the tombstones of deleted groups and expired offsets after
+// delete.retention.ms.
 
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net"
+	"strconv"
 	"sync"
 	"time"
 
@@ -53,13 +57,17 @@ import (
 // metadata.
 const offsetsTopic = "__consumer_offsets"
 
-// offsetsTopicConfigs are the overrides __consumer_offsets is created with:
-// never delete by time (no compaction yet, see the file comment) and
-// Kafka's offsets.topic.segment.bytes (100 MiB = 100 × 2^20).
-var offsetsTopicConfigs = map[string]string{
-	"cleanup.policy": "delete",
-	"retention.ms":   "-1",
-	"segment.bytes":  "104857600",
+// offsetsTopicConfigs are the overrides __consumer_offsets has: compaction,
+// and Kafka's offsets.topic.segment.bytes (100 MiB = 100 × 2^20) unless
+// configured otherwise.
+func offsetsTopicConfigs(segmentBytes int32) map[string]string {
+	if segmentBytes <= 0 {
+		segmentBytes = 100 << 20
+	}
+	return map[string]string{
+		"cleanup.policy": "compact",
+		"segment.bytes":  strconv.Itoa(int(segmentBytes)),
+	}
 }
 
 // GroupConfig holds the group coordinator's knobs (Kafka's names). Zero
@@ -71,6 +79,7 @@ type GroupConfig struct {
 	MaxSessionTimeout         time.Duration // group.max.session.timeout.ms (30 min)
 	MaxSize                   int           // group.max.size (1000 in internal/config)
 	OffsetsRetention          time.Duration // offsets.retention.minutes (7 days)
+	OffsetsTopicSegmentBytes  int32         // offsets.topic.segment.bytes (100 MiB)
 }
 
 type groupDriver struct {
@@ -106,13 +115,25 @@ func startGroupCoordinator(b *Broker) (*groupDriver, error) {
 	if cfg.NumPartitions <= 0 {
 		cfg.NumPartitions = group.DefaultNumPartitions
 	}
+	want := offsetsTopicConfigs(gc.OffsetsTopicSegmentBytes)
 	t := b.topics.get(offsetsTopic)
 	if t == nil {
 		var err error
-		t, err = b.topics.createTopic(offsetsTopic, cfg.NumPartitions, offsetsTopicConfigs, false)
+		t, err = b.topics.createTopic(offsetsTopic, cfg.NumPartitions, want, false)
 		if err != nil {
 			return nil, fmt.Errorf("create %s: %w", offsetsTopic, err)
 		}
+	} else if !mapContains(t.overrides, want) {
+		// A topic created before compaction existed, or another
+		// offsets.topic.segment.bytes: other overrides stay.
+		err := b.topics.alterConfig(offsetsTopic, false, func(_ TopicConfig, o map[string]string) error {
+			maps.Copy(o, want)
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("configure %s: %w", offsetsTopic, err)
+		}
+		t = b.topics.get(offsetsTopic)
 	}
 	if n := int32(len(t.partitions)); n != cfg.NumPartitions {
 		// Kafka keeps the existing count too: changing it would move groups
@@ -469,4 +490,14 @@ func (d *groupDriver) loadInProgress() bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return !d.mu.loaded
+}
+
+// mapContains reports whether m has every key of sub with the same value.
+func mapContains(m, sub map[string]string) bool {
+	for k, v := range sub {
+		if got, ok := m[k]; !ok || got != v {
+			return false
+		}
+	}
+	return true
 }

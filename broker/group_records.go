@@ -133,7 +133,7 @@ func readGroupRecords(p *replica.Partition, stop <-chan struct{}) ([]group.Recor
 // counts, and decompression within segments' size bound — so the records
 // decoded here come only from batches known to be whole and bounded.
 func parseGroupBatches(b []byte, dec kgo.Decompressor, emit func(group.Record)) (segments.Offset, error) {
-	headers, err := segments.ValidateBatches(b, 0)
+	headers, err := segments.ValidateBatches(b, 0, false)
 	if err != nil {
 		return 0, asCorrupt(err)
 	}

@@ -332,7 +332,7 @@ func TestGroupBatchEncoding(t *testing.T) {
 		{Key: []byte("k3"), Value: []byte{}},
 	}
 	batch := encodeGroupBatch(recs, time.UnixMilli(1234))
-	hs, err := segments.ValidateBatches(batch, 1<<20)
+	hs, err := segments.ValidateBatches(batch, 1<<20, false)
 	if err != nil || len(hs) != 1 || hs[0].RecordCount != 3 || hs[0].ProducerID != -1 {
 		t.Fatalf("validate: %v %+v", err, hs)
 	}

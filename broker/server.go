@@ -117,6 +117,7 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 	if b.partitionGauges != nil {
 		_ = b.partitionGauges.Unregister()
 	}
+	b.cleaner.close() // aborts a pass in progress; before the partitions close
 	if b.groups != nil {
 		b.groups.close() // before the partitions it appends to close
 	}

@@ -1,6 +1,9 @@
 package broker
 
 import (
+	"math"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/stratalog/strata/segments"
@@ -11,7 +14,7 @@ import (
 // keys) are the base; per-topic overrides from CreateTopics/AlterConfigs
 // apply on top.
 type TopicConfig struct {
-	CleanupPolicy      string                 // cleanup.policy: delete (compact comes with the groups issue)
+	CleanupPolicy      string                 // cleanup.policy: delete, compact or compact,delete (delete)
 	SegmentBytes       int64                  // segment.bytes (1 GiB)
 	SegmentRollAge     time.Duration          // segment.ms (7 days)
 	SegmentIndexBytes  int32                  // segment.index.bytes (10 MiB)
@@ -25,11 +28,22 @@ type TopicConfig struct {
 	MinInsyncReplicas  int16                  // min.insync.replicas (1)
 	CompressionType    string                 // compression.type (producer)
 	FileDeleteDelay    time.Duration          // file.delete.delay.ms (60 s)
+	DeleteRetention    time.Duration          // delete.retention.ms (1 day): how long tombstones stay after their first cleaning
+	MinCleanableRatio  float64                // min.cleanable.dirty.ratio (0.5)
+	MinCompactionLag   time.Duration          // min.compaction.lag.ms (0)
+	MaxCompactionLag   time.Duration          // max.compaction.lag.ms (unlimited)
 }
+
+// Compact reports whether cleanup.policy includes compact.
+func (c TopicConfig) Compact() bool { return slices.Contains(strings.Split(c.CleanupPolicy, ","), "compact") }
+
+// deletes reports whether cleanup.policy includes delete (retention by
+// time and size).
+func (c TopicConfig) deletes() bool { return slices.Contains(strings.Split(c.CleanupPolicy, ","), "delete") }
 
 // LogConfig projects the topic config onto the segments layer.
 func (c TopicConfig) LogConfig() segments.Config {
-	return segments.Config{
+	lc := segments.Config{
 		SegmentBytes:       c.SegmentBytes,
 		SegmentRollAge:     c.SegmentRollAge,
 		IndexIntervalBytes: c.IndexIntervalBytes,
@@ -40,5 +54,18 @@ func (c TopicConfig) LogConfig() segments.Config {
 		TimestampType:      c.TimestampType,
 		TimestampBeforeMax: c.TimestampBeforeMax,
 		TimestampAfterMax:  c.TimestampAfterMax,
+		Compact:            c.Compact(),
+		MinCleanableRatio:  c.MinCleanableRatio,
+		MinCompactionLag:   c.MinCompactionLag,
+		MaxCompactionLag:   c.MaxCompactionLag,
+		DeleteRetention:    c.DeleteRetention,
 	}
+	if !c.deletes() {
+		// compact alone: nothing is deleted by age or size.
+		lc.RetentionAge, lc.RetentionBytes = -1, -1
+	}
+	if lc.MaxCompactionLag == time.Duration(math.MaxInt64) {
+		lc.MaxCompactionLag = 0 // unlimited
+	}
+	return lc
 }

@@ -52,6 +52,10 @@ func DefaultTopicConfig() TopicConfig {
 		MinInsyncReplicas:  1,
 		CompressionType:    "producer",
 		FileDeleteDelay:    60 * time.Second, // 60000 ms
+		DeleteRetention:    24 * time.Hour,   // 86400000 ms
+		MinCleanableRatio:  0.5,
+		MinCompactionLag:   0,
+		MaxCompactionLag:   time.Duration(math.MaxInt64), // Long.MAX_VALUE: no limit
 	}
 }
 
@@ -124,7 +128,7 @@ func topicConfigDefByKey(key string) *topicConfigDef {
 var topicConfigDefs = []topicConfigDef{
 	{
 		key: "cleanup.policy", brokerKey: "log.cleanup.policy", typ: kmsg.ConfigTypeList,
-		doc: "The retention policy for old log segments: delete removes whole segments past retention.ms/retention.bytes. compact is not implemented yet.",
+		doc: "The retention policy for old log segments: delete removes whole segments past retention.ms/retention.bytes; compact keeps the latest record of every key (the log cleaner rewrites closed segments); compact,delete does both.",
 		set: func(c *TopicConfig, v string) error {
 			p, err := parseCleanupPolicy(v)
 			if err == nil {
@@ -150,6 +154,18 @@ var topicConfigDefs = []topicConfigDef{
 		get: func(c TopicConfig) string { return c.CompressionType },
 	},
 	{
+		key: "delete.retention.ms", brokerKey: "log.cleaner.delete.retention.ms", typ: kmsg.ConfigTypeLong,
+		doc: "For compacted topics, how long a tombstone (a null value) is kept after the cleaner first reaches it: a consumer reading from the start within this time sees the delete.",
+		set: func(c *TopicConfig, v string) error {
+			d, err := parseMillis(v, 0)
+			if err == nil {
+				c.DeleteRetention = d
+			}
+			return err
+		},
+		get: func(c TopicConfig) string { return formatMillis(c.DeleteRetention) },
+	},
+	{
 		key: "file.delete.delay.ms", brokerKey: "log.segment.delete.delay.ms", typ: kmsg.ConfigTypeLong,
 		doc: "How long to wait before deleting a file from the filesystem.",
 		set: func(c *TopicConfig, v string) error {
@@ -172,6 +188,18 @@ var topicConfigDefs = []topicConfigDef{
 			return err
 		},
 		get: func(c TopicConfig) string { return strconv.FormatInt(int64(c.IndexIntervalBytes), 10) },
+	},
+	{
+		key: "max.compaction.lag.ms", brokerKey: "log.cleaner.max.compaction.lag.ms", typ: kmsg.ConfigTypeLong,
+		doc: "For compacted topics, the longest a record stays uncompacted: a log whose oldest dirty record is older is cleaned whatever its dirty ratio (the active segment is never cleaned, so segment.ms bounds it too).",
+		set: func(c *TopicConfig, v string) error {
+			d, err := parseMillis(v, 1)
+			if err == nil {
+				c.MaxCompactionLag = d
+			}
+			return err
+		},
+		get: func(c TopicConfig) string { return formatMillis(c.MaxCompactionLag) },
 	},
 	{
 		key: "max.message.bytes", brokerKey: "message.max.bytes", typ: kmsg.ConfigTypeInt,
@@ -229,6 +257,31 @@ var topicConfigDefs = []topicConfigDef{
 			}
 			return "CreateTime"
 		},
+	},
+	{
+		key: "min.cleanable.dirty.ratio", brokerKey: "log.cleaner.min.cleanable.ratio", typ: kmsg.ConfigTypeDouble,
+		doc: "For compacted topics, the share of the cleanable log that must be dirty (not yet compacted) before the cleaner rewrites it.",
+		set: func(c *TopicConfig, v string) error {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil || math.IsNaN(f) || f < 0 || f > 1 {
+				return fmt.Errorf("must be a number between 0 and 1")
+			}
+			c.MinCleanableRatio = f
+			return nil
+		},
+		get: func(c TopicConfig) string { return strconv.FormatFloat(c.MinCleanableRatio, 'g', -1, 64) },
+	},
+	{
+		key: "min.compaction.lag.ms", brokerKey: "log.cleaner.min.compaction.lag.ms", typ: kmsg.ConfigTypeLong,
+		doc: "For compacted topics, the youngest a record may be and still be compacted.",
+		set: func(c *TopicConfig, v string) error {
+			d, err := parseMillis(v, 0)
+			if err == nil {
+				c.MinCompactionLag = d
+			}
+			return err
+		},
+		get: func(c TopicConfig) string { return formatMillis(c.MinCompactionLag) },
 	},
 	{
 		key: "min.insync.replicas", brokerKey: "min.insync.replicas", typ: kmsg.ConfigTypeInt,
@@ -309,13 +362,12 @@ var topicConfigDefs = []topicConfigDef{
 // implement (yet); they get a clearer message than a plain unknown key.
 var kafkaUnsupportedTopicKeys = []string{
 	"compression.gzip.level", "compression.lz4.level", "compression.zstd.level",
-	"delete.retention.ms", "flush.messages", "flush.ms",
+	"flush.messages", "flush.ms",
 	"follower.replication.throttled.replicas", "leader.replication.throttled.replicas",
-	"local.retention.bytes", "local.retention.ms", "max.compaction.lag.ms",
+	"local.retention.bytes", "local.retention.ms",
 	"message.downconversion.enable", "message.format.version",
 	"message.timestamp.after.max.ms", "message.timestamp.before.max.ms",
-	"message.timestamp.difference.max.ms", "min.cleanable.dirty.ratio",
-	"min.compaction.lag.ms", "preallocate", "remote.storage.enable",
+	"message.timestamp.difference.max.ms", "preallocate", "remote.storage.enable",
 	"remote.log.copy.disable", "remote.log.delete.on.disable",
 	"segment.jitter.ms", "unclean.leader.election.enable",
 }
@@ -326,9 +378,7 @@ func parseCleanupPolicy(v string) (string, error) {
 	for _, item := range strings.Split(v, ",") {
 		item = strings.TrimSpace(item)
 		switch item {
-		case "delete":
-		case "compact":
-			return "", fmt.Errorf("log compaction is not implemented yet; only delete is supported")
+		case "delete", "compact":
 		case "":
 			continue
 		default:
@@ -339,7 +389,7 @@ func parseCleanupPolicy(v string) (string, error) {
 		}
 	}
 	if len(out) == 0 {
-		return "", fmt.Errorf("must not be empty; only delete is supported")
+		return "", fmt.Errorf("must not be empty: delete, compact or both")
 	}
 	return strings.Join(out, ","), nil
 }

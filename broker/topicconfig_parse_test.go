@@ -15,7 +15,11 @@ func TestDefaultTopicConfigIsKafkas(t *testing.T) {
 	want := map[string]string{
 		"cleanup.policy":                  "delete",
 		"compression.type":                "producer",
+		"delete.retention.ms":             "86400000",
 		"file.delete.delay.ms":            "60000",
+		"max.compaction.lag.ms":           "9223372036854775807",
+		"min.cleanable.dirty.ratio":       "0.5",
+		"min.compaction.lag.ms":           "0",
 		"index.interval.bytes":            "4096",
 		"max.message.bytes":               "1048588",
 		"message.timestamp.type":          "CreateTime",
@@ -49,24 +53,28 @@ func TestDefaultTopicConfigIsKafkas(t *testing.T) {
 func TestParseTopicConfigValid(t *testing.T) {
 	base := DefaultTopicConfig()
 	c, err := ParseTopicConfig(base, map[string]string{
-		"segment.bytes":          " 14 ",
-		"segment.ms":             "1",
-		"retention.ms":           "-1",
-		"retention.bytes":        "1000",
-		"max.message.bytes":      "0",
-		"message.timestamp.type": "LogAppendTime",
-		"min.insync.replicas":    "2",
-		"cleanup.policy":         "delete,delete",
-		"index.interval.bytes":   "0",
-		"segment.index.bytes":    "4",
-		"file.delete.delay.ms":   "0",
-		"compression.type":       "producer",
+		"segment.bytes":             " 14 ",
+		"segment.ms":                "1",
+		"retention.ms":              "-1",
+		"retention.bytes":           "1000",
+		"max.message.bytes":         "0",
+		"message.timestamp.type":    "LogAppendTime",
+		"min.insync.replicas":       "2",
+		"cleanup.policy":            "compact, delete,compact",
+		"delete.retention.ms":       "0",
+		"min.cleanable.dirty.ratio": "0.25",
+		"min.compaction.lag.ms":     "5",
+		"max.compaction.lag.ms":     "1",
+		"index.interval.bytes":      "0",
+		"segment.index.bytes":       "4",
+		"file.delete.delay.ms":      "0",
+		"compression.type":          "producer",
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := TopicConfig{
-		CleanupPolicy:      "delete",
+		CleanupPolicy:      "compact,delete",
 		SegmentBytes:       14,
 		SegmentRollAge:     time.Millisecond,
 		SegmentIndexBytes:  4,
@@ -80,6 +88,10 @@ func TestParseTopicConfigValid(t *testing.T) {
 		MinInsyncReplicas:  2,
 		CompressionType:    "producer",
 		FileDeleteDelay:    0,
+		DeleteRetention:    0,
+		MinCleanableRatio:  0.25,
+		MinCompactionLag:   5 * time.Millisecond,
+		MaxCompactionLag:   time.Millisecond,
 	}
 	if c != want {
 		t.Fatalf("got %+v\nwant %+v", c, want)
@@ -114,8 +126,11 @@ func TestParseTopicConfigInvalid(t *testing.T) {
 		{"min.insync.replicas", "0", "at least 1"},
 		{"file.delete.delay.ms", "-1", "at least 0"},
 		{"message.timestamp.type", "createtime", "CreateTime or LogAppendTime"},
-		{"cleanup.policy", "compact", "compaction is not implemented yet"},
-		{"cleanup.policy", "delete,compact", "compaction is not implemented yet"},
+		{"cleanup.policy", "compact,remove", "delete and compact"},
+		{"min.cleanable.dirty.ratio", "1.5", "between 0 and 1"},
+		{"min.cleanable.dirty.ratio", "NaN", "between 0 and 1"},
+		{"max.compaction.lag.ms", "0", "at least 1"},
+		{"delete.retention.ms", "-1", "at least 0"},
 		{"cleanup.policy", "", "must not be empty"},
 		{"cleanup.policy", "remove", "delete and compact"},
 		{"compression.type", "brotli", "must be one of"},

@@ -230,7 +230,7 @@ func TestTopicRegistryCreateErrors(t *testing.T) {
 	if _, err := b.topics.create("a.b", 1, nil); err != nil {
 		t.Fatal(err)
 	}
-	bad := "compact"
+	bad := "shred"
 	cases := []struct {
 		name       string
 		partitions int32

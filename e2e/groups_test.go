@@ -4,7 +4,9 @@ package e2e
 // several clients, committed offsets that survive a broker restart.
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -500,4 +502,75 @@ func TestConsumerOffsetsRecords(t *testing.T) {
 	if protocol == "" {
 		t.Fatal("no group metadata record for the group")
 	}
+}
+
+// kafkaJSChurnSummary is the JSON summary e2e/js/group_churn.js prints.
+type kafkaJSChurnSummary struct {
+	Produced    int // records the script produced
+	Distinct    int // distinct records processed
+	Processed   int // records processed, counting each time
+	Duplicates  int // records processed again after a rebalance
+	Rebalancing int // times a member heard of a rebalance
+	Crashes     int // consumer crashes kafkajs restarted from
+	Members     []struct {
+		Name      string
+		Processed int
+		Joins     int
+	}
+	Timeline []string
+}
+
+// TestKafkaJSGroupChurn: a group of three kafkajs consumers on a 6-partition
+// topic; one leaves, one joins, while records are produced all along. Every
+// produced record is processed (records processed again come only from the
+// rebalance windows: none had been committed), the commits survive a broker
+// restart, and the group resumes from the committed offsets.
+func TestKafkaJSGroupChurn(t *testing.T) {
+	node := requireKafkaJS(t)
+	b := startStrata(t, groupFlags...)
+	const topic, group, n, more = "kafkajs-churn", "kafkajs-churn-group", 3000, 300
+	b.createTopic(t, topic, 6, nil)
+	out := runTool(t, nil, node, "e2e/js/group_churn.js", b.Addr(), topic, group, "churn-", strconv.Itoa(n))
+	lines := bytes.Split(bytes.TrimSpace(out), []byte("\n"))
+	var s kafkaJSChurnSummary
+	if err := json.Unmarshal(lines[len(lines)-1], &s); err != nil {
+		t.Fatalf("group_churn.js summary: %v\n%s", err, out)
+	}
+	t.Logf("group_churn.js: produced %d, processed %d distinct, %d in all (%d again after a rebalance), %d rebalance notices, %d crashes; members %+v; timeline:\n  %s",
+		s.Produced, s.Distinct, s.Processed, s.Duplicates, s.Rebalancing, s.Crashes, s.Members, strings.Join(s.Timeline, "\n  "))
+	if s.Produced != n || s.Distinct != n {
+		t.Fatalf("group_churn.js produced %d and processed %d distinct records, want %d", s.Produced, s.Distinct, n)
+	}
+	processedBy := map[string]int{}
+	for _, m := range s.Members {
+		processedBy[m.Name] = m.Processed
+	}
+	for _, m := range []string{"member-2", "member-4"} { // the one that left, the one that joined
+		if processedBy[m] == 0 {
+			t.Errorf("%s processed no record", m)
+		}
+	}
+	// The log holds every value once: what the group processed is all there is.
+	values := map[string]bool{}
+	for _, recs := range b.consumeAll(t, topic) {
+		for _, r := range recs {
+			values[string(r.Value)] = true
+		}
+	}
+	for i := range n {
+		if !values["churn-"+strconv.Itoa(i)] {
+			t.Fatalf("churn-%d is not in %s", i, topic)
+		}
+	}
+	if len(values) != n {
+		t.Fatalf("%s holds %d distinct values, want %d", topic, len(values), n)
+	}
+	committedMatchesEnds(t, b, group, topic)
+
+	b.Restart()
+	committedMatchesEnds(t, b, group, topic) // loaded back from __consumer_offsets
+	produceValues(t, b, topic, "second", more)
+	out = runTool(t, nil, node, "e2e/js/group.js", b.Addr(), topic, group, "second-", strconv.Itoa(more), "3")
+	t.Logf("group.js after restart: %s", out)
+	committedMatchesEnds(t, b, group, topic)
 }

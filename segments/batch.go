@@ -160,7 +160,8 @@ func batchCRC(b []byte) uint32 { return crc32.Checksum(b[offAttributes:], castag
 // records actually present match recordCount (uncompressed batches are
 // walked in place; compressed ones are decompressed with a bounded output
 // and walked) and that each record's offsetDelta is its index, and its size
-// against maxMessageBytes (<= 0: no limit).
+// against maxMessageBytes (<= 0: no limit). With requireKeys (compacted
+// topics) a record without a key is invalid, as in Kafka.
 //
 // The returned headers are parsed from the payload, except MaxTimestamp,
 // which is the largest record timestamp actually present (Kafka rewrites the
@@ -170,7 +171,7 @@ func batchCRC(b []byte) uint32 { return crc32.Checksum(b[offAttributes:], castag
 // Errors: *CorruptError (payload truncated, bad length or CRC),
 // ErrRecordTooLarge (batch or its decompressed records too large),
 // ErrInvalidRecord (anything else), each with the batch position.
-func ValidateBatches(payload []byte, maxMessageBytes int32) ([]BatchHeader, error) {
+func ValidateBatches(payload []byte, maxMessageBytes int32, requireKeys bool) ([]BatchHeader, error) {
 	if len(payload) == 0 {
 		return nil, fmt.Errorf("%w: empty record set", ErrInvalidRecord)
 	}
@@ -189,7 +190,7 @@ func ValidateBatches(payload []byte, maxMessageBytes int32) ([]BatchHeader, erro
 	}
 	headers := make([]BatchHeader, 0, n+1)
 	for pos := 0; pos < len(payload); {
-		h, size, err := validateBatch(payload[pos:], int64(pos), maxMessageBytes)
+		h, size, err := validateBatch(payload[pos:], int64(pos), maxMessageBytes, requireKeys)
 		if err != nil {
 			return nil, err
 		}
@@ -202,7 +203,7 @@ func ValidateBatches(payload []byte, maxMessageBytes int32) ([]BatchHeader, erro
 // validateBatch validates the batch at the start of b (b may continue with
 // further batches) and returns its header and size. pos is b's position in
 // the payload, for error messages.
-func validateBatch(b []byte, pos int64, maxMessageBytes int32) (BatchHeader, int, error) {
+func validateBatch(b []byte, pos int64, maxMessageBytes int32, requireKeys bool) (BatchHeader, int, error) {
 	corrupt := func(reason string) error {
 		return &CorruptError{Position: pos, Offset: -1, Reason: reason}
 	}
@@ -239,7 +240,7 @@ func validateBatch(b []byte, pos int64, maxMessageBytes int32) (BatchHeader, int
 	if c := h.Compression(); c > CompressionZstd {
 		return h, 0, invalid("unknown compression codec %d", c)
 	}
-	w := recordWalk{count: h.RecordCount, target: noTarget}
+	w := recordWalk{count: h.RecordCount, target: noTarget, requireKey: requireKeys && !h.IsControl()}
 	var err error
 	if h.Compression() == CompressionNone {
 		err = w.walkMem(batch[BatchHeaderSize:])

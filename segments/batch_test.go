@@ -33,7 +33,7 @@ func TestValidateBatchesCodecs(t *testing.T) {
 			if err := rb.ReadFrom(b); err != nil {
 				t.Fatalf("kmsg: %v", err)
 			}
-			hs, err := ValidateBatches(b, 1<<20)
+			hs, err := ValidateBatches(b, 1<<20, false)
 			if err != nil {
 				t.Fatalf("ValidateBatches: %v", err)
 			}
@@ -54,7 +54,7 @@ func TestValidateBatchesMany(t *testing.T) {
 	for i := range 5 {
 		payload = append(payload, makeBatch(t, testBatch{records: i + 1, valueSize: 10, codec: int8(i % 5)})...)
 	}
-	hs, err := ValidateBatches(payload, 1<<20)
+	hs, err := ValidateBatches(payload, 1<<20, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +131,7 @@ func TestValidateBatchesRejects(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := ValidateBatches(tc.payload, tc.max)
+			_, err := ValidateBatches(tc.payload, tc.max, false)
 			if err == nil || !tc.check(err) {
 				t.Fatalf("got %v (%T)", err, err)
 			}
@@ -148,7 +148,7 @@ func TestValidateCompressedCountLies(t *testing.T) {
 					PartitionLeaderEpoch: -1, Magic: 2, Attributes: int16(c.codec), LastOffsetDelta: n - 1, NumRecords: n,
 					ProducerID: -1, ProducerEpoch: -1, FirstSequence: -1, Records: recs,
 				})
-				if _, err := ValidateBatches(b, 0); !errors.Is(err, ErrInvalidRecord) {
+				if _, err := ValidateBatches(b, 0, false); !errors.Is(err, ErrInvalidRecord) {
 					t.Fatalf("count %d: got %v", n, err)
 				}
 			}
@@ -176,7 +176,7 @@ func TestParseBatchHeader(t *testing.T) {
 
 func TestPatchBatch(t *testing.T) {
 	b := makeBatch(t, testBatch{records: 3, tsStep: 10})
-	hs, err := ValidateBatches(b, 0)
+	hs, err := ValidateBatches(b, 0, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,14 +194,14 @@ func TestPatchBatch(t *testing.T) {
 	if h.TimestampType() != LogAppendTime || h.MaxTimestamp != 12345 || h.CRC == crc {
 		t.Fatalf("%+v", h)
 	}
-	if _, err := ValidateBatches(b, 0); err != nil {
+	if _, err := ValidateBatches(b, 0, false); err != nil {
 		t.Fatalf("patched batch invalid: %v", err)
 	}
 	// A client maxTimestamp that lies is corrected under CreateTime.
 	b2 := makeBatch(t, testBatch{records: 3, tsStep: 10})
 	binary.BigEndian.PutUint64(b2[offMaxTimestamp:], 1)
 	fixCRC(b2)
-	hs, err = ValidateBatches(b2, 0)
+	hs, err = ValidateBatches(b2, 0, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -247,7 +247,7 @@ func BenchmarkValidateBatches(b *testing.B) {
 			b.SetBytes(int64(1000 * 1024))
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, err := ValidateBatches(batch, 2<<20); err != nil {
+				if _, err := ValidateBatches(batch, 2<<20, false); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -256,7 +256,7 @@ func BenchmarkValidateBatches(b *testing.B) {
 }
 
 func ExampleValidateBatches() {
-	_, err := ValidateBatches([]byte("not a batch"), 1<<20)
+	_, err := ValidateBatches([]byte("not a batch"), 1<<20, false)
 	fmt.Println(err)
 	// Output: segments: corrupt batch in "" at position 0 (offset -1): 11 trailing bytes, shorter than a batch header
 }

@@ -36,9 +36,10 @@ const (
 	cleanerIOBufferBytes = 1 << 20
 )
 
-// errCleanAborted: the segments being cleaned changed meanwhile (retention,
-// DeleteRecords, truncation or Close); the pass stops and nothing changes.
-var errCleanAborted = errors.New("segments: cleaning aborted: the log changed")
+// ErrCleanAborted: the segments being cleaned changed meanwhile (retention,
+// DeleteRecords, truncation or Close); the pass stops, the segments swapped
+// in so far stay, and the next pass starts over.
+var ErrCleanAborted = errors.New("segments: cleaning aborted: the log changed")
 
 // CleanCheck says whether a log is due for a cleaning pass, and why.
 type CleanCheck struct {
@@ -484,7 +485,7 @@ func (l *Log) commitCleaned(g []segView, built *segment, paths [3]string) error 
 	}
 	l.mu.RUnlock()
 	if k < 0 {
-		return errCleanAborted
+		return ErrCleanAborted
 	}
 	bases := make([]Offset, len(g))
 	for i, v := range g {

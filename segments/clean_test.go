@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -155,7 +156,7 @@ func produceUpdates(t *testing.T, l *Log, codec int8, n, keys, batchSize int, se
 			recs = append(recs, keyedRecord{key: []byte(k), value: fmt.Appendf(nil, "%s=%d", k, *seq)})
 		}
 		b := makeKeyedBatch(t, codec, t0.UnixMilli()+int64(*seq), -1, recs)
-		hs, err := ValidateBatches(b, 1<<20)
+		hs, err := ValidateBatches(b, 1<<20, false)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -190,7 +191,7 @@ func rollAndSync(t *testing.T, l *Log, key string) update {
 	}
 	l.mu.Unlock()
 	b := makeKeyedBatch(t, CompressionNone, t0.UnixMilli(), -1, []keyedRecord{{key: []byte(key), value: []byte("tail")}})
-	hs, _ := ValidateBatches(b, 1<<20)
+	hs, _ := ValidateBatches(b, 1<<20, false)
 	info, err := l.Append(b, hs, 1, t0)
 	if err != nil {
 		t.Fatal(err)
@@ -305,7 +306,7 @@ func TestCleanTombstones(t *testing.T) {
 		tomb = append(tomb, keyedRecord{key: fmt.Appendf(nil, "key-%03d", k)})
 	}
 	b := makeKeyedBatch(t, CompressionNone, t0.UnixMilli(), -1, tomb)
-	hs, _ := ValidateBatches(b, 1<<20)
+	hs, _ := ValidateBatches(b, 1<<20, false)
 	info, err := l.Append(b, hs, 1, t0)
 	if err != nil {
 		t.Fatal(err)
@@ -395,7 +396,7 @@ func TestCleanKeepsLastProducerBatch(t *testing.T) {
 	var lastOffset Offset
 	for i := range 3 {
 		b := makeKeyedBatch(t, CompressionNone, t0.UnixMilli(), 7, []keyedRecord{{key: []byte("k"), value: fmt.Appendf(nil, "v%d", i)}})
-		hs, _ := ValidateBatches(b, 1<<20)
+		hs, _ := ValidateBatches(b, 1<<20, false)
 		info, err := l.Append(b, hs, 1, t0)
 		if err != nil {
 			t.Fatal(err)
@@ -405,7 +406,7 @@ func TestCleanKeepsLastProducerBatch(t *testing.T) {
 	// A later record of the same key, from another (non-idempotent)
 	// writer, supersedes every producer-7 record.
 	b := makeKeyedBatch(t, CompressionNone, t0.UnixMilli(), -1, []keyedRecord{{key: []byte("k"), value: []byte("final")}})
-	hs, _ := ValidateBatches(b, 1<<20)
+	hs, _ := ValidateBatches(b, 1<<20, false)
 	if _, err := l.Append(b, hs, 1, t0); err != nil {
 		t.Fatal(err)
 	}
@@ -518,5 +519,22 @@ func TestOffsetMap(t *testing.T) {
 	}
 	if n != 14 || len(small.slots) > 24*16 {
 		t.Fatalf("a 16-slot map took %d keys in %d bytes", n, len(small.slots))
+	}
+}
+
+func TestValidateRequiresKeysForCompactedTopics(t *testing.T) {
+	keyed := makeKeyedBatch(t, CompressionLZ4, t0.UnixMilli(), -1, []keyedRecord{{key: []byte("k"), value: []byte("v")}, {key: []byte("k2")}})
+	if _, err := ValidateBatches(keyed, 1<<20, true); err != nil {
+		t.Fatalf("keyed records (one a tombstone): %v", err)
+	}
+	for _, codec := range []int8{CompressionNone, CompressionZstd} {
+		keyless := makeKeyedBatch(t, codec, t0.UnixMilli(), -1, []keyedRecord{{key: []byte("k"), value: []byte("v")}, {value: []byte("no key")}})
+		if _, err := ValidateBatches(keyless, 1<<20, false); err != nil {
+			t.Fatalf("%s: keyless record refused without requireKeys: %v", codecName(codec), err)
+		}
+		_, err := ValidateBatches(keyless, 1<<20, true)
+		if !errors.Is(err, ErrInvalidRecord) || !strings.Contains(err.Error(), "without a key") {
+			t.Fatalf("%s: keyless record with requireKeys: %v, want ErrInvalidRecord about the key", codecName(codec), err)
+		}
 	}
 }

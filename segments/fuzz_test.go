@@ -23,7 +23,7 @@ func FuzzValidateBatches(f *testing.F) {
 	f.Add([]byte{}, int32(100))
 	f.Fuzz(func(t *testing.T, payload []byte, maxBytes int32) {
 		orig := bytes.Clone(payload)
-		hs, err := ValidateBatches(payload, maxBytes)
+		hs, err := ValidateBatches(payload, maxBytes, len(payload)%2 == 0)
 		if !bytes.Equal(orig, payload) {
 			t.Fatal("ValidateBatches modified its input")
 		}
@@ -62,7 +62,7 @@ func FuzzBatchRecords(f *testing.F) {
 			PartitionLeaderEpoch: -1, Magic: 2, Attributes: attrs, LastOffsetDelta: count - 1, NumRecords: count,
 			ProducerID: -1, ProducerEpoch: -1, FirstSequence: -1, Records: recs,
 		})
-		hs, err := ValidateBatches(b, 1<<20)
+		hs, err := ValidateBatches(b, 1<<20, false)
 		if err != nil {
 			var ce *CorruptError
 			if !errors.As(err, &ce) && !errors.Is(err, ErrInvalidRecord) && !errors.Is(err, ErrRecordTooLarge) {
@@ -210,7 +210,7 @@ func FuzzRecoverSegment(f *testing.F) {
 }
 
 func mustHeader(tb testing.TB, b []byte) BatchHeader {
-	hs, err := ValidateBatches(b, 0)
+	hs, err := ValidateBatches(b, 0, false)
 	if err != nil {
 		tb.Fatal(err)
 	}

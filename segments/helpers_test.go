@@ -166,7 +166,7 @@ var t0 = time.UnixMilli(1_700_000_000_000)
 func appendBatch(tb testing.TB, l *Log, o testBatch, now time.Time) (AppendInfo, []byte) {
 	tb.Helper()
 	b := makeBatch(tb, o)
-	hs, err := ValidateBatches(b, 1<<20)
+	hs, err := ValidateBatches(b, 1<<20, false)
 	if err != nil {
 		tb.Fatalf("ValidateBatches: %v", err)
 	}

@@ -49,7 +49,7 @@ func readFrom(t *testing.T, l *Log, from Offset) []byte {
 		if len(b) == 0 {
 			t.Fatalf("Read(%d) returned nothing before the end %d", from, l.EndOffset())
 		}
-		hs, err := ValidateBatches(b, 0)
+		hs, err := ValidateBatches(b, 0, false)
 		if err != nil {
 			t.Fatalf("read bytes invalid: %v", err)
 		}
@@ -78,7 +78,7 @@ func TestAppendReadRoundTrip(t *testing.T) {
 	if !bytes.Equal(got, want) {
 		t.Fatalf("read %d bytes, want %d (equal=%v)", len(got), len(want), bytes.Equal(got, want))
 	}
-	hs, _ := ValidateBatches(got, 0)
+	hs, _ := ValidateBatches(got, 0, false)
 	var next Offset
 	for _, h := range hs {
 		if h.BaseOffset != next || h.PartitionLeaderEpoch != 3 {
@@ -135,7 +135,7 @@ func TestLogAppendTime(t *testing.T) {
 	}
 	r, _ := l.Read(0, l.EndOffset(), 1<<20, true)
 	b := readAll(t, r)
-	hs, err := ValidateBatches(b, 0)
+	hs, err := ValidateBatches(b, 0, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -613,12 +613,12 @@ func TestLeaderEpochCache(t *testing.T) {
 	}
 	appendBatch(t, l, testBatch{records: 3}, t0) // epoch 3 at 0
 	b := makeBatch(t, testBatch{records: 2})
-	hs, _ := ValidateBatches(b, 0)
+	hs, _ := ValidateBatches(b, 0, false)
 	if _, err := l.Append(b, hs, 5, t0); err != nil { // epoch 5 at 3
 		t.Fatal(err)
 	}
 	b = makeBatch(t, testBatch{records: 4})
-	hs, _ = ValidateBatches(b, 0)
+	hs, _ = ValidateBatches(b, 0, false)
 	l.Append(b, hs, 7, t0) // epoch 7 at 5
 	check := func(l *Log) {
 		t.Helper()
@@ -652,7 +652,7 @@ func TestLeaderEpochCache(t *testing.T) {
 	check(l)
 	// An append carrying a stale epoch does not rewrite the cache.
 	b = makeBatch(t, testBatch{records: 1})
-	hs, _ = ValidateBatches(b, 0)
+	hs, _ = ValidateBatches(b, 0, false)
 	if _, err := l.Append(b, hs, 4, t0); err != nil {
 		t.Fatal(err)
 	}
@@ -720,7 +720,7 @@ func TestReadDuringRetention(t *testing.T) {
 					return
 				}
 				if b := readAll(t, r); len(b) > 0 {
-					if _, err := ValidateBatches(b, 0); err != nil {
+					if _, err := ValidateBatches(b, 0, false); err != nil {
 						t.Error(err)
 						return
 					}
@@ -783,7 +783,7 @@ func TestClosedLog(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := makeBatch(t, testBatch{records: 1})
-	hs, _ := ValidateBatches(b, 0)
+	hs, _ := ValidateBatches(b, 0, false)
 	if _, err := l.Append(b, hs, 0, t0); !errors.Is(err, ErrClosed) {
 		t.Fatal(err)
 	}
@@ -826,7 +826,7 @@ func benchmarkAppend(b *testing.B, syncEvery int) {
 	i := 0
 	for b.Loop() {
 		copy(payload, proto)
-		hs, err := ValidateBatches(payload, 2<<20)
+		hs, err := ValidateBatches(payload, 2<<20, false)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -892,7 +892,7 @@ func TestTimestampLimits(t *testing.T) {
 	now := time.UnixMilli(1_700_000_000_000)
 	try := func(baseTs int64) error {
 		b := makeBatch(t, testBatch{records: 3, tsStep: 10, baseTs: baseTs})
-		hs, err := ValidateBatches(b, 1<<20)
+		hs, err := ValidateBatches(b, 1<<20, false)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -63,6 +63,8 @@ type recordWalk struct {
 	count  int32 // records expected
 	target int64 // timestamp delta searched for, or noTarget
 	minIdx int32 // first record index the search considers
+	// requireKey rejects records with a null key (compacted topics).
+	requireKey bool
 
 	maxDelta   int64 // largest timestampDelta seen
 	first      int32 // index of the first record >= minIdx with delta >= target, or -1
@@ -135,6 +137,9 @@ func (w *recordWalk) record(s recSource, i int32, end int64) error {
 		}
 		if n < -1 {
 			return fmt.Errorf("%s length %d", field, n)
+		}
+		if n == -1 && field == "key" && w.requireKey {
+			return errors.New("a compacted topic cannot accept a record without a key")
 		}
 		if err := skipWithin(s, int64(max(n, 0)), end); err != nil {
 			return fmt.Errorf("%s: %w", field, err)

@@ -43,7 +43,7 @@ func readAll(t *testing.T, p *Partition, from segments.Offset) []byte {
 			out = append(out, buf...)
 		}
 		r.Release()
-		hs, err := segments.ValidateBatches(out, 0)
+		hs, err := segments.ValidateBatches(out, 0, false)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,6 +1,7 @@
 package replica
 
 import (
+	"context"
 	"encoding/binary"
 	"fmt"
 	"hash/crc32"
@@ -209,10 +210,14 @@ func (f *fakeLog) DeleteRecordsBefore(o segments.Offset) (segments.Offset, error
 	return f.start, nil
 }
 
-func (f *fakeLog) ApplyRetention(time.Time) (int, error) { return 0, nil }
-func (f *fakeLog) SetConfig(segments.Config)             {}
-func (f *fakeLog) Close() error                          { f.mu.Lock(); defer f.mu.Unlock(); f.closed = true; return nil }
-func (f *fakeLog) Delete() error                         { return f.Close() }
+func (f *fakeLog) ApplyRetention(time.Time) (int, error)    { return 0, nil }
+func (f *fakeLog) SetConfig(segments.Config)                {}
+func (f *fakeLog) CheckClean(time.Time) segments.CleanCheck { return segments.CleanCheck{} }
+func (f *fakeLog) Clean(context.Context, segments.CleanOptions) (segments.CleanStats, error) {
+	return segments.CleanStats{}, nil
+}
+func (f *fakeLog) Close() error  { f.mu.Lock(); defer f.mu.Unlock(); f.closed = true; return nil }
+func (f *fakeLog) Delete() error { return f.Close() }
 
 // openFake opens a partition on f with snapshots in dir.
 func openFake(t *testing.T, dir string, f *fakeLog, c *Committer) *Partition {

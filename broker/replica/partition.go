@@ -1,6 +1,7 @@
 package replica
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -131,6 +132,8 @@ type storage interface {
 	EndOffsetForEpoch(e segments.LeaderEpoch) (segments.LeaderEpoch, segments.Offset)
 	DeleteRecordsBefore(o segments.Offset) (segments.Offset, error)
 	ApplyRetention(now time.Time) (int, error)
+	CheckClean(now time.Time) segments.CleanCheck
+	Clean(ctx context.Context, opts segments.CleanOptions) (segments.CleanStats, error)
 	SetConfig(cfg segments.Config)
 	Close() error
 	Delete() error
@@ -258,7 +261,7 @@ func (p *Partition) appendLocked(payload []byte) (AppendResult, error) {
 	if err := p.failure(); err != nil {
 		return AppendResult{}, err
 	}
-	headers, err := segments.ValidateBatches(payload, p.mu.cfg.MaxMessageBytes)
+	headers, err := segments.ValidateBatches(payload, p.mu.cfg.MaxMessageBytes, p.mu.cfg.Compact)
 	if err != nil {
 		return AppendResult{}, err
 	}
@@ -545,6 +548,26 @@ func (p *Partition) ApplyRetention(now time.Time) error {
 	}
 	p.mu.Unlock()
 	return err
+}
+
+// CheckClean reports whether the log cleaner should compact this partition
+// now (see segments.Log.CheckClean).
+func (p *Partition) CheckClean(now time.Time) segments.CleanCheck { return p.log.CheckClean(now) }
+
+// Clean runs one compaction pass (segments.Log.Clean). An idempotent
+// producer's newest batch keeps its header even if compaction empties it,
+// so a replay of the log after a crash restores the producer's sequence.
+func (p *Partition) Clean(ctx context.Context, opts segments.CleanOptions) (segments.CleanStats, error) {
+	opts.KeepProducerBatch = func(id int64, last segments.Offset) bool {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if p.mu.closed {
+			return true
+		}
+		bs := p.mu.producers.Batches(txn.ProducerID(id))
+		return len(bs) > 0 && bs[len(bs)-1].LastOffset == last
+	}
+	return p.log.Clean(ctx, opts)
 }
 
 // SetLogConfig applies a changed topic configuration.

@@ -42,6 +42,11 @@ type Config struct {
 	GroupMaxSessionTimeout     time.Duration // group.max.session.timeout.ms (1800000)
 	GroupMaxSize               int           // group.max.size (1000; Kafka: unlimited)
 	OffsetsRetention           time.Duration // offsets.retention.minutes (10080)
+	OffsetsTopicSegmentBytes   int32         // offsets.topic.segment.bytes (104857600)
+
+	LogCleanerEnable            bool          // log.cleaner.enable (true)
+	LogCleanerBackoff           time.Duration // log.cleaner.backoff.ms (15000)
+	LogCleanerDedupeBufferBytes int64         // log.cleaner.dedupe.buffer.size (134217728)
 
 	// TopicDefaults is broker.DefaultTopicConfig with the topic keys given
 	// here (segment.bytes, retention.ms, …) applied by broker.ParseTopicConfig.
@@ -276,7 +281,12 @@ func (c *Config) Broker(advertise string, logger *slog.Logger) broker.Config {
 		RetentionCheckInterval:      c.RetentionCheckInterval,
 		TopicDefaults:               c.TopicDefaults,
 		Group:                       c.groupConfig(),
-		Logger:                      logger,
+		Cleaner: broker.CleanerConfig{
+			Enable:            c.LogCleanerEnable,
+			Backoff:           c.LogCleanerBackoff,
+			DedupeBufferBytes: c.LogCleanerDedupeBufferBytes,
+		},
+		Logger: logger,
 	}
 }
 
@@ -294,6 +304,7 @@ func (c *Config) groupConfig() broker.GroupConfig {
 		MaxSessionTimeout:         c.GroupMaxSessionTimeout,
 		MaxSize:                   c.GroupMaxSize,
 		OffsetsRetention:          c.OffsetsRetention,
+		OffsetsTopicSegmentBytes:  c.OffsetsTopicSegmentBytes,
 	}
 }
 

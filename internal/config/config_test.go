@@ -55,7 +55,8 @@ func TestDefaults(t *testing.T) {
 		MaxIncrementalFetchSessions: 1000, RetentionCheckInterval: 5 * time.Minute,
 		OffsetsTopicNumPartitions: 50, GroupInitialRebalanceDelay: 3 * time.Second,
 		GroupMinSessionTimeout: 6 * time.Second, GroupMaxSessionTimeout: 30 * time.Minute,
-		GroupMaxSize: 1000, OffsetsRetention: 7 * 24 * time.Hour,
+		GroupMaxSize: 1000, OffsetsRetention: 7 * 24 * time.Hour, OffsetsTopicSegmentBytes: 100 << 20,
+		LogCleanerEnable: true, LogCleanerBackoff: 15 * time.Second, LogCleanerDedupeBufferBytes: 128 << 20,
 	}
 	got := *c
 	got.Sources, got.topicText, got.TopicDefaults = nil, nil, broker.TopicConfig{}

@@ -49,7 +49,11 @@ var topicKnobs = []struct{ key, def, typ, usage string }{
 	{"message.timestamp.after.max.ms", "3600000", "ms", "with CreateTime, how far after the broker's clock a batch timestamp may lie (1 hour, as Kafka 4.0)"},
 	{"index.interval.bytes", "4096", "bytes", "default bytes of log between two sparse index entries"},
 	{"segment.index.bytes", "10485760", "bytes", "default maximum size of an offset/time index file (10 MiB)"},
-	{"cleanup.policy", "delete", "delete", "default cleanup policy (compaction comes later)"},
+	{"cleanup.policy", "delete", "delete|compact|compact,delete", "default cleanup policy: delete removes old segments by retention.ms/retention.bytes, compact keeps the latest record per key"},
+	{"delete.retention.ms", "86400000", "ms", "default time a tombstone stays in a compacted topic after the cleaner first reaches it (1 day)"},
+	{"min.cleanable.dirty.ratio", "0.5", "0..1", "default share of a compacted log that must be dirty before it is cleaned"},
+	{"min.compaction.lag.ms", "0", "ms", "default minimum age of a record before compaction may remove it"},
+	{"max.compaction.lag.ms", "9223372036854775807", "ms", "default maximum time a record stays uncompacted (default: no limit)"},
 	{"min.insync.replicas", "1", "int", "default replicas that must have a batch before acks=all is answered"},
 	{"compression.type", "producer", "producer", "batches are stored as the producer compressed them (the only value Strata accepts)"},
 }
@@ -259,6 +263,37 @@ func knobs() []knob {
 				return err
 			},
 			get: func(c *Config) string { return strconv.FormatInt(int64(c.OffsetsRetention/time.Minute), 10) }},
+		{key: "offsets.topic.segment.bytes", def: "104857600", typ: "bytes", usage: "segment.bytes of __consumer_offsets (100 MiB), applied at every start; smaller segments are compacted sooner",
+			set: func(c *Config, v string) error {
+				n, err := parseInt(v, 1, math.MaxInt32)
+				c.OffsetsTopicSegmentBytes = int32(n)
+				return err
+			},
+			get: func(c *Config) string { return strconv.Itoa(int(c.OffsetsTopicSegmentBytes)) }},
+		{key: "log.cleaner.enable", def: "true", typ: "bool", isBool: true, usage: "run the log cleaner, which compacts topics whose cleanup.policy includes compact (__consumer_offsets among them)",
+			set: func(c *Config, v string) error {
+				b, err := strconv.ParseBool(v)
+				if err != nil {
+					return errors.New("must be true or false")
+				}
+				c.LogCleanerEnable = b
+				return nil
+			},
+			get: func(c *Config) string { return strconv.FormatBool(c.LogCleanerEnable) }},
+		{key: "log.cleaner.backoff.ms", def: "15000", typ: "ms", usage: "how long the log cleaner sleeps when no partition needs cleaning (15 s)",
+			set: func(c *Config, v string) error {
+				d, err := parseMs(v, 1)
+				c.LogCleanerBackoff = d
+				return err
+			},
+			get: func(c *Config) string { return msText(c.LogCleanerBackoff) }},
+		{key: "log.cleaner.dedupe.buffer.size", def: "134217728", typ: "bytes", usage: "memory for the key map of one cleaning pass (128 MiB; 24 bytes per distinct key, 90% usable); a larger dirty section is cleaned over several passes",
+			set: func(c *Config, v string) error {
+				n, err := parseInt(v, 1<<10, math.MaxInt64)
+				c.LogCleanerDedupeBufferBytes = n
+				return err
+			},
+			get: func(c *Config) string { return strconv.FormatInt(c.LogCleanerDedupeBufferBytes, 10) }},
 	}
 
 	// Topic defaults. The broker package is authoritative for defaults and
