@@ -21,6 +21,9 @@
 //	recover.go     Open's loading and recovery of segments
 //	read.go        Read, OffsetForTimestamp, MaxTimestamp, ScanBatches
 //	retention.go   DeleteRecordsBefore, ApplyRetention, Truncate
+//	clean.go       compaction passes: CheckClean, Clean, crash-safe segment swap
+//	cleanbatch.go  per-batch compaction: record filter, re-encoding, recompression
+//	offsetmap.go   the cleaner's fixed-memory key → latest offset map
 //	checkpoint.go  checkpoint files and the leader epoch cache rules
 //
 // # On disk
@@ -89,13 +92,47 @@
 //     snapshot segment views and take references, then do their I/O
 //     unlocked with pread (never a shared file position).
 //
-// DeleteRecordsBefore and ApplyRetention take only Log.mu (then ckptMu):
-// they remove whole closed segments, which no writer touches.
+//   - structMu serialises changes to closed segments: the cleaner's swaps,
+//     DeleteRecordsBefore, ApplyRetention, Truncate, Close and Delete.
+//   - cleanMu serialises cleaning passes; it is taken with no other Log
+//     lock held (the order is cleanMu → structMu → ckptMu → mu).
+//
+// DeleteRecordsBefore and ApplyRetention take structMu, then Log.mu (then
+// ckptMu): they remove whole closed segments, which no writer touches.
+//
+// # Compaction
+//
+// Clean (cleanup.policy=compact) keeps the latest record of every key,
+// with its original offset. The dirty section runs from the cleaner
+// checkpoint to the first segment that is active, at or above the
+// checkpointed recovery point, or younger than min.compaction.lag.ms; its
+// keys are mapped (MD5 digest → latest offset) in a table bounded by the
+// dedupe buffer size; then every cleanable segment from the start is
+// rewritten in groups that fit one segment. Kept batches keep base offset,
+// lastOffsetDelta, producer id/epoch/sequence and leader epoch; a batch is
+// rebuilt (records copied, recompressed with its codec) only if a record
+// goes. Tombstones get a delete horizon (KIP-534: attribute bit 6, the
+// horizon in baseTimestamp) at their first cleaning and go in the first
+// pass after it. Keyless records go. Control batches stay. An emptied
+// batch that is an idempotent producer's newest stays as a bare header.
+//
+// A group is swapped in crash-safely: cleaned files (".cleaned") are
+// fsynced, then the "cleaner-swap" file lists the replaced base offsets
+// (written atomically: the commit point), then the cleaned files are
+// renamed over the first segment's, the others are removed, the directory
+// is fsynced and the swap file removed. Open completes a swap whose file
+// exists and deletes ".cleaned" files otherwise, so a crash leaves either
+// the old segments or the new one. Because cleaned segments can end before
+// the next segment starts, Read continues into the next segment, and
+// recovery accepts such gaps below the recovery point; the cleaner stays
+// below the checkpointed recovery point so that the recovery scan, which
+// treats a gap as a torn write, never meets a cleaned segment.
 //
 // # Invariants
 //
 //   - Segments are contiguous: each segment's base offset is the previous
-//     segment's next offset; the last segment is the only one appended to
+//     segment's next offset (a compacted segment's batches may end before
+//     it); the last segment is the only one appended to
 //     and is never deleted by retention or DeleteRecords.
 //   - StartOffset <= EndOffset and DurableOffset <= EndOffset (keeping
 //     StartOffset <= the high watermark is the caller's check in
