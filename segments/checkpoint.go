@@ -36,8 +36,9 @@ const (
 // maxCheckpointEntries bounds what a (corrupt) checkpoint may make us parse.
 const maxCheckpointEntries = 1 << 20
 
-// epochEntry is one leader epoch and the first offset written in it.
-type epochEntry struct {
+// EpochEntry is one leader epoch and the first offset written in it (a
+// line of the leader-epoch-checkpoint file).
+type EpochEntry struct {
 	Epoch       LeaderEpoch
 	StartOffset Offset
 }
@@ -85,12 +86,12 @@ func parseOffsetCheckpoint(b []byte) (Offset, error) {
 
 // parseEpochCheckpoint parses leader-epoch-checkpoint; entries must have
 // strictly increasing epochs and nondecreasing start offsets.
-func parseEpochCheckpoint(b []byte) ([]epochEntry, error) {
+func parseEpochCheckpoint(b []byte) ([]EpochEntry, error) {
 	entries, err := parseCheckpoint(b, 2)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]epochEntry, 0, len(entries))
+	out := make([]EpochEntry, 0, len(entries))
 	for i, f := range entries {
 		e, err1 := strconv.ParseInt(f[0], 10, 32)
 		o, err2 := strconv.ParseInt(f[1], 10, 64)
@@ -100,7 +101,7 @@ func parseEpochCheckpoint(b []byte) ([]epochEntry, error) {
 		if i > 0 && (LeaderEpoch(e) <= out[i-1].Epoch || Offset(o) < out[i-1].StartOffset) {
 			return nil, fmt.Errorf("entry %d out of order", i)
 		}
-		out = append(out, epochEntry{LeaderEpoch(e), Offset(o)})
+		out = append(out, EpochEntry{LeaderEpoch(e), Offset(o)})
 	}
 	return out, nil
 }
@@ -109,7 +110,7 @@ func formatOffsetCheckpoint(o Offset) []byte {
 	return fmt.Appendf(nil, "%d\n1\n%d\n", checkpointVersion, o)
 }
 
-func formatEpochCheckpoint(es []epochEntry) []byte {
+func formatEpochCheckpoint(es []EpochEntry) []byte {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "%d\n%d\n", checkpointVersion, len(es))
 	for _, e := range es {
@@ -125,7 +126,7 @@ func formatEpochCheckpoint(es []epochEntry) []byte {
 // entry for the same epoch with an earlier start is kept (no-op), and
 // entries that conflict (epoch >= e or start offset >= start) are removed.
 // It reports whether the cache changed.
-func assignEpoch(es []epochEntry, e LeaderEpoch, start Offset) ([]epochEntry, bool) {
+func assignEpoch(es []EpochEntry, e LeaderEpoch, start Offset) ([]EpochEntry, bool) {
 	if e < 0 {
 		return es, false
 	}
@@ -136,13 +137,13 @@ func assignEpoch(es []epochEntry, e LeaderEpoch, start Offset) ([]epochEntry, bo
 	for keep > 0 && (es[keep-1].Epoch >= e || es[keep-1].StartOffset >= start) {
 		keep--
 	}
-	return append(es[:keep:keep], epochEntry{e, start}), true
+	return append(es[:keep:keep], EpochEntry{e, start}), true
 }
 
 // assignNewerEpoch assigns e at start only if e is newer than every cached
 // epoch: appends and recovery use it, so a batch carrying a stale epoch
 // never rewrites the history of newer ones.
-func assignNewerEpoch(es []epochEntry, e LeaderEpoch, start Offset) ([]epochEntry, bool) {
+func assignNewerEpoch(es []EpochEntry, e LeaderEpoch, start Offset) ([]EpochEntry, bool) {
 	if n := len(es); n > 0 && e <= es[n-1].Epoch {
 		return es, false
 	}
@@ -150,7 +151,7 @@ func assignNewerEpoch(es []epochEntry, e LeaderEpoch, start Offset) ([]epochEntr
 }
 
 // truncateEpochsFromEnd drops entries starting at or after end.
-func truncateEpochsFromEnd(es []epochEntry, end Offset) ([]epochEntry, bool) {
+func truncateEpochsFromEnd(es []EpochEntry, end Offset) ([]EpochEntry, bool) {
 	keep := len(es)
 	for keep > 0 && es[keep-1].StartOffset >= end {
 		keep--
@@ -160,7 +161,7 @@ func truncateEpochsFromEnd(es []epochEntry, end Offset) ([]epochEntry, bool) {
 
 // truncateEpochsFromStart drops entries wholly below start: the last entry
 // starting before start is kept, moved to start.
-func truncateEpochsFromStart(es []epochEntry, start Offset) ([]epochEntry, bool) {
+func truncateEpochsFromStart(es []EpochEntry, start Offset) ([]EpochEntry, bool) {
 	i := 0
 	for i < len(es) && es[i].StartOffset < start {
 		i++
@@ -168,8 +169,8 @@ func truncateEpochsFromStart(es []epochEntry, start Offset) ([]epochEntry, bool)
 	if i == 0 {
 		return es, false
 	}
-	out := make([]epochEntry, 0, len(es)-i+1)
-	out = append(out, epochEntry{es[i-1].Epoch, start})
+	out := make([]EpochEntry, 0, len(es)-i+1)
+	out = append(out, EpochEntry{es[i-1].Epoch, start})
 	out = append(out, es[i:]...)
 	if len(out) > 1 && out[1].StartOffset == start {
 		out = out[1:] // the moved entry would be empty
@@ -181,7 +182,7 @@ func truncateEpochsFromStart(es []epochEntry, start Offset) ([]epochEntry, bool)
 // latest epoch, the log end offset; otherwise the start offset of the first
 // epoch above e, paired with the largest known epoch <= e (or e itself if
 // e is below every known epoch). Unknown: (-1, -1).
-func endOffsetForEpoch(es []epochEntry, e LeaderEpoch, logEnd Offset) (LeaderEpoch, Offset) {
+func endOffsetForEpoch(es []EpochEntry, e LeaderEpoch, logEnd Offset) (LeaderEpoch, Offset) {
 	if e < 0 || len(es) == 0 {
 		return -1, -1
 	}

@@ -74,7 +74,7 @@ type Log struct {
 		start    Offset     // log start offset
 		end      Offset     // log end offset: next offset to assign
 		durable  Offset     // end offset covered by the last Sync
-		epochs   []epochEntry
+		epochs   []EpochEntry
 		dirDirty bool   // files were created since the directory was fsynced
 		ckptRP   Offset // recovery point last written to its checkpoint
 		// cleanedTo is the cleaner's first dirty offset: everything below
@@ -82,8 +82,10 @@ type Log struct {
 		// of cleaned batches holding tombstones, 0 if none.
 		cleanedTo Offset
 		horizonMs int64
-		closed    bool
-		failed    error // a write or fsync failed: the log refuses writes
+		// uploadedTo: offsets below it are in the remote tier (tier.go).
+		uploadedTo Offset
+		closed     bool
+		failed     error // a write or fsync failed: the log refuses writes
 	}
 }
 

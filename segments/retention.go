@@ -110,6 +110,9 @@ func (l *Log) retentionPlanLocked(now time.Time) int {
 			n++
 		}
 	}
+	if cfg.RemoteStorage {
+		n = l.localRetentionPlanLocked(n, now.UnixMilli())
+	}
 	return n
 }
 
@@ -219,6 +222,7 @@ func (l *Log) truncateLocked(to Offset) (removed []*segment, changed bool, err e
 	}
 	l.mu.durable = min(l.mu.durable, l.mu.end)
 	l.mu.cleanedTo = min(l.mu.cleanedTo, l.mu.end)
+	l.mu.uploadedTo = min(l.mu.uploadedTo, l.mu.end)
 	l.mu.epochs, _ = truncateEpochsFromEnd(l.mu.epochs, l.mu.end)
 	l.logger.Info("truncated log", "to", to, "end", l.mu.end)
 	return removed, true, nil

@@ -70,6 +70,14 @@ type Config struct {
 	MinCompactionLag  time.Duration // min.compaction.lag.ms
 	MaxCompactionLag  time.Duration // max.compaction.lag.ms; <= 0 means unlimited
 	DeleteRetention   time.Duration // delete.retention.ms
+
+	// Tiered storage. With RemoteStorage, retention also deletes local
+	// segments already in the remote tier (SetUploadedTo) beyond
+	// LocalRetentionAge or LocalRetentionBytes (< 0: no local limit; the
+	// caller resolves Kafka's -2, "same as the total", before).
+	RemoteStorage       bool
+	LocalRetentionAge   time.Duration // local.retention.ms
+	LocalRetentionBytes int64         // local.retention.bytes
 }
 
 // FileChunk is a byte range of an open segment file, to be sent with
