@@ -391,11 +391,17 @@ func TestCleanBoundedKeyMap(t *testing.T) {
 }
 
 func TestCleanKeepsLastProducerBatch(t *testing.T) {
+	for _, codec := range []int8{CompressionNone, CompressionGzip, CompressionSnappy, CompressionLZ4, CompressionZstd} {
+		t.Run(codecName(codec), func(t *testing.T) { testCleanKeepsLastProducerBatch(t, codec) })
+	}
+}
+
+func testCleanKeepsLastProducerBatch(t *testing.T, codec int8) {
 	l := openTest(t, t.TempDir(), compactConfig())
 	defer l.Close()
 	var lastOffset Offset
 	for i := range 3 {
-		b := makeKeyedBatch(t, CompressionNone, t0.UnixMilli(), 7, []keyedRecord{{key: []byte("k"), value: fmt.Appendf(nil, "v%d", i)}})
+		b := makeKeyedBatch(t, codec, t0.UnixMilli(), 7, []keyedRecord{{key: []byte("k"), value: fmt.Appendf(nil, "v%d", i)}})
 		hs, _ := ValidateBatches(b, 1<<20, false)
 		info, err := l.Append(b, hs, 1, t0)
 		if err != nil {
@@ -419,8 +425,16 @@ func TestCleanKeepsLastProducerBatch(t *testing.T) {
 	if len(recs) != 2 || string(recs[0].value) != "final" {
 		t.Fatalf("records %+v, want final and tail", recs)
 	}
-	if len(headers) != 3 || headers[0].ProducerID != 7 || headers[0].RecordCount != 0 || headers[0].LastOffset() != lastOffset {
-		t.Fatalf("headers %+v: want producer 7's last batch kept empty first", headers)
+	if len(headers) != 3 || headers[0].ProducerID != 7 || headers[0].RecordCount != 0 || headers[0].LastOffset() != lastOffset ||
+		headers[0].Compression() != CompressionNone || headers[0].Size() != BatchHeaderSize {
+		t.Fatalf("headers %+v: want producer 7's last batch kept first as a bare, uncompressed header", headers)
+	}
+	// A second pass reads the kept header without trouble.
+	l.mu.Lock()
+	l.mu.cleanedTo = 0
+	l.mu.Unlock()
+	if _, err := l.Clean(context.Background(), CleanOptions{DedupeBufferBytes: 1 << 20, Now: t0, KeepProducerBatch: keep}); err != nil {
+		t.Fatalf("second pass: %v", err)
 	}
 }
 

@@ -205,7 +205,12 @@ func (f *batchFilter) filter(b []byte, h BatchHeader) (filterResult, error) {
 		maxTs = h.MaxTimestamp
 	}
 	payload := f.kept
-	if codec := h.Compression(); codec != CompressionNone && len(keptRecs) > 0 {
+	if len(keptRecs) == 0 {
+		// A bare producer header: no record section to compress (an
+		// empty section is not a valid compressed stream), so no codec,
+		// as Kafka writes them.
+		attrs &^= attrCompressionMask
+	} else if codec := h.Compression(); codec != CompressionNone {
 		if payload, err = f.compress(codec, f.kept); err != nil {
 			return filterResult{}, fmt.Errorf("batch at offset %d: %w", base, err)
 		}
@@ -237,7 +242,7 @@ func (f *batchFilter) filter(b []byte, h BatchHeader) (filterResult, error) {
 func (f *batchFilter) records(b []byte, h BatchHeader) ([]byte, error) {
 	src := b[BatchHeaderSize:]
 	codec := h.Compression()
-	if codec == CompressionNone {
+	if codec == CompressionNone || h.RecordCount == 0 && len(src) == 0 {
 		return src, nil
 	}
 	out, err := decompressAll(codec, src, f.decompressLimit, f.recs[:0])
