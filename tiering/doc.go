@@ -1,0 +1,98 @@
+// Package tiering is Strata's object-storage tier: how a partition's closed
+// segments are laid out in a bucket, the manifest that says which of them
+// are committed, the epoch-fenced protocol that commits it, and the cluster
+// metadata snapshot that lets the bucket describe itself.
+//
+// What belongs here: the bucket layout (layout.go, the only code in Strata
+// that builds or parses object keys), the partition manifest as a value
+// with its invariants and its pure update rules (manifest.go), the commit
+// protocol over an objectstore.Store (manifest_store.go) and the cluster
+// metadata snapshot (metadata.go). Later: the uploader of closed segments,
+// the remote reader and its on-disk chunk cache, remote retention and orphan
+// cleanup, and bootstrapping a replica or a whole cluster from the bucket.
+// What does not: moving bytes to and from a backend (objectstore), local
+// segment files (segments), leadership and epochs' origin (broker/replica,
+// later the controller), anything Kafka-wire. The package never imports
+// broker; it imports segments for Offset and LeaderEpoch.
+//
+// Concurrency: nothing here starts a goroutine. Manifests and metadata
+// snapshots are values that methods never modify; a ManifestStore holds no
+// state and may be used from any goroutine.
+//
+// # Bucket layout
+//
+// Keys are relative to the store (which applies its URL prefix):
+//
+//	cluster/metadata.json
+//	topics/<topic>/<topic id>/<partition>/manifest.json
+//	topics/<topic>/<topic id>/<partition>/segments/<base>-<epoch>-<uid>.seg
+//
+// The topic id (32 hex digits) is in every partition key, so a topic
+// deleted and re-created under its name never mixes with its predecessor's
+// objects; it is a path segment of its own rather than a suffix of the
+// name so that a Kafka-legal name (≤ 249 bytes) stays a legal file name
+// (≤ 255 bytes) on the file store. A segment object is the segment's .log
+// followed by its .index, .timeindex, leader-epoch checkpoint and producer
+// snapshot, at byte ranges the manifest records: one PUT per segment, and a
+// ranged GET reads just the part it needs. <base> is the base offset (20
+// digits), <epoch> the uploading leader's epoch (10 digits) and <uid> 16
+// random hex digits drawn for each upload attempt.
+//
+// # Commit protocol and fencing
+//
+// A leader at epoch E tiers a closed segment by (1) uploading its object
+// under a fresh key, with PutIfAbsent where the store has it, then (2)
+// committing a manifest that lists it: Load the manifest (and its ETag),
+// build Next(E), add the segment (With), Commit with the ETag. A segment
+// object exists for readers only once a committed manifest lists it.
+//
+// Why a deposed leader cannot commit. Leader epochs only grow, and every
+// manifest records the epoch of its committer. Commit re-reads the stored
+// manifest and refuses (ErrFenced) a manifest whose epoch is below the
+// stored one, whatever ETag the caller holds. That alone leaves a race — a
+// zombie at epoch 4 reads, the new leader at epoch 5 commits, the zombie
+// writes — which conditional writes close: the zombie's write is a
+// PutIfMatch on the ETag it read, which the new leader's commit has
+// changed, so it fails and the re-read finds epoch 5: ErrFenced. The new
+// leader's first commit, likewise, only succeeds on the manifest its
+// predecessor last committed, so it continues from it. The first commit of
+// a partition is a PutIfAbsent. Generation (+1 per commit) makes every
+// manifest's content unique, so content-derived ETags never repeat (no
+// ABA). Where the store lacks atomic conditional puts (across processes on
+// the file store; S3-compatible stores without them), the commit is read,
+// check, write, and fencing is only as strong as the assumption that one
+// writer acts for a partition at a time (ManifestStore.CommitsAtomic).
+//
+// Why a retried or zombie upload never overwrites a committed object.
+// Every upload attempt draws a new uid, so no two attempts share a key,
+// and a committed object's key is never written again: a retry writes a
+// new object, and a zombie's late upload writes an object no committed
+// manifest names. Such objects — segment keys that ParseSegmentKey
+// accepts, not listed by the committed manifest, older than an upload
+// grace period longer than any upload plus commit takes — are orphans,
+// and deleting them is safe: a commit in progress lists only objects
+// younger than the grace period. Objects of segments that retention or
+// DeleteRecords removed from the manifest are deleted after the manifest
+// without them is committed, never before.
+//
+// Lost replies. A write can succeed while its reply is lost. Commit then
+// reads the manifest back and recognises its own write by content (the
+// stored bytes equal its encoding); a caller that retries the same Commit
+// after an error gets the same recognition, so a commit is neither applied
+// twice nor reported failed when it landed.
+//
+// # Invariants
+//
+//   - Only layout.go builds keys; ParseSegmentKey accepts exactly the keys
+//     SegmentKey builds, so cleanup never deletes what it does not
+//     recognise.
+//   - A stored manifest always passes Manifest.Validate: sorted,
+//     non-overlapping segments, non-decreasing record epochs, consistent
+//     sizes, bounded counts and size (see Manifest). The decoders are
+//     strict, bounded and never panic (fuzzed).
+//   - A manifest's generation grows by one per commit and its leader epoch
+//     never decreases.
+//   - Cluster metadata names every topic with its id, partition count and
+//     config overrides; with the manifests it lets a new cluster serve the
+//     tiered history from the bucket alone.
+package tiering
