@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
 	"time"
 )
 
@@ -104,4 +105,15 @@ func (r *ReadResult) Release() {
 		r.release()
 		r.release = nil
 	}
+}
+
+// NewReadResult builds a ReadResult over chunks held open by the caller
+// (the tiering chunk cache); release runs once, at the first Release.
+func NewReadResult(chunks []FileChunk, release func()) ReadResult {
+	var n int64
+	for _, c := range chunks {
+		n += c.Size
+	}
+	var once sync.Once
+	return ReadResult{Chunks: chunks, Bytes: n, release: func() { once.Do(release) }}
 }
