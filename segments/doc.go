@@ -80,12 +80,15 @@
 //     Truncate, Close, Delete. Append holds Log.mu only to reserve offsets
 //     (and roll) and to publish the new size, end offset and index
 //     entries; the pwrite itself runs without Log.mu, so Reads proceed.
+//
 //   - syncMu serialises Sync (the group-commit goroutine), and Truncate and
 //     Close exclude it. Sync holds Log.mu only to snapshot the dirty
 //     segments and to publish the result; fsyncs run unlocked, concurrently
 //     with Append.
+//
 //   - ckptMu serialises checkpoint writes; each write takes the current
 //     state under Log.mu, so the file always ends with the newest state.
+//
 //   - Log.mu (RWMutex) guards the segment list and every segment's mutable
 //     fields, offsets, config and epoch cache. Readers (Read,
 //     OffsetForTimestamp, MaxTimestamp, ScanBatches) take it shared just to
@@ -94,6 +97,7 @@
 //
 //   - structMu serialises changes to closed segments: the cleaner's swaps,
 //     DeleteRecordsBefore, ApplyRetention, Truncate, Close and Delete.
+//
 //   - cleanMu serialises cleaning passes; it is taken with no other Log
 //     lock held (the order is cleanMu → structMu → ckptMu → mu).
 //

@@ -72,46 +72,67 @@ func (l *Log) dropSegments(segs []*segment) {
 // retentionPlanLocked decides how many leading segments retention deletes:
 // those wholly below the log start, then (Kafka's order) a prefix whose
 // largest timestamp is older than retention.ms, then a prefix whose removal
-// keeps the log at or above retention.bytes. The active segment is never
-// deleted. Segments without timestamps are aged by their file's mtime.
+// keeps the log at or above retention.bytes; with remote storage, then the
+// same by local.retention.ms/bytes among segments already uploaded. The
+// active segment is never deleted. Segments without timestamps are aged by
+// their file's mtime.
 func (l *Log) retentionPlanLocked(now time.Time) int {
 	cfg := l.mu.cfg
 	segs := l.mu.segs
-	limit := len(segs) - 1
 	n := 0
-	for n < limit && segs[n+1].base <= l.mu.start {
+	for n < len(segs)-1 && segs[n+1].base <= l.mu.start {
 		n++
 	}
-	if cfg.RetentionAge >= 0 {
-		nowMs, keepMs := now.UnixMilli(), cfg.RetentionAge.Milliseconds()
-		for n < limit {
-			ts := segs[n].ix.maxTs
-			if ts < 0 {
-				st, err := segs[n].log.Stat()
-				if err != nil {
-					break
-				}
-				ts = st.ModTime().UnixMilli()
-			}
-			if nowMs-ts <= keepMs {
+	everyone := func(int) bool { return true }
+	n = agePrefix(segs, n, cfg.RetentionAge, now, everyone)
+	n = sizePrefix(segs, n, cfg.RetentionBytes, everyone)
+	if cfg.RemoteStorage {
+		uploaded := func(i int) bool { return segs[i].next <= l.mu.uploadedTo }
+		n = agePrefix(segs, n, cfg.LocalRetentionAge, now, uploaded)
+		n = sizePrefix(segs, n, cfg.LocalRetentionBytes, uploaded)
+	}
+	return n
+}
+
+// agePrefix extends a plan of n leading segments over the following ones
+// that may go (ok) and whose newest record is older than keep (< 0: no
+// limit). The active segment never goes.
+func agePrefix(segs []*segment, n int, keep time.Duration, now time.Time, ok func(i int) bool) int {
+	if keep < 0 {
+		return n
+	}
+	nowMs, keepMs := now.UnixMilli(), keep.Milliseconds()
+	for n < len(segs)-1 && ok(n) {
+		ts := segs[n].ix.maxTs
+		if ts < 0 {
+			st, err := segs[n].log.Stat()
+			if err != nil {
 				break
 			}
-			n++
+			ts = st.ModTime().UnixMilli()
 		}
+		if nowMs-ts <= keepMs {
+			break
+		}
+		n++
 	}
-	if cfg.RetentionBytes >= 0 {
-		var total int64
-		for _, s := range segs[n:] {
-			total += s.size
-		}
-		diff := total - cfg.RetentionBytes
-		for n < limit && diff-segs[n].size >= 0 {
-			diff -= segs[n].size
-			n++
-		}
+	return n
+}
+
+// sizePrefix extends a plan of n leading segments over the following ones
+// that may go (ok) while what remains stays at or above limit bytes (< 0:
+// no limit).
+func sizePrefix(segs []*segment, n int, limit int64, ok func(i int) bool) int {
+	if limit < 0 {
+		return n
 	}
-	if cfg.RemoteStorage {
-		n = l.localRetentionPlanLocked(n, now.UnixMilli())
+	var total int64
+	for _, s := range segs[n:] {
+		total += s.size
+	}
+	for n < len(segs)-1 && ok(n) && total-segs[n].size >= limit {
+		total -= segs[n].size
+		n++
 	}
 	return n
 }
