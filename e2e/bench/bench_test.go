@@ -79,32 +79,7 @@ func BenchmarkStrata(b *testing.B) {
 	b.Logf("limits: fsync write %.0f MiB/s, sendfile loopback %.0f MiB/s, sync latency p50/p99 %s/%s (1 file), %s/%s (%d files)",
 		fsyncMiBps, sendfileMiBps, ms(syncQ[0]), ms(syncQ[1]), ms(roundQ[0]), ms(roundQ[1]), benchPartitions)
 
-	br := harness.Start(b, harness.Options{
-		DataDir: dataDir,
-		Args:    strings.Fields(os.Getenv(envArgs)),
-		Env:     strings.Fields(os.Getenv(envEnv)),
-	})
-	// The harness prints the broker's log tail when the benchmark fails.
-	brokerFailed := func(format string, args ...any) {
-		b.Helper()
-		exited := ""
-		if !br.Running() {
-			exited = fmt.Sprintf(" (broker exited: %v)", br.ExitErr())
-		}
-		b.Fatalf("%s%s", fmt.Sprintf(format, args...), exited)
-	}
-	// Cancel every client operation if the broker dies, rather than retry
-	// against a dead port until the phase timeouts.
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() {
-		select {
-		case <-br.Exited():
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
-
+	br, ctx, brokerFailed := startBenchBroker(b, dataDir)
 	setupCtx, setupCancel := context.WithTimeout(ctx, 30*time.Second)
 	err = createTopic(setupCtx, br.Addr())
 	setupCancel()
@@ -296,4 +271,35 @@ func envInt(tb testing.TB, name string, def int) int {
 		tb.Fatalf("$%s=%q: want a positive integer", name, s)
 	}
 	return v
+}
+
+// startBenchBroker starts the broker under test on dataDir (with
+// STRATA_BENCH_ARGS and STRATA_BENCH_ENV). The returned context is
+// cancelled when the broker exits, so client operations stop at once
+// rather than retry against a dead port; brokerFailed fails the benchmark,
+// saying whether the broker had exited (the harness prints its log tail).
+func startBenchBroker(b *testing.B, dataDir string) (*harness.Broker, context.Context, func(format string, args ...any)) {
+	br := harness.Start(b, harness.Options{
+		DataDir: dataDir,
+		Args:    strings.Fields(os.Getenv(envArgs)),
+		Env:     strings.Fields(os.Getenv(envEnv)),
+	})
+	brokerFailed := func(format string, args ...any) {
+		b.Helper()
+		exited := ""
+		if !br.Running() {
+			exited = fmt.Sprintf(" (broker exited: %v)", br.ExitErr())
+		}
+		b.Fatalf("%s%s", fmt.Sprintf(format, args...), exited)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	b.Cleanup(cancel)
+	go func() {
+		select {
+		case <-br.Exited():
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return br, ctx, brokerFailed
 }

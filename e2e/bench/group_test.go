@@ -89,29 +89,7 @@ func BenchmarkGroups(b *testing.B) {
 	}
 	syncQ, _ := syncLat.quantiles(0.5, 0.99)
 
-	br := harness.Start(b, harness.Options{
-		DataDir: dataDir,
-		Args:    strings.Fields(os.Getenv(envArgs)),
-		Env:     strings.Fields(os.Getenv(envEnv)),
-	})
-	brokerFailed := func(format string, args ...any) {
-		b.Helper()
-		exited := ""
-		if !br.Running() {
-			exited = fmt.Sprintf(" (broker exited: %v)", br.ExitErr())
-		}
-		b.Fatalf("%s%s", fmt.Sprintf(format, args...), exited)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() {
-		select {
-		case <-br.Exited():
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
-
+	br, ctx, brokerFailed := startBenchBroker(b, dataDir)
 	setupCtx, setupCancel := context.WithTimeout(ctx, 30*time.Second)
 	offsetsParts, err := setupGroupTopic(setupCtx, br.Addr())
 	setupCancel()
