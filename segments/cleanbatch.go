@@ -39,56 +39,53 @@ type record struct {
 // is corrupt, and the error says where.
 func forEachRecord(recs []byte, count int32, fn func(r record) error) error {
 	p := 0
-	uvarint := func(what string) (int64, error) {
-		v, n := binary.Varint(recs[p:])
-		if n <= 0 {
-			return 0, fmt.Errorf("record section position %d: bad %s varint", p, what)
-		}
-		p += n
-		return v, nil
-	}
 	for i := int32(0); i < count; i++ {
-		start := p
-		l, err := uvarint("length")
-		if err != nil {
+		l, n := binary.Varint(recs[p:])
+		if n <= 0 || l < 1 || l > int64(len(recs)-p-n) {
+			return fmt.Errorf("record %d at section position %d: bad length", i, p)
+		}
+		start, body := p, recs[p+n:p+n+int(l)]
+		p += n + int(l)
+		// Fields are parsed within the record's own bytes.
+		q := 1 // attributes
+		field := func(what string) (int64, error) {
+			v, m := binary.Varint(body[q:])
+			if m <= 0 {
+				return 0, fmt.Errorf("record %d: bad %s", i, what)
+			}
+			q += m
+			return v, nil
+		}
+		r := record{attrAt: n, raw: recs[start:p]}
+		var err error
+		if r.tsDelta, err = field("timestamp delta"); err != nil {
 			return err
 		}
-		if l < 0 || l > int64(len(recs)-p) {
-			return fmt.Errorf("record %d: length %d runs past the record section", i, l)
-		}
-		end := p + int(l)
-		r := record{attrAt: p - start}
-		p++ // attributes
-		if r.tsDelta, err = uvarint("timestamp delta"); err != nil {
-			return err
-		}
-		r.restAt = p - start
-		od, err := uvarint("offset delta")
+		r.restAt = n + q
+		od, err := field("offset delta")
 		if err != nil {
 			return err
 		}
 		r.offsetDelta = int32(od)
-		kl, err := uvarint("key length")
+		kl, err := field("key length")
 		if err != nil {
 			return err
 		}
-		if kl > int64(end-p) || kl < -1 {
+		if kl < -1 || kl > int64(len(body)-q) {
 			return fmt.Errorf("record %d: key length %d", i, kl)
 		}
 		if kl >= 0 {
-			r.key = recs[p : p+int(kl) : p+int(kl)]
-			p += int(kl)
+			r.key = body[q : q+int(kl) : q+int(kl)]
+			q += int(kl)
 		}
-		vl, err := uvarint("value length")
+		vl, err := field("value length")
 		if err != nil {
 			return err
 		}
-		if vl > int64(end-p) || vl < -1 {
+		if vl < -1 || vl > int64(len(body)-q) {
 			return fmt.Errorf("record %d: value length %d", i, vl)
 		}
 		r.nullValue = vl < 0
-		p = end
-		r.raw = recs[start:end]
 		if err := fn(r); err != nil {
 			return err
 		}
