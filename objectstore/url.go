@@ -3,7 +3,6 @@ package objectstore
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -14,9 +13,6 @@ import (
 	"strconv"
 	"strings"
 )
-
-// ErrBackendNotBuilt: the URL names a backend this build does not have yet.
-var ErrBackendNotBuilt = errors.New("backend not built yet (issue 4)")
 
 // Location is a parsed object-store URL. It holds no credentials: those
 // never come from the URL.
@@ -175,14 +171,28 @@ func ParseURL(rawURL string) (Location, error) {
 }
 
 // Open parses rawURL (see ParseURL) and opens the store it names. creds
-// are for the network backends; when zero, those use their default chains
-// (for s3, the AWS environment, shared config and instance profile).
+// are for the network backends; when zero, those read EnvAccessKey and
+// EnvSecretKey, and when those are unset too, s3 uses the AWS default
+// chain (environment, shared config, instance profile) while minio fails.
+// The network backends get the default Options otherwise; see OpenWith.
 func Open(ctx context.Context, rawURL string, creds Credentials) (Store, error) {
+	return OpenWith(ctx, rawURL, Options{Credentials: creds})
+}
+
+// OpenWith is Open with Options for the network backends (retries,
+// timeouts, concurrency, part size). file and mem ignore them, except that
+// half a key pair is an error for every scheme.
+func OpenWith(ctx context.Context, rawURL string, opts Options) (Store, error) {
 	loc, err := ParseURL(rawURL)
 	if err != nil {
 		return nil, err
 	}
-	if err := creds.validate(); err != nil {
+	return OpenLocation(ctx, loc, opts)
+}
+
+// OpenLocation opens the store at a parsed location.
+func OpenLocation(ctx context.Context, loc Location, opts Options) (Store, error) {
+	if err := opts.Credentials.validate(); err != nil {
 		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
@@ -193,9 +203,12 @@ func Open(ctx context.Context, rawURL string, creds Credentials) (Store, error) 
 		return NewFile(loc.Dir)
 	case "mem":
 		return NewMem(), nil
-	default:
-		return nil, fmt.Errorf("object store %s: %s %w", loc, loc.Scheme, ErrBackendNotBuilt)
+	case "s3":
+		return NewS3(ctx, loc, opts)
+	case "minio":
+		return NewMinIO(loc, opts)
 	}
+	return nil, fmt.Errorf("object store %s: unknown scheme %q", loc, loc.Scheme)
 }
 
 // validBucket applies S3's bucket naming rules loosely: 3–63 characters of

@@ -65,3 +65,4 @@ if [ ! -f "$stamp" ] || [ "$js/package-lock.json" -nt "$stamp" ] || [ ! -d "$js/
 else
 	echo "install-test-deps: e2e/js/node_modules up to date (kafkajs)"
 fi
+bash "$root/scripts/install-minio.sh" # MinIO server for the object-store tests (internal/miniotest)
