@@ -211,29 +211,35 @@ func TestPatchBatch(t *testing.T) {
 	}
 }
 
-func TestFindRecord(t *testing.T) {
+func TestFindTimestamp(t *testing.T) {
 	for _, c := range codecs {
 		t.Run(c.name, func(t *testing.T) {
 			b := makeBatch(t, testBatch{records: 10, tsStep: 100, codec: c.codec, xerial: c.xerial})
 			h, _ := ParseBatchHeader(b)
+			h.BaseOffset = 1000
 			for _, tc := range []struct {
-				ts     int64
-				minIdx int32
-				want   int32
+				ts   int64
+				from Offset
+				want Offset // -1: none
 			}{
-				{h.BaseTimestamp - 5, 0, 0},
-				{h.BaseTimestamp + 1, 0, 1},
-				{h.BaseTimestamp + 900, 0, 9},
+				{h.BaseTimestamp - 5, 0, 1000},
+				{h.BaseTimestamp + 1, 0, 1001},
+				{h.BaseTimestamp + 900, 0, 1009},
 				{h.BaseTimestamp + 901, 0, -1},
-				{h.BaseTimestamp, 4, 4},
+				{h.BaseTimestamp, 1004, 1004},
 			} {
-				i, ts, err := findRecord(b, h, tc.ts, tc.minIdx)
-				if err != nil || i != tc.want {
-					t.Fatalf("ts %d min %d: %d %v, want %d", tc.ts, tc.minIdx, i, err, tc.want)
+				off, ts, found, err := FindTimestamp(b, h, tc.from, tc.ts)
+				if err != nil || found != (tc.want >= 0) || found && off != tc.want {
+					t.Fatalf("ts %d from %d: %d %v %v, want %d", tc.ts, tc.from, off, found, err, tc.want)
 				}
-				if i >= 0 && ts != h.BaseTimestamp+int64(i)*100 {
+				if found && ts != h.BaseTimestamp+int64(off-1000)*100 {
 					t.Fatalf("record ts %d", ts)
 				}
+			}
+			bad := bytes.Clone(b)
+			bad[len(bad)-1] ^= 1
+			if _, _, _, err := FindTimestamp(bad, h, 0, 0); err == nil {
+				t.Fatalf("corrupt batch searched without error")
 			}
 		})
 	}

@@ -262,6 +262,14 @@ func TestCleanKeepsLatestPerKey(t *testing.T) {
 			// Every offset, including those compacted away, reads from
 			// the next surviving record.
 			recs, _ := readRecords(t, l, 0)
+			// Timestamp lookups find kept records in compacted batches
+			// (offset deltas with gaps).
+			for _, r := range recs[:len(recs)-1] {
+				off, ts, found, err := l.OffsetForTimestamp(r.timestamp)
+				if err != nil || !found || off != r.offset || ts != r.timestamp {
+					t.Fatalf("OffsetForTimestamp(%d) = %d, %d, %v, %v; want offset %d", r.timestamp, off, ts, found, err, r.offset)
+				}
+			}
 			for _, o := range []Offset{1, 57, tail.offset - 1} {
 				r, err := l.Read(o, l.EndOffset(), 1<<20, true)
 				if err != nil {

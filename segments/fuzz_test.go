@@ -74,8 +74,8 @@ func FuzzBatchRecords(f *testing.F) {
 			t.Fatalf("%+v", hs[0])
 		}
 		// A timestamp search over the accepted records works too.
-		if _, _, err := findRecord(b, hs[0], 0, 0); err != nil {
-			t.Fatalf("findRecord on an accepted batch: %v", err)
+		if _, _, _, err := FindTimestamp(b[:hs[0].Size()], hs[0], 0, 0); err != nil {
+			t.Fatalf("FindTimestamp on an accepted batch: %v", err)
 		}
 	})
 }

@@ -247,13 +247,12 @@ func searchTimestamp(v segView, from, start Offset, ts int64) (Offset, int64, bo
 			if err != nil {
 				return 0, 0, false, err
 			}
-			minIdx := int32(max(start-h.BaseOffset, 0))
-			i, recTs, err := findRecord(b, h, ts, minIdx)
+			off, recTs, found, err := FindTimestamp(b, h, start, ts)
 			if err != nil {
 				return 0, 0, false, &CorruptError{Path: v.s.log.Name(), Position: pos, Offset: h.BaseOffset, Reason: err.Error()}
 			}
-			if i >= 0 {
-				return h.BaseOffset + Offset(i), recTs, true, nil
+			if found {
+				return off, recTs, true, nil
 			}
 		}
 		pos += h.Size()

@@ -60,14 +60,19 @@ func isTooLarge(err error) bool { return errors.Is(err, errTooLarge) }
 
 // recordWalk checks count records and gathers timestamp facts as it goes.
 type recordWalk struct {
-	count  int32 // records expected
-	target int64 // timestamp delta searched for, or noTarget
-	minIdx int32 // first record index the search considers
+	count    int32 // records expected
+	target   int64 // timestamp delta searched for, or noTarget
+	minDelta int32 // first offset delta the search considers
+	// stored: the batch was compacted, so offset deltas only increase
+	// (up to lastDelta) instead of equalling the record index.
+	stored    bool
+	lastDelta int32
+	prevDelta int32
 	// requireKey rejects records with a null key (compacted topics).
 	requireKey bool
 
 	maxDelta   int64 // largest timestampDelta seen
-	first      int32 // index of the first record >= minIdx with delta >= target, or -1
+	first      int32 // offset delta of the first record >= minDelta with delta >= target, or -1
 	firstDelta int64 // its timestampDelta
 }
 
@@ -90,6 +95,7 @@ func (w *recordWalk) walkMem(b []byte) error {
 // the caller wraps them (ErrInvalidRecord or errTooLarge).
 func walk[S recSource](w *recordWalk, s S) error {
 	w.first = -1
+	w.prevDelta = -1
 	w.maxDelta = math.MinInt64
 	for i := int32(0); i < w.count; i++ {
 		l, err := s.varint()
@@ -127,9 +133,13 @@ func (w *recordWalk) record(s recSource, i int32, end int64) error {
 	if err != nil {
 		return fmt.Errorf("offset delta: %w", err)
 	}
-	if offDelta != i {
+	switch {
+	case !w.stored && offDelta != i:
 		return fmt.Errorf("offset delta %d, want %d", offDelta, i)
+	case w.stored && (offDelta <= w.prevDelta || offDelta > w.lastDelta):
+		return fmt.Errorf("offset delta %d after %d (last %d)", offDelta, w.prevDelta, w.lastDelta)
 	}
+	w.prevDelta = offDelta
 	for _, field := range [2]string{"key", "value"} {
 		n, err := varint32(s)
 		if err != nil {
@@ -175,8 +185,8 @@ func (w *recordWalk) record(s recSource, i int32, end int64) error {
 	if tsDelta > w.maxDelta {
 		w.maxDelta = tsDelta
 	}
-	if w.first < 0 && i >= w.minIdx && tsDelta >= w.target {
-		w.first, w.firstDelta = i, tsDelta
+	if w.first < 0 && offDelta >= w.minDelta && tsDelta >= w.target {
+		w.first, w.firstDelta = offDelta, tsDelta
 	}
 	return nil
 }
@@ -544,28 +554,38 @@ func codecName(c int8) string {
 	return fmt.Sprintf("codec %d", c)
 }
 
-// findRecord walks the records of one whole stored batch b and returns the
-// index of the first record at index >= minIdx whose timestamp is >= ts,
-// with that timestamp; -1 if none. Used by timestamp lookups.
-func findRecord(b []byte, h BatchHeader, ts int64, minIdx int32) (int32, int64, error) {
+// FindTimestamp returns the offset and timestamp of the first record of a
+// stored batch b (the whole batch, header h) with offset >= from and
+// timestamp >= ts, as ListOffsets by timestamp needs; found is false if no
+// record qualifies. The batch's CRC is checked first and its records are
+// walked (decompressed, streamed and bounded); compacted batches, whose
+// offset deltas have gaps, are fine. Errors describe stored data that
+// does not parse.
+func FindTimestamp(b []byte, h BatchHeader, from Offset, ts int64) (off Offset, recTs int64, found bool, err error) {
+	if int64(len(b)) != h.Size() || len(b) < BatchHeaderSize {
+		return 0, 0, false, fmt.Errorf("batch of %d bytes, header says %d", len(b), h.Size())
+	}
+	if got := batchCRC(b); got != h.CRC {
+		return 0, 0, false, fmt.Errorf("CRC mismatch: header %#08x, computed %#08x", h.CRC, got)
+	}
+	minDelta := int32(min(max(from-h.BaseOffset, 0), math.MaxInt32))
 	if h.TimestampType() == LogAppendTime {
 		// Every record carries the batch's append time.
-		if h.MaxTimestamp >= ts && minIdx < h.RecordCount {
-			return minIdx, h.MaxTimestamp, nil
+		if h.MaxTimestamp >= ts && minDelta <= h.LastOffsetDelta {
+			return h.BaseOffset + Offset(minDelta), h.MaxTimestamp, true, nil
 		}
-		return -1, -1, nil
+		return 0, 0, false, nil
 	}
-	w := recordWalk{count: h.RecordCount, target: satAdd(ts, satNeg(h.BaseTimestamp)), minIdx: minIdx}
-	var err error
+	w := recordWalk{count: h.RecordCount, target: satAdd(ts, satNeg(h.BaseTimestamp)), minDelta: minDelta, stored: true, lastDelta: h.LastOffsetDelta}
 	if h.Compression() == CompressionNone {
 		err = w.walkMem(b[BatchHeaderSize:])
 	} else {
 		err = w.walkCompressed(h.Compression(), b[BatchHeaderSize:], maxDecompressBytes)
 	}
 	if err != nil || w.first < 0 {
-		return -1, -1, err
+		return 0, 0, false, err
 	}
-	return w.first, satAdd(h.BaseTimestamp, w.firstDelta), nil
+	return h.BaseOffset + Offset(w.first), satAdd(h.BaseTimestamp, w.firstDelta), true, nil
 }
 
 // satAdd is a+b clamped to the int64 range (timestamps are client data).
