@@ -7,17 +7,23 @@
 // that builds or parses object keys), the partition manifest as a value
 // with its invariants and its pure update rules (manifest.go), the commit
 // protocol over an objectstore.Store (manifest_store.go) and the cluster
-// metadata snapshot (metadata.go). Later: the uploader of closed segments,
-// the remote reader and its on-disk chunk cache, remote retention and orphan
-// cleanup, and bootstrapping a replica or a whole cluster from the bucket.
+// metadata snapshot (metadata.go), the uploader of closed segments and its
+// orphan cleanup (uploader.go), and the remote read path: an on-disk chunk
+// cache of object ranges (cache.go) and a reader serving Fetch and
+// timestamp lookups from it (reader.go). Still to come: wiring into the
+// broker, remote retention on a schedule, and bootstrapping a replica or a
+// whole cluster from the bucket.
 // What does not: moving bytes to and from a backend (objectstore), local
 // segment files (segments), leadership and epochs' origin (broker/replica,
 // later the controller), anything Kafka-wire. The package never imports
 // broker; it imports segments for Offset and LeaderEpoch.
 //
-// Concurrency: nothing here starts a goroutine. Manifests and metadata
-// snapshots are values that methods never modify; a ManifestStore holds no
-// state and may be used from any goroutine.
+// Concurrency: manifests and metadata snapshots are values that methods
+// never modify; a ManifestStore holds no state and may be used from any
+// goroutine. An Uploader serves one caller at a time and starts nothing.
+// The ChunkCache runs each download in its own goroutine (shared by every
+// reader waiting for that chunk, cancelled when all of them give up) and
+// bounded read-ahead downloads; Close stops them.
 //
 // # Bucket layout
 //

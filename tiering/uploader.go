@@ -1,0 +1,518 @@
+package tiering
+
+// The segment uploader: copies a partition's closed, committed segments
+// into the bucket, one object each, and commits them to the manifest (the
+// protocol of doc.go, "Commit protocol and fencing"). It also deletes the
+// orphans that failed or deposed uploads leave behind.
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/stratalog/strata/objectstore"
+	"github.com/stratalog/strata/segments"
+)
+
+// Source is what the uploader needs from one partition's replica (the
+// leader's broker/replica.Partition implements it). Its methods may be
+// called from the uploader's goroutine while the partition appends.
+type Source interface {
+	// ClosedSegments returns the closed, fsynced segments whose base is
+	// at or after from, in offset order, each pinned; the uploader
+	// releases every one (see segments.Log.ClosedSegments).
+	ClosedSegments(from segments.Offset) ([]segments.ClosedSegment, error)
+	// HighWatermark is the partition's high watermark: offsets below it
+	// are committed (replicated to the ISR). Nothing at or above it is
+	// uploaded, since a new leader could truncate it.
+	HighWatermark() segments.Offset
+	// LeaderEpoch is the epoch this replica leads at; uploads and
+	// manifest commits are made at it.
+	LeaderEpoch() segments.LeaderEpoch
+	// SetUploadedTo records that every offset below o is committed in the
+	// remote tier, so local retention may delete segments below it (see
+	// segments.Log.SetUploadedTo).
+	SetUploadedTo(o segments.Offset) error
+	// ProducerSnapshot returns the producer-state snapshot valid at end (a
+	// segment's end offset), or nil, nil if there is none. The uploader
+	// only reads the returned bytes.
+	ProducerSnapshot(end segments.Offset) ([]byte, error)
+}
+
+// Defaults of UploaderOptions.
+const (
+	// DefaultPutTimeout bounds one segment object's upload: a 1 GiB
+	// segment at a slow 2 MiB/s takes 512 s, so 10 minutes leaves room.
+	DefaultPutTimeout = 10 * time.Minute
+	// DefaultCommitTimeout bounds one manifest commit (a re-read and a
+	// write of at most MaxManifestBytes, 64 MiB: 32 s at 2 MiB/s).
+	DefaultCommitTimeout = 2 * time.Minute
+	// maxCommitConflicts is how often one segment's commit is rebuilt on
+	// a reloaded manifest after ErrConflict before UploadOnce gives up
+	// (the next call starts over). Conflicts need a concurrent committer
+	// at the same epoch, which the protocol makes rare.
+	maxCommitConflicts = 3
+	// deleteBatch is how many keys CleanOrphans deletes per call (S3's
+	// DeleteObjects limit).
+	deleteBatch = 1000
+)
+
+// UploaderOptions tunes an Uploader. The zero value means every default.
+type UploaderOptions struct {
+	// PutTimeout bounds the upload of one segment object (default
+	// DefaultPutTimeout). Orphan cleanup's grace period must exceed
+	// PutTimeout + CommitTimeout.
+	PutTimeout time.Duration
+	// CommitTimeout bounds one manifest commit, its re-read included
+	// (default DefaultCommitTimeout).
+	CommitTimeout time.Duration
+	// Now is the clock for upload times, lag and orphan ages (default
+	// time.Now).
+	Now func() time.Time
+}
+
+func (o UploaderOptions) withDefaults() UploaderOptions {
+	if o.PutTimeout <= 0 {
+		o.PutTimeout = DefaultPutTimeout
+	}
+	if o.CommitTimeout <= 0 {
+		o.CommitTimeout = DefaultCommitTimeout
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return o
+}
+
+// UploadStats describes one UploadOnce call and how far uploads are behind
+// after it.
+type UploadStats struct {
+	// Segments and Bytes count the segment objects this call uploaded and
+	// committed, and their object bytes.
+	Segments int
+	Bytes    int64
+	// LagSegments and LagBytes count the closed local segments that the
+	// manifest does not cover after this call, and their log bytes: those
+	// waiting for the high watermark, and any left by an error.
+	LagSegments int
+	LagBytes    int64
+	// LagAge is how long the oldest of them has been closed (measured
+	// from its .log file's modification time, its last write); 0 with
+	// none.
+	LagAge time.Duration
+}
+
+// Uploader tiers the closed segments of one partition. It starts no
+// goroutine and is safe for one caller at a time: the broker's upload loop
+// calls UploadOnce (and now and then CleanOrphans) for as long as this
+// replica leads the partition, and stops at ErrFenced.
+//
+// Between calls it caches the manifest it last loaded or committed and
+// its ETag; before each segment it Stats the manifest and reloads it if
+// another writer changed it, so a deposed leader learns it is fenced
+// before uploading, not after.
+type Uploader struct {
+	store     objectstore.Store
+	manifests *ManifestStore
+	tp        TopicPartition
+	src       Source
+	opts      UploaderOptions
+
+	manifest *Manifest // nil: load before use
+	etag     string
+	markedTo segments.Offset // the last SetUploadedTo this uploader made
+	fenced   error           // once set, every call returns it
+}
+
+// NewUploader returns an Uploader for tp, reading segments from src,
+// writing objects to store and committing through manifests (which must
+// be over the same store). It fails if tp is invalid.
+func NewUploader(store objectstore.Store, manifests *ManifestStore, tp TopicPartition, src Source, opts UploaderOptions) (*Uploader, error) {
+	if err := tp.Validate(); err != nil {
+		return nil, fmt.Errorf("tiering: uploader: %w", err)
+	}
+	if store == nil || manifests == nil || src == nil {
+		return nil, fmt.Errorf("tiering: uploader for %v: nil store, manifest store or source", tp)
+	}
+	return &Uploader{store: store, manifests: manifests, tp: tp, src: src, opts: opts.withDefaults()}, nil
+}
+
+// UploadOnce uploads, in offset order, every closed segment that the
+// manifest does not yet cover and that lies wholly below the high
+// watermark: for each, one object (log, index, time index, leader epoch
+// checkpoint, producer snapshot) under a fresh key, then a manifest commit
+// listing it, then Source.SetUploadedTo its end. A segment that the
+// manifest already covers (a crash between commit and SetUploadedTo, or
+// another leader's upload) is only marked uploaded. It stops at the first
+// error, leaving later segments for the next call.
+//
+// Errors: one matching ErrFenced means a newer leader committed; this
+// Uploader then refuses every later call with it and the caller stops. A
+// closed segment that overlaps the manifest's end (starts below it, ends
+// above it) is an error naming both ranges. Anything else (a store or
+// local I/O failure) is worth retrying with backoff; the stats are valid
+// with any error.
+func (u *Uploader) UploadOnce(ctx context.Context) (UploadStats, error) {
+	var st UploadStats
+	if u.fenced != nil {
+		return st, u.fenced
+	}
+	epoch := u.src.LeaderEpoch()
+	hw := u.src.HighWatermark()
+	// From 0, not from the manifest's end: segments below it are marked
+	// uploaded, and one straddling it must be seen to be reported.
+	segs, err := u.src.ClosedSegments(0)
+	if err != nil {
+		return st, fmt.Errorf("tiering: uploading %v: listing closed segments: %w", u.tp, err)
+	}
+	defer func() {
+		for i := range segs {
+			segs[i].Release()
+		}
+	}()
+	err = u.uploadSegments(ctx, segs, epoch, hw, &st)
+	u.lag(segs, &st)
+	return st, err
+}
+
+func (u *Uploader) uploadSegments(ctx context.Context, segs []segments.ClosedSegment, epoch segments.LeaderEpoch, hw segments.Offset, st *UploadStats) error {
+	for i := range segs {
+		cs := &segs[i]
+		if cs.Next > hw {
+			return nil // not committed yet; later segments are not either
+		}
+		if err := u.refresh(ctx); err != nil {
+			return err
+		}
+		end := u.manifest.EndOffset()
+		switch {
+		case cs.Next <= end || cs.LogBytes == 0:
+			// Already tiered, or nothing to tier (an emptied segment at
+			// or after end, all before it being tiered).
+			if err := u.markUploaded(cs.Next); err != nil {
+				return err
+			}
+			continue
+		case cs.Base < end:
+			return u.overlapError(cs)
+		}
+		n, err := u.upload(ctx, cs, epoch)
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			st.Segments++
+			st.Bytes += n
+		}
+		if err := u.markUploaded(cs.Next); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// lag fills st's lag fields from the closed segments the manifest does
+// not cover.
+func (u *Uploader) lag(segs []segments.ClosedSegment, st *UploadStats) {
+	end := segments.Offset(-1)
+	if u.manifest != nil {
+		end = u.manifest.EndOffset()
+	}
+	now := u.opts.Now()
+	for i := range segs {
+		cs := &segs[i]
+		if cs.Next <= end || cs.LogBytes == 0 || cs.Next <= u.markedTo {
+			continue
+		}
+		st.LagSegments++
+		st.LagBytes += cs.LogBytes
+		if fi, err := cs.Log.Stat(); err == nil {
+			st.LagAge = max(st.LagAge, now.Sub(fi.ModTime()))
+		}
+	}
+}
+
+func (u *Uploader) overlapError(cs *segments.ClosedSegment) error {
+	return fmt.Errorf("tiering: uploading %v: local segment [%d, %d) overlaps the manifest, which ends at %d (last segment %s, generation %d)",
+		u.tp, cs.Base, cs.Next, u.manifest.EndOffset(), describeLast(u.manifest), u.manifest.Generation)
+}
+
+func describeLast(m *Manifest) string {
+	if n := len(m.Segments); n > 0 {
+		s := &m.Segments[n-1]
+		return fmt.Sprintf("[%d, %d)", s.BaseOffset, s.EndOffset)
+	}
+	return "none, log start " + strconv.FormatInt(int64(m.LogStartOffset), 10)
+}
+
+// markUploaded calls SetUploadedTo(o) unless this uploader already
+// reported o or beyond.
+func (u *Uploader) markUploaded(o segments.Offset) error {
+	if o <= u.markedTo {
+		return nil
+	}
+	if err := u.src.SetUploadedTo(o); err != nil {
+		return fmt.Errorf("tiering: uploading %v: marking offsets below %d uploaded: %w", u.tp, o, err)
+	}
+	u.markedTo = o
+	return nil
+}
+
+// refresh makes u.manifest current: it loads it if none is cached, and
+// otherwise Stats the manifest and reloads if its ETag changed.
+func (u *Uploader) refresh(ctx context.Context) error {
+	if u.manifest != nil {
+		info, err := u.store.Stat(ctx, ManifestKey(u.tp))
+		switch {
+		case err == nil && info.ETag == u.etag:
+			return nil
+		case errors.Is(err, objectstore.ErrNotExist) && u.etag == "":
+			return nil
+		case err != nil && !errors.Is(err, objectstore.ErrNotExist):
+			return fmt.Errorf("tiering: uploading %v: checking manifest %q: %w", u.tp, ManifestKey(u.tp), err)
+		}
+	}
+	return u.reload(ctx)
+}
+
+func (u *Uploader) reload(ctx context.Context) error {
+	u.manifest = nil
+	m, etag, err := u.manifests.Load(ctx, u.tp)
+	if err != nil {
+		return fmt.Errorf("tiering: uploading %v: %w", u.tp, err)
+	}
+	u.manifest, u.etag = m, etag
+	return nil
+}
+
+// upload puts cs's object and commits it to the manifest. It returns the
+// object's size, or 0 if a concurrent commit turned out to cover cs
+// already (the object just put is then an orphan).
+func (u *Uploader) upload(ctx context.Context, cs *segments.ClosedSegment, epoch segments.LeaderEpoch) (int64, error) {
+	// Fail before uploading if a newer leader committed.
+	if _, err := u.manifest.Next(epoch); err != nil {
+		return 0, u.fail(fmt.Errorf("tiering: uploading %v segment at base offset %d: %w", u.tp, cs.Base, err))
+	}
+	uid := NewUID()
+	key := SegmentKey(u.tp, cs.Base, epoch, uid)
+	wrap := func(err error) error {
+		return fmt.Errorf("tiering: uploading %v segment [%d, %d) as %q: %w", u.tp, cs.Base, cs.Next, key, err)
+	}
+	seg, trailer, err := u.describe(cs, epoch, uid)
+	if err != nil {
+		return 0, wrap(err)
+	}
+	crc, err := u.put(ctx, key, cs, trailer, seg.ObjectBytes)
+	if err != nil {
+		return 0, wrap(err)
+	}
+	seg.CRC32C = crc
+	seg.UploadTimeMs = u.opts.Now().UnixMilli()
+	committed, err := u.commit(ctx, cs, seg, epoch)
+	if err != nil {
+		return 0, u.fail(wrap(err))
+	}
+	if !committed {
+		return 0, nil
+	}
+	return seg.ObjectBytes, nil
+}
+
+// fail records err as final if it matches ErrFenced, and returns it.
+func (u *Uploader) fail(err error) error {
+	if errors.Is(err, ErrFenced) {
+		u.fenced = err
+	}
+	return err
+}
+
+// describe builds cs's manifest entry (without CRC and upload time) and
+// the object's trailer parts: the leader epoch checkpoint text and the
+// producer snapshot.
+func (u *Uploader) describe(cs *segments.ClosedSegment, epoch segments.LeaderEpoch, uid UID) (Segment, [2][]byte, error) {
+	var trailer [2][]byte
+	if len(cs.Epochs) == 0 {
+		return Segment{}, trailer, errors.New("the log has no leader epoch for the segment")
+	}
+	epochs := make([]EpochEntry, len(cs.Epochs))
+	for i, e := range cs.Epochs {
+		// The first entry is the epoch current at Base; it may have
+		// started before.
+		epochs[i] = EpochEntry{Epoch: e.Epoch, StartOffset: max(e.StartOffset, cs.Base)}
+	}
+	snap, err := u.src.ProducerSnapshot(cs.Next)
+	if err != nil {
+		return Segment{}, trailer, fmt.Errorf("producer snapshot at %d: %w", cs.Next, err)
+	}
+	trailer = [2][]byte{formatEpochs(epochs), snap}
+	var hdr [segments.BatchHeaderSize]byte
+	if _, err := cs.Log.ReadAt(hdr[:], 0); err != nil {
+		return Segment{}, trailer, fmt.Errorf("reading the first batch header of %s: %w", cs.Log.Name(), err)
+	}
+	first, err := segments.ParseBatchHeader(hdr[:])
+	if err != nil {
+		return Segment{}, trailer, fmt.Errorf("first batch of %s: %w", cs.Log.Name(), err)
+	}
+	firstTs, maxTs := max(first.BaseTimestamp, -1), max(cs.MaxTimestamp, -1)
+	if maxTs < 0 {
+		firstTs = -1
+	}
+	firstTs = min(firstTs, maxTs)
+	parts := PartBytes{
+		Log:       cs.LogBytes,
+		Index:     cs.IndexBytes,
+		TimeIndex: cs.TimeIndexBytes,
+		Epochs:    int64(len(trailer[0])),
+		Snapshot:  int64(len(trailer[1])),
+	}
+	seg := Segment{
+		BaseOffset:     cs.Base,
+		EndOffset:      cs.Next,
+		LeaderEpoch:    epoch,
+		UID:            uid,
+		ObjectBytes:    parts.Log + parts.Index + parts.TimeIndex + parts.Epochs + parts.Snapshot,
+		Parts:          parts,
+		FirstTimestamp: firstTs,
+		MaxTimestamp:   maxTs,
+		Epochs:         epochs,
+	}
+	// Checked before the upload, not first at With: a segment the
+	// manifest would refuse is not worth sending.
+	if err := validateSegment("segment", &seg); err != nil {
+		return Segment{}, trailer, err
+	}
+	return seg, trailer, nil
+}
+
+// formatEpochs renders entries as a leader-epoch-checkpoint file (Kafka's
+// checkpoint text: version 0, the count, one "<epoch> <start offset>"
+// line each).
+func formatEpochs(es []EpochEntry) []byte {
+	b := fmt.Appendf(nil, "0\n%d\n", len(es))
+	for _, e := range es {
+		b = fmt.Appendf(b, "%d %d\n", e.Epoch, e.StartOffset)
+	}
+	return b
+}
+
+var crc32cTable = crc32.MakeTable(crc32.Castagnoli)
+
+// put streams the object — cs's three files, then the trailer — to key,
+// computing its CRC-32C on the way: the store reads the body in bounded
+// chunks and nothing here buffers a whole part. It returns the CRC.
+func (u *Uploader) put(ctx context.Context, key string, cs *segments.ClosedSegment, trailer [2][]byte, size int64) (uint32, error) {
+	h := crc32.New(crc32cTable)
+	body := io.TeeReader(io.MultiReader(
+		io.NewSectionReader(cs.Log, 0, cs.LogBytes),
+		io.NewSectionReader(cs.Index, 0, cs.IndexBytes),
+		io.NewSectionReader(cs.TimeIndex, 0, cs.TimeIndexBytes),
+		bytes.NewReader(trailer[0]),
+		bytes.NewReader(trailer[1]),
+	), h)
+	ctx, cancel := context.WithTimeout(ctx, u.opts.PutTimeout)
+	defer cancel()
+	var info objectstore.ObjectInfo
+	var err error
+	if u.store.Capabilities().PutIfAbsent {
+		info, err = u.store.PutIfAbsent(ctx, key, body, size)
+	} else {
+		// The uid makes the key unique; no other writer uses it.
+		info, err = u.store.Put(ctx, key, body, size)
+	}
+	if err != nil {
+		return 0, err
+	}
+	if info.Size != size {
+		return 0, fmt.Errorf("the store reports %d bytes stored, %d were sent", info.Size, size)
+	}
+	return h.Sum32(), nil
+}
+
+// commit adds seg to the manifest and commits it, rebuilding on a reloaded
+// manifest after ErrConflict. It reports false, with no error, if the
+// reloaded manifest already covers cs (another commit tiered it).
+func (u *Uploader) commit(ctx context.Context, cs *segments.ClosedSegment, seg Segment, epoch segments.LeaderEpoch) (bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, u.opts.CommitTimeout)
+	defer cancel()
+	for conflicts := 0; ; conflicts++ {
+		next, err := u.manifest.Next(epoch)
+		if err != nil {
+			return false, err
+		}
+		if next, err = next.With(seg); err != nil {
+			return false, err
+		}
+		etag, err := u.manifests.Commit(ctx, u.tp, u.etag, next)
+		if err == nil {
+			u.manifest, u.etag = next, etag
+			return true, nil
+		}
+		if !errors.Is(err, ErrConflict) || conflicts >= maxCommitConflicts {
+			// Fenced, or the outcome is unknown: the next call reloads
+			// and finds out whether the commit landed.
+			u.manifest = nil
+			return false, err
+		}
+		if err := u.reload(ctx); err != nil {
+			return false, err
+		}
+		switch end := u.manifest.EndOffset(); {
+		case cs.Next <= end:
+			return false, nil
+		case cs.Base < end:
+			return false, u.overlapError(cs)
+		}
+	}
+}
+
+// CleanOrphans deletes tp's segment objects that the current manifest
+// does not list and that are older than grace: uploads that failed before
+// their commit, deposed leaders' late uploads, and objects of segments
+// retention removed from the manifest. grace must exceed the longest an
+// upload and its commit can take (PutTimeout + CommitTimeout), since an
+// upload in progress — this or another broker's — is an object no
+// manifest lists yet; grace 0 is only for tests. Keys under the prefix
+// that ParseSegmentKey does not accept are never deleted. It returns how
+// many objects it deleted (also with an error, those deleted before it).
+//
+// The manifest is loaded fresh (not the cached one) before listing, and
+// ages are measured from before the load: an object committed after the
+// load was uploaded at most PutTimeout + CommitTimeout before the
+// commit, so within grace of it, and is kept.
+func (u *Uploader) CleanOrphans(ctx context.Context, grace time.Duration) (int, error) {
+	cutoff := u.opts.Now().Add(-grace)
+	m, _, err := u.manifests.Load(ctx, u.tp)
+	if err != nil {
+		return 0, fmt.Errorf("tiering: cleaning orphans of %v: %w", u.tp, err)
+	}
+	live := make(map[string]bool, len(m.Segments))
+	for i := range m.Segments {
+		live[m.SegmentKey(&m.Segments[i])] = true
+	}
+	var doomed []string
+	prefix := SegmentsPrefix(u.tp)
+	for info, err := range u.store.List(ctx, prefix) {
+		if err != nil {
+			return 0, fmt.Errorf("tiering: cleaning orphans of %v: listing %q: %w", u.tp, prefix, err)
+		}
+		ref, perr := ParseSegmentKey(info.Key)
+		if perr != nil || ref.TopicPartition != u.tp || live[info.Key] || !info.ModTime.Before(cutoff) {
+			continue
+		}
+		doomed = append(doomed, info.Key)
+	}
+	deleted := 0
+	for batch := range slices.Chunk(doomed, deleteBatch) {
+		if err := u.store.Delete(ctx, batch...); err != nil {
+			return deleted, fmt.Errorf("tiering: cleaning orphans of %v: deleting %d objects from %q: %w", u.tp, len(batch), batch[0], err)
+		}
+		deleted += len(batch)
+	}
+	return deleted, nil
+}
