@@ -35,11 +35,15 @@ type TopicConfig struct {
 }
 
 // Compact reports whether cleanup.policy includes compact.
-func (c TopicConfig) Compact() bool { return slices.Contains(strings.Split(c.CleanupPolicy, ","), "compact") }
+func (c TopicConfig) Compact() bool {
+	return slices.Contains(strings.Split(c.CleanupPolicy, ","), "compact")
+}
 
 // deletes reports whether cleanup.policy includes delete (retention by
 // time and size).
-func (c TopicConfig) deletes() bool { return slices.Contains(strings.Split(c.CleanupPolicy, ","), "delete") }
+func (c TopicConfig) deletes() bool {
+	return slices.Contains(strings.Split(c.CleanupPolicy, ","), "delete")
+}
 
 // LogConfig projects the topic config onto the segments layer.
 func (c TopicConfig) LogConfig() segments.Config {
