@@ -162,11 +162,12 @@ func (v indexView) offsetAt(i int, base Offset) (int64, Offset) {
 	return int64(pos), base + Offset(rel)
 }
 
-// checkOffsetIndex verifies the contents of an offset index file read from
-// disk against its segment: whole entries, strictly increasing relative
-// offsets and positions, positions inside the log. It returns the number of
-// entries.
-func checkOffsetIndex(b []byte, logSize int64) (int, error) {
+// CheckOffsetIndex verifies an offset index read from storage against its
+// segment: whole entries, strictly increasing relative offsets and
+// positions, positions inside the log (logBytes) and relative offsets below
+// maxRel (the segment's offset span). It returns the number of entries.
+// The remote tier checks downloaded indexes with it too.
+func CheckOffsetIndex(b []byte, logBytes, maxRel int64) (int, error) {
 	if len(b)%offsetEntrySize != 0 {
 		return 0, fmt.Errorf("size %d is not a multiple of %d", len(b), offsetEntrySize)
 	}
@@ -177,8 +178,11 @@ func checkOffsetIndex(b []byte, logSize int64) (int, error) {
 		if int64(r) <= lastRel || int64(p) <= lastPos {
 			return 0, fmt.Errorf("entry %d (%d, %d) does not increase", i, r, p)
 		}
-		if int64(p) >= logSize {
-			return 0, fmt.Errorf("entry %d position %d beyond the log size %d", i, p, logSize)
+		if int64(p) >= logBytes {
+			return 0, fmt.Errorf("entry %d position %d beyond the log size %d", i, p, logBytes)
+		}
+		if int64(r) >= maxRel {
+			return 0, fmt.Errorf("entry %d relative offset %d beyond the segment's span %d", i, r, maxRel)
 		}
 		lastRel, lastPos = int64(r), int64(p)
 	}

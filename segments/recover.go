@@ -298,8 +298,8 @@ func (l *Log) loadTrusted(s *segment, size int64, active bool, nextBase Offset) 
 	if !active {
 		maxRel = int64(nextBase - s.base)
 	}
-	nIdx, err1 := checkOffsetIndex(idxB, size)
-	nTix, err2 := checkTimeIndex(tixB, maxRel)
+	nIdx, err1 := CheckOffsetIndex(idxB, size, maxRel)
+	nTix, err2 := CheckTimeIndex(tixB, maxRel)
 	if s.indexMissing || err1 != nil || err2 != nil || (size > 0 && !active && nTix == 0) || nextBase >= 0 && nextBase <= s.base {
 		l.logger.Warn("rebuilding segment indexes", "segment", s.log.Name(), "missing", s.indexMissing, "offset_index", err1, "time_index", err2, "time_entries", nTix)
 		return false, nil

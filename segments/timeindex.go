@@ -51,10 +51,10 @@ func (v indexView) lastTime(base Offset) (ts int64, off Offset, ok bool) {
 	return t, base + Offset(rel), true
 }
 
-// checkTimeIndex verifies a time index file's contents: whole entries,
+// CheckTimeIndex verifies a time index file's contents: whole entries,
 // strictly increasing timestamps, nondecreasing relative offsets below
 // maxRel (the segment's offset span; math.MaxUint32+1 if unknown).
-func checkTimeIndex(b []byte, maxRel int64) (int, error) {
+func CheckTimeIndex(b []byte, maxRel int64) (int, error) {
 	if len(b)%timeEntrySize != 0 {
 		return 0, fmt.Errorf("size %d is not a multiple of %d", len(b), timeEntrySize)
 	}

@@ -545,25 +545,11 @@ func (r *RemoteReader) fetchPart(s *segReader, off, n int64) ([]byte, error) {
 // index: timestamps strictly, offsets not decreasing), offsets within the
 // segment's span and positions within the log part.
 func checkIndex(p Part, b []byte, logLen int64, span segments.Offset) error {
+	var err error
 	if p == PartIndex {
-		var lastRel, lastPos int64 = -1, -1
-		for i := 0; i < len(b); i += offsetEntryBytes {
-			rel, pos := int64(binary.BigEndian.Uint32(b[i:])), int64(binary.BigEndian.Uint32(b[i+4:]))
-			if rel <= lastRel || pos <= lastPos || pos >= logLen || rel >= int64(span) {
-				return fmt.Errorf("entry %d (%d, %d) out of order or range", i/offsetEntryBytes, rel, pos)
-			}
-			lastRel, lastPos = rel, pos
-		}
-		return nil
+		_, err = segments.CheckOffsetIndex(b, logLen, int64(span))
+	} else {
+		_, err = segments.CheckTimeIndex(b, int64(span))
 	}
-	var lastRel int64 = -1
-	var lastTs int64
-	for i := 0; i < len(b); i += timeEntryBytes {
-		ts, rel := int64(binary.BigEndian.Uint64(b[i:])), int64(binary.BigEndian.Uint32(b[i+8:]))
-		if (i > 0 && ts <= lastTs) || rel < lastRel || rel >= int64(span) {
-			return fmt.Errorf("entry %d (%d, %d) out of order or range", i/timeEntryBytes, ts, rel)
-		}
-		lastTs, lastRel = ts, rel
-	}
-	return nil
+	return err
 }
