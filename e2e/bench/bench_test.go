@@ -178,13 +178,7 @@ func BenchmarkStrata(b *testing.B) {
 		runtime.NumCPU(), fullCPU, pacedCPU, consCPU)
 	fmt.Printf("broker CPU per MiB of record values: produce at full speed %.2f ms, paced %.2f ms, consume %.2f ms\n",
 		fullCPU.msPerMiB(full.bytes), pacedCPU.msPerMiB(paced.bytes), consCPU.msPerMiB(cons.bytes))
-	fmt.Printf("load average (1, 5, 15 min): %s at the start, %s at the end\n", loadAtStart, loadAvg())
-	warn := brokerWarnings(br.LogPath(), 10)
-	fmt.Printf("broker log %s: %d warning/error lines\n", br.LogPath(), len(warn.first)+warn.more)
-	for _, l := range warn.first {
-		fmt.Printf("  %s\n", l)
-	}
-	fmt.Println()
+	printRunFooter(br, loadAtStart)
 
 	b.ReportMetric(0, "ns/op") // the run's wall time is not a figure of merit
 	b.ReportMetric(fsyncMiBps, "fsync-MiB/s")
@@ -302,4 +296,17 @@ func startBenchBroker(b *testing.B, dataDir string) (*harness.Broker, context.Co
 		}
 	}()
 	return br, ctx, brokerFailed
+}
+
+// printRunFooter prints the machine's load average over the run and the
+// broker's first warning and error log lines, the context every figure of
+// a benchmark run is read in.
+func printRunFooter(br *harness.Broker, loadAtStart string) {
+	fmt.Printf("load average (1, 5, 15 min): %s at the start, %s at the end\n", loadAtStart, loadAvg())
+	warn := brokerWarnings(br.LogPath(), 10)
+	fmt.Printf("broker log %s: %d warning/error lines\n", br.LogPath(), len(warn.first)+warn.more)
+	for _, l := range warn.first {
+		fmt.Printf("  %s\n", l)
+	}
+	fmt.Println()
 }

@@ -196,13 +196,7 @@ func BenchmarkGroups(b *testing.B) {
 		fmt.Printf("  CPU in cores (broker + benchmark clients / whole machine busy, of %d): %s; broker CPU per 1,000 commits %.2f ms\n",
 			runtime.NumCPU(), commitCPU[i], 1e6*commitCPU[i].brokerSeconds/max(float64(c.commits), 1))
 	}
-	fmt.Printf("load average (1, 5, 15 min): %s at the start, %s at the end\n", loadAtStart, loadAvg())
-	warn := brokerWarnings(br.LogPath(), 10)
-	fmt.Printf("broker log %s: %d warning/error lines\n", br.LogPath(), len(warn.first)+warn.more)
-	for _, l := range warn.first {
-		fmt.Printf("  %s\n", l)
-	}
-	fmt.Println()
+	printRunFooter(br, loadAtStart)
 
 	b.ReportMetric(0, "ns/op") // the run's wall time is not a figure of merit
 	for i, name := range []string{"range", "coop"} {
