@@ -50,7 +50,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -76,10 +75,10 @@ const (
 )
 
 type fileStore struct {
-	root   string // absolute, clean
-	tmp    string // root/.strata-tmp
-	locks  *fileLocks
-	closed atomic.Bool
+	root  string // absolute, clean
+	tmp   string // root/.strata-tmp
+	locks *fileLocks
+	openFlag
 }
 
 var _ Store = (*fileStore)(nil)
@@ -150,13 +149,6 @@ func (s *fileStore) path(key string) (string, error) {
 	return filepath.Join(s.root, filepath.FromSlash(key)), nil
 }
 
-func (s *fileStore) checkOpen() error {
-	if s.closed.Load() {
-		return ErrClosed
-	}
-	return nil
-}
-
 type putMode int
 
 const (
@@ -188,10 +180,7 @@ func (s *fileStore) put(ctx context.Context, op, key string, r io.Reader, size i
 	if err := checkSize(size); err != nil {
 		return fail(err)
 	}
-	if err := s.checkOpen(); err != nil {
-		return fail(err)
-	}
-	if err := ctx.Err(); err != nil {
+	if err := s.usable(ctx); err != nil {
 		return fail(err)
 	}
 	tmp, info, err := s.writeTmp(ctx, r, size)
@@ -378,10 +367,7 @@ func (s *fileStore) Stat(ctx context.Context, key string) (ObjectInfo, error) {
 	if err != nil {
 		return ObjectInfo{}, err
 	}
-	if err := s.checkOpen(); err != nil {
-		return ObjectInfo{}, fmt.Errorf("stat %q: %w", key, err)
-	}
-	if err := ctx.Err(); err != nil {
+	if err := s.usable(ctx); err != nil {
 		return ObjectInfo{}, fmt.Errorf("stat %q: %w", key, err)
 	}
 	info, err := s.statPath(key, path)
@@ -481,10 +467,7 @@ func (s *fileStore) Get(ctx context.Context, key string, offset, length int64) (
 	fail := func(err error) (io.ReadCloser, ObjectInfo, error) {
 		return nil, ObjectInfo{}, fmt.Errorf("get %q: %w", key, err)
 	}
-	if err := s.checkOpen(); err != nil {
-		return fail(err)
-	}
-	if err := ctx.Err(); err != nil {
+	if err := s.usable(ctx); err != nil {
 		return fail(err)
 	}
 	f, err := openObject(path)

@@ -34,7 +34,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -86,8 +85,8 @@ type netStore struct {
 	b      backend
 	p      *policy
 	caps   Capabilities
-	closed atomic.Bool
-	parts  sync.Pool // *[]byte of cap Options.PartSize
+	openFlag
+	parts sync.Pool // *[]byte of cap Options.PartSize
 }
 
 var _ Store = (*netStore)(nil)
@@ -114,13 +113,6 @@ func (s *netStore) fullKey(key string) (string, error) {
 			ErrInvalidKey, truncateForError(key), len(key), MaxKeyBytes-len(s.loc.Prefix), s.loc.Prefix)
 	}
 	return s.loc.Prefix + key, nil
-}
-
-func (s *netStore) checkOpen() error {
-	if s.closed.Load() {
-		return ErrClosed
-	}
-	return nil
 }
 
 // mapErr translates a failed request's error into the sentinels: missing
@@ -197,10 +189,7 @@ func (s *netStore) put(ctx context.Context, op, key string, r io.Reader, size in
 	if err := checkSize(size); err != nil {
 		return fail(err)
 	}
-	if err := s.checkOpen(); err != nil {
-		return fail(err)
-	}
-	if err := ctx.Err(); err != nil {
+	if err := s.usable(ctx); err != nil {
 		return fail(err)
 	}
 	partSize := s.p.opts.PartSize
@@ -477,10 +466,7 @@ func (s *netStore) Stat(ctx context.Context, key string) (ObjectInfo, error) {
 	if err != nil {
 		return ObjectInfo{}, err
 	}
-	if err := s.checkOpen(); err != nil {
-		return ObjectInfo{}, fmt.Errorf("stat %q: %w", key, err)
-	}
-	if err := ctx.Err(); err != nil {
+	if err := s.usable(ctx); err != nil {
 		return ObjectInfo{}, fmt.Errorf("stat %q: %w", key, err)
 	}
 	var info ObjectInfo
@@ -507,10 +493,7 @@ func (s *netStore) Get(ctx context.Context, key string, offset, length int64) (i
 	if offset < 0 || length < ToEnd {
 		return fail(fmt.Errorf("%w: offset %d, length %d", ErrInvalidRange, offset, length))
 	}
-	if err := s.checkOpen(); err != nil {
-		return fail(err)
-	}
-	if err := ctx.Err(); err != nil {
+	if err := s.usable(ctx); err != nil {
 		return fail(err)
 	}
 	if length == 0 {
@@ -679,10 +662,7 @@ func (s *netStore) Delete(ctx context.Context, keys ...string) error {
 			full = append(full, f)
 		}
 	}
-	if err := s.checkOpen(); err != nil {
-		return fmt.Errorf("delete: %w", err)
-	}
-	if err := ctx.Err(); err != nil {
+	if err := s.usable(ctx); err != nil {
 		return fmt.Errorf("delete: %w", err)
 	}
 	var errs []error

@@ -7,6 +7,7 @@ import (
 	"io"
 	"iter"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 )
@@ -242,4 +243,24 @@ func (c ctxReader) Read(p []byte) (int, error) {
 		return 0, err
 	}
 	return c.r.Read(p)
+}
+
+// openFlag is the closed state the backends share: Close sets closed, and
+// every call starts by asking checkOpen (or usable, which also checks the
+// caller's context).
+type openFlag struct{ closed atomic.Bool }
+
+func (f *openFlag) checkOpen() error {
+	if f.closed.Load() {
+		return ErrClosed
+	}
+	return nil
+}
+
+// usable says why a call cannot start: the store is closed, or ctx is done.
+func (f *openFlag) usable(ctx context.Context) error {
+	if err := f.checkOpen(); err != nil {
+		return err
+	}
+	return ctx.Err()
 }
