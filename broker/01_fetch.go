@@ -48,6 +48,7 @@ package broker
 // released once the response is written or abandoned.
 
 import (
+	"context"
 	"fmt"
 	"reflect"
 	"time"
@@ -86,6 +87,7 @@ type fetchRead struct {
 	logStartOffset segments.Offset
 	diverging      *kmsg.FetchResponseTopicPartitionDivergingEpoch
 	res            segments.ReadResult
+	remote         *remoteRead // a read from the remote tier in flight (tiering_read.go)
 }
 
 func handleFetch(b *Broker, r *request) (*reply, error) {
@@ -159,6 +161,18 @@ func handleFetch(b *Broker, r *request) (*reply, error) {
 		changed = c.changedChans()
 	}
 	reads, total, final := c.readAll()
+	if hasRemoteReads(reads) {
+		// Never block the connection on the object store: wait for the
+		// remote reads in the deferred reply's goroutine.
+		done := make(chan struct{})
+		rep := &reply{done: done}
+		go func() {
+			c.awaitRemote(reads)
+			rep.framed = c.respond(reads)
+			close(done)
+		}()
+		return rep, nil
+	}
 	if !mayWait || final || total >= c.minBytes || len(changed) == 0 {
 		return &reply{framed: c.respond(reads)}, nil
 	}
@@ -192,6 +206,10 @@ func (c *fetchCall) longPoll(changed []<-chan struct{}, maxWait time.Duration) *
 		expired := !waitAnyChange(c.r.ctx.Done(), timer.C, changed)
 		changed = c.changedChans()
 		reads, total, final := c.readAll()
+		if hasRemoteReads(reads) {
+			c.awaitRemote(reads)
+			return c.respond(reads)
+		}
 		if expired || final || total >= c.minBytes {
 			return c.respond(reads)
 		}
@@ -319,13 +337,56 @@ func (c *fetchCall) readAll() (reads []fetchRead, total int64, final bool) {
 			final = true
 			continue
 		}
-		if rd.res.Bytes > 0 {
+		n := rd.res.Bytes
+		if rd.remote != nil {
+			// Unknown until it completes: count it as filling its limit.
+			n = max(min(int64(max(part.maxBytes, 0)), remaining), 1)
+		}
+		if n > 0 {
 			minOneBatch = false
-			total += rd.res.Bytes
-			remaining = max(remaining-rd.res.Bytes, 0)
+			total += n
+			remaining = max(remaining-n, 0)
 		}
 	}
 	return reads, total, final
+}
+
+// hasRemoteReads reports whether some partition reads from the remote tier.
+func hasRemoteReads(reads []fetchRead) bool {
+	for i := range reads {
+		if reads[i].remote != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// awaitRemote waits for the remote reads, together at most
+// remote.fetch.max.wait.ms (or until the request's context ends), and
+// puts their results in place: records, an error code, or — not done in
+// time — nothing for that partition in this response.
+func (c *fetchCall) awaitRemote(reads []fetchRead) {
+	ctx, cancel := context.WithTimeout(c.r.ctx, c.b.tier.cfg.FetchMaxWait)
+	defer cancel()
+	for i := range reads {
+		rd := &reads[i]
+		if rd.remote == nil {
+			continue
+		}
+		res, ok, err := rd.remote.wait(ctx.Done())
+		rd.remote = nil
+		switch {
+		case !ok:
+		case err != nil:
+			rd.errCode = remoteReadErrorCode(err)
+			if rd.errCode == kerr.KafkaStorageError.Code {
+				c.b.log.Warn("fetch: remote read failed", "topic", rd.p.Topic(), "partition", rd.p.Index(), "err", err)
+			}
+			rd.highWatermark, rd.logStartOffset = -1, -1
+		default:
+			rd.res = res
+		}
+	}
 }
 
 // readPartition fills rd for one resolved partition.
@@ -356,6 +417,13 @@ func (c *fetchCall) readPartition(rd *fetchRead, part fetchRequestPart, remainin
 		return
 	}
 	limit := min(int64(max(part.maxBytes, 0)), remaining)
+	if c.b.tier.readsRemote(p, part.fetchOffset) {
+		if limit > 0 || minOneBatch {
+			rd.remote = c.b.tier.startRead(p, part.fetchOffset, int32(limit), minOneBatch)
+		}
+		rd.highWatermark, rd.logStartOffset = p.HighWatermark(), p.LogStartOffset()
+		return
+	}
 	if part.fetchOffset < p.HighWatermark() && (limit > 0 || minOneBatch) {
 		res, err := p.Read(part.fetchOffset, int32(limit), minOneBatch)
 		if err != nil {

@@ -8,8 +8,9 @@ package broker
 //     named twice in one request → INVALID_REQUEST for each occurrence;
 //   - CurrentLeaderEpoch (v4+), when given: older than the partition's →
 //     FENCED_LEADER_EPOCH, newer → UNKNOWN_LEADER_EPOCH;
-//   - timestamp -2 (earliest) and -4 (earliest local, v8; no tiering yet,
-//     so the same): the log start offset, timestamp -1;
+//   - timestamp -2 (earliest): the log start offset, remote tier included;
+//     -4 (earliest local, v8, KIP-1005): the local log start offset;
+//     timestamp -1;
 //   - timestamp -1 (latest): the high watermark for consumers (ReplicaID
 //     -1; read_committed gives the last stable offset, which is the high
 //     watermark while there are no transactions), the log end offset for
@@ -17,7 +18,10 @@ package broker
 //   - timestamp -3 (max timestamp, v7+): the largest timestamp and the
 //     offset of the batch carrying it;
 //   - any other timestamp: the first offset whose batch's max timestamp is
-//     ≥ it, through the time index, with that batch's timestamp.
+//     ≥ it, through the time index, with that batch's timestamp; on a
+//     tiered partition the remote tier is searched first when one of its
+//     segments below the local log start has such a timestamp
+//     (tiering_read.go; that lookup waits for the object store).
 //
 // -3 and timestamp lookups only count data below the high watermark (for
 // consumers); nothing found → offset -1, timestamp -1. LeaderEpoch (v4+)
@@ -80,6 +84,9 @@ func handleListOffsets(b *Broker, r *request) (*reply, error) {
 			if t != nil {
 				if pp := t.partition(rp.Partition); pp != nil {
 					p = pp
+					if b.tier.partition(pp) != nil {
+						p = tieredView{Partition: pp, tm: b.tier, ctx: r.ctx}
+					}
 				}
 			}
 			if p == nil {
@@ -114,6 +121,7 @@ type partitionView interface {
 	LeaderEpoch() segments.LeaderEpoch
 	HighWatermark() segments.Offset
 	LogStartOffset() segments.Offset
+	LocalLogStartOffset() segments.Offset
 	LogEndOffset() segments.Offset
 	OffsetForTimestamp(ts int64) (segments.Offset, int64, bool, error)
 	MaxTimestamp() (int64, segments.Offset)
@@ -128,8 +136,10 @@ func listOffset(p partitionView, ts int64, consumer bool) (int64, segments.Offse
 		fetchable = p.HighWatermark()
 	}
 	switch ts {
-	case listOffsetsEarliest, listOffsetsEarliestLocal:
+	case listOffsetsEarliest:
 		return -1, p.LogStartOffset(), -1, nil
+	case listOffsetsEarliestLocal:
+		return -1, p.LocalLogStartOffset(), -1, nil
 	case listOffsetsLatest:
 		return -1, fetchable, p.LeaderEpoch(), nil
 	case listOffsetsMaxTimestamp:

@@ -14,6 +14,7 @@ import (
 type fakeOffsets struct {
 	epoch              segments.LeaderEpoch
 	start, hw, leo     segments.Offset
+	localStart         segments.Offset // 0: same as start
 	maxTs              int64
 	maxTsOffset        segments.Offset
 	tsOffset           segments.Offset // OffsetForTimestamp answer (-1: not found)
@@ -26,6 +27,12 @@ func (f *fakeOffsets) LeaderEpoch() segments.LeaderEpoch { return f.epoch }
 func (f *fakeOffsets) HighWatermark() segments.Offset    { return f.hw }
 func (f *fakeOffsets) LogStartOffset() segments.Offset   { return f.start }
 func (f *fakeOffsets) LogEndOffset() segments.Offset     { return f.leo }
+func (f *fakeOffsets) LocalLogStartOffset() segments.Offset {
+	if f.localStart == 0 {
+		return f.start
+	}
+	return f.localStart
+}
 func (f *fakeOffsets) MaxTimestamp() (int64, segments.Offset) {
 	return f.maxTs, f.maxTsOffset
 }
@@ -53,6 +60,8 @@ func TestListOffsetDecisions(t *testing.T) {
 	}{
 		{"earliest", nil, -2, true, want{-1, 10, -1}},
 		{"earliest local", nil, -4, true, want{-1, 10, -1}},
+		{"earliest with a remote tier", func(f *fakeOffsets) { f.localStart = 30 }, -2, true, want{-1, 10, -1}},
+		{"earliest local with a remote tier", func(f *fakeOffsets) { f.localStart = 30 }, -4, true, want{-1, 30, -1}},
 		{"latest for a consumer is the HW", nil, -1, true, want{-1, 50, 4}},
 		{"latest for a replica is the LEO", nil, -1, false, want{-1, 60, 4}},
 		{"max timestamp", nil, -3, true, want{999, 40, -1}},

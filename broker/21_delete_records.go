@@ -7,15 +7,21 @@ package broker
 // the high watermark is OFFSET_OUT_OF_RANGE (the partition layer checks the
 // latter). Whole segments below the new start are deleted. The response
 // carries the new low watermark (-1 on error). Unknown topics and partitions
-// are UNKNOWN_TOPIC_OR_PARTITION. The timeout is ignored: the change is
-// complete (and checkpointed by the partition layer) before the response.
+// are UNKNOWN_TOPIC_OR_PARTITION. The change is complete before the
+// response: on a tiered partition the remote tier's manifest is committed
+// first (within the request's timeout; a store failure is
+// KAFKA_STORAGE_ERROR), then the local log start is checkpointed.
 
 import (
+	"context"
 	"errors"
+	"fmt"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/stratalog/strata/broker/replica"
 	"github.com/stratalog/strata/segments"
 )
 
@@ -40,7 +46,7 @@ func handleDeleteRecords(b *Broker, r *request) (*reply, error) {
 			case rp.Offset < -1:
 				sp.ErrorCode = kerr.OffsetOutOfRange.Code
 			default:
-				low, err := p.DeleteRecordsBefore(segments.Offset(rp.Offset))
+				low, err := deleteRecords(r.ctx, b, p, segments.Offset(rp.Offset), req.TimeoutMillis)
 				if err != nil {
 					sp.ErrorCode = errorCode(err)
 					if !errors.Is(err, segments.ErrOffsetOutOfRange) {
@@ -55,4 +61,29 @@ func handleDeleteRecords(b *Broker, r *request) (*reply, error) {
 		resp.Topics = append(resp.Topics, st)
 	}
 	return completed(resp), nil
+}
+
+// deleteRecords moves p's log start to o (-1: the high watermark): first
+// in the remote tier (a manifest commit through the partition's tiering
+// loop, within the request's timeout), then locally. It returns the new
+// log start offset.
+func deleteRecords(ctx context.Context, b *Broker, p *replica.Partition, o segments.Offset, timeoutMs int32) (segments.Offset, error) {
+	if o == -1 {
+		o = p.HighWatermark()
+	}
+	if o < 0 || o > p.HighWatermark() {
+		return -1, fmt.Errorf("%w: delete records before %d, high watermark %d", segments.ErrOffsetOutOfRange, o, p.HighWatermark())
+	}
+	if timeoutMs > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, time.Duration(timeoutMs)*time.Millisecond)
+		defer cancel()
+	}
+	if err := b.tier.deleteRecords(ctx, p, o); err != nil {
+		return -1, fmt.Errorf("%w: deleting remote records of %s-%d before %d: %w", errRemoteStorage, p.Topic(), p.Index(), o, err)
+	}
+	if _, err := p.DeleteRecordsBefore(o); err != nil {
+		return -1, err
+	}
+	return p.LogStartOffset(), nil
 }

@@ -2,9 +2,12 @@ package broker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
 	"time"
 
 	"go.opentelemetry.io/otel"
@@ -35,6 +38,7 @@ type Config struct {
 	TopicDefaults               TopicConfig   // segment.bytes, retention.ms, … (Kafka's defaults)
 	Group                       GroupConfig   // offsets.topic.num.partitions, group.* (group_driver.go)
 	Cleaner                     CleanerConfig // log.cleaner.* (cleaner.go)
+	Tiering                     TieringConfig // object-store, remote-cache-size, remote.* (tiering.go)
 	Logger                      *slog.Logger
 }
 
@@ -57,6 +61,7 @@ type Broker struct {
 	metrics   *brokerMetrics     // metrics.go
 	groups    *groupDriver       // group coordinator (group_driver.go)
 	cleaner   *logCleaner        // log compaction (cleaner.go); nil if disabled
+	tier      *tierManager       // tiered storage (tiering.go); nil if no object store
 	// requestBytes bounds the request frames held in memory by all
 	// connections together (queued.max.request.bytes); nil if unlimited.
 	requestBytes *semaphore.Weighted
@@ -77,8 +82,19 @@ func New(cfg Config) (*Broker, error) {
 	b := &Broker{cfg: cfg, log: cfg.Logger, done: make(chan struct{})}
 	b.stopCtx, b.stop = context.WithCancel(context.Background())
 	var err error
-	if b.clusterID, err = loadOrCreateMeta(cfg.DataDir, cfg.NodeID); err != nil {
+	if cfg.Tiering.ObjectStore != "" || cfg.Tiering.Store != nil {
+		if b.tier, err = openTierManager(b, cfg.Tiering); err != nil {
+			return nil, fmt.Errorf("tiered storage: %w", err)
+		}
+	}
+	fail := func(err error) (*Broker, error) {
+		if cerr := b.tier.close(); cerr != nil {
+			b.log.Warn("closing the object store", "err", cerr)
+		}
 		return nil, err
+	}
+	if b.clusterID, err = b.openIdentity(); err != nil {
+		return fail(err)
 	}
 	b.metrics = newBrokerMetrics()
 	if cfg.QueuedMaxRequestBytes > 0 {
@@ -86,15 +102,26 @@ func New(cfg Config) (*Broker, error) {
 	}
 	b.committer = replica.NewCommitter(b.log)
 	if b.producers, err = txn.OpenProducerIDs(cfg.DataDir); err != nil {
-		return nil, fmt.Errorf("producer ids: %w", err)
+		b.committer.Close()
+		return fail(fmt.Errorf("producer ids: %w", err))
 	}
 	b.sessions = newFetchSessionCache(cfg.MaxIncrementalFetchSessions)
 	b.conns = newConnTracker()
 	if b.topics, err = openTopicRegistry(b); err != nil {
 		b.committer.Close()
-		return nil, fmt.Errorf("topics: %w", err)
+		return fail(fmt.Errorf("topics: %w", err))
+	}
+	if b.tier != nil {
+		if err := b.tier.start(); err != nil {
+			_ = b.tier.close()
+			_ = b.topics.close()
+			b.committer.Close()
+			return nil, fmt.Errorf("tiered storage: %w", err)
+		}
+		b.tier.metrics = newTierMetrics(b.tier)
 	}
 	if b.groups, err = startGroupCoordinator(b); err != nil {
+		_ = b.tier.close()
 		_ = b.topics.close()
 		b.committer.Close()
 		return nil, fmt.Errorf("group coordinator: %w", err)
@@ -104,4 +131,43 @@ func New(cfg Config) (*Broker, error) {
 		b.log.Warn("per-partition metrics unavailable", "err", err) // metrics must never stop the broker
 	}
 	return b, nil
+}
+
+// openIdentity returns the data directory's cluster id. With an object
+// store, the bucket's cluster metadata decides: a new data directory
+// adopts the bucket's cluster id and, without a topics.json, its topics
+// (bootstrapTopics), so the broker serves the history the bucket holds;
+// an existing data directory of another cluster is refused rather than
+// mixed into a bucket that is not its own.
+func (b *Broker) openIdentity() (string, error) {
+	if b.tier == nil {
+		return loadOrCreateMeta(b.cfg.DataDir, b.cfg.NodeID, "")
+	}
+	md, err := b.tier.readBucketMetadata()
+	if err != nil {
+		return "", err
+	}
+	adopt := ""
+	if md != nil {
+		adopt = md.ClusterID
+	}
+	id, err := loadOrCreateMeta(b.cfg.DataDir, b.cfg.NodeID, adopt)
+	if err != nil {
+		return "", err
+	}
+	if md == nil {
+		return id, nil
+	}
+	if md.ClusterID != id {
+		return "", fmt.Errorf("object store %s holds cluster %q, but data directory %s belongs to cluster %q; point this broker at its own bucket (or prefix)",
+			b.tier.cfg.ObjectStore, md.ClusterID, b.cfg.DataDir, id)
+	}
+	if _, err := os.Stat(filepath.Join(b.cfg.DataDir, topicsFile)); errors.Is(err, os.ErrNotExist) {
+		if err := bootstrapTopics(b.cfg.DataDir, md); err != nil {
+			return "", fmt.Errorf("restoring topics from the object store: %w", err)
+		}
+		b.log.Info("restored topics from the object store's cluster metadata", "object_store", b.tier.cfg.ObjectStore,
+			"cluster_id", id, "topics", len(md.Topics))
+	}
+	return id, nil
 }

@@ -35,7 +35,10 @@ const metaPropertiesFile = "meta.properties"
 // (creating it on first start) and records nodeID (when
 // >= 0) and refuses a directory whose stored node.id differs. A stored file
 // without node.id gets it added.
-func loadOrCreateMeta(dataDir string, nodeID int32) (string, error) {
+//
+// adopt, when not empty, is the cluster id a new directory takes (the
+// object store's cluster, tiering.go) instead of a random one.
+func loadOrCreateMeta(dataDir string, nodeID int32, adopt string) (string, error) {
 	path := filepath.Join(dataDir, metaPropertiesFile)
 	raw, err := os.ReadFile(path)
 	switch {
@@ -43,9 +46,11 @@ func loadOrCreateMeta(dataDir string, nodeID int32) (string, error) {
 		if err := os.MkdirAll(dataDir, 0o755); err != nil {
 			return "", fmt.Errorf("data dir: %w", err)
 		}
-		id, err := newClusterID()
-		if err != nil {
-			return "", err
+		id := adopt
+		if id == "" {
+			if id, err = newClusterID(); err != nil {
+				return "", err
+			}
 		}
 		props := map[string]string{"version": "1", "cluster.id": id}
 		if nodeID >= 0 {

@@ -13,6 +13,10 @@ import (
 // errorCode is the one translation from domain errors to Kafka error codes.
 // nil maps to 0; anything unrecognised is UNKNOWN_SERVER_ERROR (and should
 // be logged by the caller).
+// errRemoteStorage marks a failure of the object store (tiering.go):
+// KAFKA_STORAGE_ERROR, which clients retry.
+var errRemoteStorage = errors.New("remote storage unavailable")
+
 func errorCode(err error) int16 {
 	var corrupt *segments.CorruptError
 	switch {
@@ -28,7 +32,7 @@ func errorCode(err error) int16 {
 		return kerr.InvalidTimestamp.Code
 	case errors.Is(err, segments.ErrInvalidRecord):
 		return kerr.InvalidRecord.Code
-	case errors.Is(err, replica.ErrStorage):
+	case errors.Is(err, replica.ErrStorage), errors.Is(err, errRemoteStorage):
 		return kerr.KafkaStorageError.Code
 	case errors.Is(err, segments.ErrClosed):
 		return kerr.NotLeaderForPartition.Code

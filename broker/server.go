@@ -121,6 +121,13 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 	if b.groups != nil {
 		b.groups.close() // before the partitions it appends to close
 	}
+	if b.tier != nil {
+		b.tier.metrics.close()
+		// Stops uploads and remote reads before the partitions close.
+		if cerr := b.tier.close(); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("close tiered storage: %w", cerr))
+		}
+	}
 	if b.topics != nil {
 		if cerr := b.topics.close(); cerr != nil {
 			err = errors.Join(err, fmt.Errorf("close topics: %w", cerr))

@@ -32,6 +32,34 @@ type TopicConfig struct {
 	MinCleanableRatio  float64                // min.cleanable.dirty.ratio (0.5)
 	MinCompactionLag   time.Duration          // min.compaction.lag.ms (0)
 	MaxCompactionLag   time.Duration          // max.compaction.lag.ms (unlimited)
+	// Tiered storage (tiering.go). RemoteStorage is remote.storage.enable
+	// (true; the broker forces it off when no object store is configured,
+	// and compacted topics are never tiered: see Tiered).
+	RemoteStorage       bool
+	LocalRetentionAge   time.Duration // local.retention.ms (-2 ms: retention.ms)
+	LocalRetentionBytes int64         // local.retention.bytes (-2: retention.bytes)
+}
+
+// sameAsTotal is Kafka's -2 for local.retention.ms/bytes: "the same as
+// retention.ms/bytes".
+const sameAsTotal = -2
+
+// Tiered reports whether the topic's closed segments go to the object
+// store: remote.storage.enable, and not compacted (Kafka refuses remote
+// storage on compacted topics; a cleaner rewriting uploaded segments
+// would fork the two copies).
+func (c TopicConfig) Tiered() bool { return c.RemoteStorage && !c.Compact() }
+
+// localRetention resolves local.retention.ms/bytes (-2: the total).
+func (c TopicConfig) localRetention() (time.Duration, int64) {
+	age, size := c.LocalRetentionAge, c.LocalRetentionBytes
+	if age == sameAsTotal*time.Millisecond {
+		age = c.RetentionAge
+	}
+	if size == sameAsTotal {
+		size = c.RetentionBytes
+	}
+	return age, size
 }
 
 // Compact reports whether cleanup.policy includes compact.
@@ -67,6 +95,10 @@ func (c TopicConfig) LogConfig() segments.Config {
 	if !c.deletes() {
 		// compact alone: nothing is deleted by age or size.
 		lc.RetentionAge, lc.RetentionBytes = -1, -1
+	}
+	if c.Tiered() {
+		lc.RemoteStorage = true
+		lc.LocalRetentionAge, lc.LocalRetentionBytes = c.localRetention()
 	}
 	if lc.MaxCompactionLag == time.Duration(math.MaxInt64) {
 		lc.MaxCompactionLag = 0 // unlimited

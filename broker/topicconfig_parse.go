@@ -56,6 +56,9 @@ func DefaultTopicConfig() TopicConfig {
 		MinCleanableRatio:  0.5,
 		MinCompactionLag:   0,
 		MaxCompactionLag:   time.Duration(math.MaxInt64), // Long.MAX_VALUE: no limit
+		RemoteStorage:       true, // whenever an object store is configured
+		LocalRetentionAge:   sameAsTotal * time.Millisecond,
+		LocalRetentionBytes: sameAsTotal,
 	}
 }
 
@@ -83,7 +86,30 @@ func ParseTopicConfig(base TopicConfig, kv map[string]string) (TopicConfig, erro
 			return base, &ConfigError{Key: k, Value: kv[k], Reason: err.Error()}
 		}
 	}
+	if err := checkLocalRetention(c, kv); err != nil {
+		return base, err
+	}
 	return c, nil
+}
+
+// checkLocalRetention applies Kafka's cross-key rule: local retention may
+// not keep more than total retention (-1, unlimited, only with an
+// unlimited total). The error names the local key when it was given.
+func checkLocalRetention(c TopicConfig, kv map[string]string) error {
+	check := func(key string, local, total int64, render string) error {
+		if local == sameAsTotal || total < 0 || (local >= 0 && local <= total) {
+			return nil
+		}
+		v, ok := kv[key]
+		if !ok {
+			v = render
+		}
+		return &ConfigError{Key: key, Value: v, Reason: fmt.Sprintf("must be -2 (the total) or at most the total retention, %d", total)}
+	}
+	if err := check("local.retention.ms", int64(c.LocalRetentionAge/time.Millisecond), int64(c.RetentionAge/time.Millisecond), formatMillis(c.LocalRetentionAge)); err != nil {
+		return err
+	}
+	return check("local.retention.bytes", c.LocalRetentionBytes, c.RetentionBytes, strconv.FormatInt(c.LocalRetentionBytes, 10))
 }
 
 // TopicConfigKeys lists the supported topic config keys, sorted.
@@ -188,6 +214,40 @@ var topicConfigDefs = []topicConfigDef{
 			return err
 		},
 		get: func(c TopicConfig) string { return strconv.FormatInt(int64(c.IndexIntervalBytes), 10) },
+	},
+	{
+		key: "local.retention.bytes", brokerKey: "log.local.retention.bytes", typ: kmsg.ConfigTypeLong,
+		doc: "With remote storage, the largest size a partition's local log may keep once its segments are in the object store (older uploaded segments are deleted locally and read from the bucket); -2 means the same as retention.bytes, -1 no limit.",
+		set: func(c *TopicConfig, v string) error {
+			n, err := parseInt(v, sameAsTotal, math.MaxInt64)
+			if err == nil {
+				c.LocalRetentionBytes = n
+			}
+			return err
+		},
+		get: func(c TopicConfig) string { return strconv.FormatInt(c.LocalRetentionBytes, 10) },
+	},
+	{
+		key: "local.retention.ms", brokerKey: "log.local.retention.ms", typ: kmsg.ConfigTypeLong,
+		doc: "With remote storage, how long uploaded segments stay on local disk; -2 means the same as retention.ms, -1 no limit.",
+		set: func(c *TopicConfig, v string) error {
+			n, err := parseInt(v, sameAsTotal, math.MaxInt64)
+			if err != nil {
+				return err
+			}
+			if n < 0 {
+				c.LocalRetentionAge = time.Duration(n) * time.Millisecond
+				return nil
+			}
+			c.LocalRetentionAge, err = parseMillis(v, 0)
+			return err
+		},
+		get: func(c TopicConfig) string {
+			if c.LocalRetentionAge < 0 {
+				return strconv.FormatInt(int64(c.LocalRetentionAge/time.Millisecond), 10)
+			}
+			return formatMillis(c.LocalRetentionAge)
+		},
 	},
 	{
 		key: "max.compaction.lag.ms", brokerKey: "log.cleaner.max.compaction.lag.ms", typ: kmsg.ConfigTypeLong,
@@ -296,6 +356,22 @@ var topicConfigDefs = []topicConfigDef{
 		get: func(c TopicConfig) string { return strconv.FormatInt(int64(c.MinInsyncReplicas), 10) },
 	},
 	{
+		key: "remote.storage.enable", brokerKey: "remote.storage.enable", typ: kmsg.ConfigTypeBoolean,
+		doc: "Upload closed segments to the object store and serve history older than the local log from it. Default true when the broker has an object store (--object-store); compacted topics are never tiered.",
+		set: func(c *TopicConfig, v string) error {
+			switch v {
+			case "true":
+				c.RemoteStorage = true
+			case "false":
+				c.RemoteStorage = false
+			default:
+				return fmt.Errorf("must be true or false")
+			}
+			return nil
+		},
+		get: func(c TopicConfig) string { return strconv.FormatBool(c.RemoteStorage) },
+	},
+	{
 		key: "retention.bytes", brokerKey: "log.retention.bytes", typ: kmsg.ConfigTypeLong,
 		doc: "The largest size a partition may grow to before old segments are deleted; -1 for no limit.",
 		set: func(c *TopicConfig, v string) error {
@@ -364,10 +440,9 @@ var kafkaUnsupportedTopicKeys = []string{
 	"compression.gzip.level", "compression.lz4.level", "compression.zstd.level",
 	"flush.messages", "flush.ms",
 	"follower.replication.throttled.replicas", "leader.replication.throttled.replicas",
-	"local.retention.bytes", "local.retention.ms",
-	"message.downconversion.enable", "message.format.version",
+		"message.downconversion.enable", "message.format.version",
 	"message.timestamp.after.max.ms", "message.timestamp.before.max.ms",
-	"message.timestamp.difference.max.ms", "preallocate", "remote.storage.enable",
+	"message.timestamp.difference.max.ms", "preallocate",
 	"remote.log.copy.disable", "remote.log.delete.on.disable",
 	"segment.jitter.ms", "unclean.leader.election.enable",
 }

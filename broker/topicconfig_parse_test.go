@@ -31,6 +31,9 @@ func TestDefaultTopicConfigIsKafkas(t *testing.T) {
 		"segment.bytes":                   "1073741824",
 		"segment.index.bytes":             "10485760",
 		"segment.ms":                      "604800000",
+		"remote.storage.enable":           "true",
+		"local.retention.ms":              "-2",
+		"local.retention.bytes":           "-2",
 	}
 	got := TopicConfigEntries(DefaultTopicConfig())
 	if !maps.Equal(got, want) {
@@ -69,29 +72,34 @@ func TestParseTopicConfigValid(t *testing.T) {
 		"segment.index.bytes":       "4",
 		"file.delete.delay.ms":      "0",
 		"compression.type":          "producer",
+		"remote.storage.enable":     "false",
+		"local.retention.ms":        "-1",
+		"local.retention.bytes":     "500",
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := TopicConfig{
-		CleanupPolicy:      "compact,delete",
-		SegmentBytes:       14,
-		SegmentRollAge:     time.Millisecond,
-		SegmentIndexBytes:  4,
-		IndexIntervalBytes: 0,
-		RetentionAge:       -time.Millisecond,
-		RetentionBytes:     1000,
-		MaxMessageBytes:    0,
-		TimestampType:      segments.LogAppendTime,
-		TimestampBeforeMax: time.Duration(math.MaxInt64),
-		TimestampAfterMax:  time.Hour,
-		MinInsyncReplicas:  2,
-		CompressionType:    "producer",
-		FileDeleteDelay:    0,
-		DeleteRetention:    0,
-		MinCleanableRatio:  0.25,
-		MinCompactionLag:   5 * time.Millisecond,
-		MaxCompactionLag:   time.Millisecond,
+		CleanupPolicy:       "compact,delete",
+		SegmentBytes:        14,
+		SegmentRollAge:      time.Millisecond,
+		SegmentIndexBytes:   4,
+		IndexIntervalBytes:  0,
+		RetentionAge:        -time.Millisecond,
+		RetentionBytes:      1000,
+		MaxMessageBytes:     0,
+		TimestampType:       segments.LogAppendTime,
+		TimestampBeforeMax:  time.Duration(math.MaxInt64),
+		TimestampAfterMax:   time.Hour,
+		MinInsyncReplicas:   2,
+		CompressionType:     "producer",
+		FileDeleteDelay:     0,
+		DeleteRetention:     0,
+		MinCleanableRatio:   0.25,
+		MinCompactionLag:    5 * time.Millisecond,
+		MaxCompactionLag:    time.Millisecond,
+		LocalRetentionAge:   -time.Millisecond,
+		LocalRetentionBytes: 500,
 	}
 	if c != want {
 		t.Fatalf("got %+v\nwant %+v", c, want)
@@ -138,6 +146,12 @@ func TestParseTopicConfigInvalid(t *testing.T) {
 		{"retention.bytes", "", "not a number"},
 		{"no.such.key", "1", "unknown topic config name"},
 		{"unclean.leader.election.enable", "true", "not supported by Strata"},
+		{"remote.storage.enable", "yes", "true or false"},
+		{"local.retention.bytes", "-3", "at least -2"},
+		{"local.retention.bytes", "6", "at most the total retention"},
+		{"local.retention.bytes", "-1", "at most the total retention"},
+		{"local.retention.ms", "-3", "at least -2"},
+		{"local.retention.ms", "604800001", "at most the total retention"},
 	}
 	base := DefaultTopicConfig()
 	for _, tc := range cases {

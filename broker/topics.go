@@ -218,12 +218,16 @@ func openTopicRegistry(b *Broker) (*topicRegistry, error) {
 	}
 	r.log.Info("topics loaded", "topics", len(loaded), "partitions", len(jobs))
 
-	interval := b.cfg.RetentionCheckInterval
-	if interval <= 0 {
-		interval = 5 * time.Minute // log.retention.check.interval.ms default (300000)
-	}
-	go r.retentionLoop(interval)
+	go r.retentionLoop(b.retentionInterval())
 	return r, nil
+}
+
+// retentionInterval is log.retention.check.interval.ms (default 5 min).
+func (b *Broker) retentionInterval() time.Duration {
+	if b.cfg.RetentionCheckInterval <= 0 {
+		return 5 * time.Minute // Kafka's default, 300000 ms
+	}
+	return b.cfg.RetentionCheckInterval
 }
 
 // decodeTopic validates one persisted entry; partitions are not opened yet.
@@ -238,7 +242,7 @@ func (r *topicRegistry) decodeTopic(p persistedTopic, defaults TopicConfig) (*to
 	if p.Partitions < 1 || p.Partitions > maxPartitionsPerTopic {
 		return nil, fmt.Errorf("invalid partition count %d", p.Partitions)
 	}
-	cfg, err := ParseTopicConfig(defaults, p.Configs)
+	cfg, err := r.b.parseTopicConfig(defaults, p.Configs)
 	if err != nil {
 		return nil, err
 	}
@@ -422,8 +426,11 @@ func (r *topicRegistry) createTopic(name string, partitions int32, overrides map
 	if partitions > maxPartitionsPerTopic {
 		return nil, newAdminError(kerr.InvalidPartitions, "Number of partitions %d exceeds Strata's limit of %d per topic.", partitions, maxPartitionsPerTopic)
 	}
-	cfg, err := ParseTopicConfig(r.b.topicDefaults(), overrides)
+	cfg, err := r.b.parseTopicConfig(r.b.topicDefaults(), overrides)
 	if err != nil {
+		return nil, err
+	}
+	if err := r.b.checkTieringConfig(nil, cfg, overrides); err != nil {
 		return nil, err
 	}
 
@@ -513,6 +520,7 @@ func (r *topicRegistry) deleteTopic(t *topic) error {
 	}
 	r.publishLocked(cur, nil)
 	deletePartitions(cur.partitions, r.log)
+	r.b.tier.deleteTopicData(cur.name, cur.id)
 	r.log.Info("topic deleted", "topic", cur.name, "id", topicIDString(cur.id))
 	return nil
 }
@@ -589,8 +597,11 @@ func (r *topicRegistry) alterConfig(name string, validateOnly bool, fn func(cur 
 	if err := fn(cur.config, overrides); err != nil {
 		return err
 	}
-	cfg, err := ParseTopicConfig(r.b.topicDefaults(), overrides)
+	cfg, err := r.b.parseTopicConfig(r.b.topicDefaults(), overrides)
 	if err != nil {
+		return err
+	}
+	if err := r.b.checkTieringConfig(&cur.config, cfg, overrides); err != nil {
 		return err
 	}
 	if validateOnly {
@@ -614,7 +625,6 @@ func (r *topicRegistry) alterConfig(name string, validateOnly bool, fn func(cur 
 // Caller holds adminMu.
 func (r *topicRegistry) publishLocked(old, nt *topic) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	if old != nil {
 		delete(r.mu.byName, old.name)
 		delete(r.mu.byID, old.id)
@@ -623,6 +633,11 @@ func (r *topicRegistry) publishLocked(old, nt *topic) {
 		r.mu.byName[nt.name] = nt
 		r.mu.byID[nt.id] = nt
 	}
+	r.mu.Unlock()
+	// Tiering follows the registry: loops for new tiered partitions,
+	// none for removed ones, and the bucket's metadata rewritten.
+	r.b.tier.reconcile()
+	r.b.tier.markMetadataDirty()
 }
 
 // persistLocked writes topics.json with the current topics, topic `name`
@@ -644,11 +659,16 @@ func (r *topicRegistry) persistLocked(name string, t *topic) error {
 	if pt.Topics == nil {
 		pt.Topics = []persistedTopic{}
 	}
+	return writeTopicsFile(r.dir, pt)
+}
+
+// writeTopicsFile replaces <dir>/topics.json with pt, atomically.
+func writeTopicsFile(dir string, pt persistedTopics) error {
 	data, err := json.MarshalIndent(pt, "", "  ")
 	if err != nil {
 		return err
 	}
-	return fsutil.WriteFileAtomic(filepath.Join(r.dir, topicsFile), append(data, '\n'))
+	return fsutil.WriteFileAtomic(filepath.Join(dir, topicsFile), append(data, '\n'))
 }
 
 func encodeTopic(t *topic) persistedTopic {

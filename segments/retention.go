@@ -73,7 +73,8 @@ func (l *Log) dropSegments(segs []*segment) {
 // those wholly below the log start, then (Kafka's order) a prefix whose
 // largest timestamp is older than retention.ms, then a prefix whose removal
 // keeps the log at or above retention.bytes; with remote storage, then the
-// same by local.retention.ms/bytes among segments already uploaded. The
+// same by local.retention.ms/bytes, and every rule only among segments
+// already uploaded (SetUploadedTo). The
 // active segment is never deleted. Segments without timestamps are aged by
 // their file's mtime.
 func (l *Log) retentionPlanLocked(now time.Time) int {
@@ -83,15 +84,18 @@ func (l *Log) retentionPlanLocked(now time.Time) int {
 	for n < len(segs)-1 && segs[n+1].base <= l.mu.start {
 		n++
 	}
+	if cfg.RemoteStorage {
+		// Nothing goes that the remote tier does not hold: total
+		// retention of the remote copies is the tiering layer's.
+		uploaded := func(i int) bool { return segs[i].next <= l.mu.uploadedTo }
+		n = agePrefix(segs, n, cfg.RetentionAge, now, uploaded)
+		n = sizePrefix(segs, n, cfg.RetentionBytes, uploaded)
+		n = agePrefix(segs, n, cfg.LocalRetentionAge, now, uploaded)
+		return sizePrefix(segs, n, cfg.LocalRetentionBytes, uploaded)
+	}
 	everyone := func(int) bool { return true }
 	n = agePrefix(segs, n, cfg.RetentionAge, now, everyone)
-	n = sizePrefix(segs, n, cfg.RetentionBytes, everyone)
-	if cfg.RemoteStorage {
-		uploaded := func(i int) bool { return segs[i].next <= l.mu.uploadedTo }
-		n = agePrefix(segs, n, cfg.LocalRetentionAge, now, uploaded)
-		n = sizePrefix(segs, n, cfg.LocalRetentionBytes, uploaded)
-	}
-	return n
+	return sizePrefix(segs, n, cfg.RetentionBytes, everyone)
 }
 
 // agePrefix extends a plan of n leading segments over the following ones
@@ -196,22 +200,9 @@ func (l *Log) truncateLocked(to Offset) (removed []*segment, changed bool, err e
 	}
 	segs := l.mu.segs
 	if to <= segs[0].base || to < l.mu.start {
-		for _, s := range segs {
-			if err := s.removeFiles(); err != nil {
-				return nil, false, err
-			}
-		}
-		s, err := openSegmentFiles(l.dir, to, true, l.mu.cfg.IndexIntervalBytes)
-		if err != nil {
-			// The old files are gone: nothing consistent to serve.
-			l.mu.failed = err
+		if removed, err = l.restartLocked(to); err != nil {
 			return nil, false, err
 		}
-		s.idx.mem, s.tix.mem = []byte{}, []byte{}
-		l.mu.segs = []*segment{s}
-		l.mu.start, l.mu.end = to, to
-		l.mu.dirDirty = true
-		removed = segs
 	} else {
 		k := len(segs) - 1
 		for segs[k].base >= to {
@@ -247,6 +238,71 @@ func (l *Log) truncateLocked(to Offset) (removed []*segment, changed bool, err e
 	l.mu.epochs, _ = truncateEpochsFromEnd(l.mu.epochs, l.mu.end)
 	l.logger.Info("truncated log", "to", to, "end", l.mu.end)
 	return removed, true, nil
+}
+
+// restartLocked replaces every segment with one empty segment at o: the
+// log restarts empty, with start and end at o.
+func (l *Log) restartLocked(o Offset) ([]*segment, error) {
+	segs := l.mu.segs
+	for _, s := range segs {
+		if err := s.removeFiles(); err != nil {
+			return nil, err
+		}
+	}
+	s, err := openSegmentFiles(l.dir, o, true, l.mu.cfg.IndexIntervalBytes)
+	if err != nil {
+		// The old files are gone: nothing consistent to serve.
+		l.mu.failed = err
+		return nil, err
+	}
+	s.idx.mem, s.tix.mem = []byte{}, []byte{}
+	l.mu.segs = []*segment{s}
+	l.mu.start, l.mu.end = o, o
+	l.mu.dirDirty = true
+	return segs, nil
+}
+
+// StartAt makes the log restart empty at o, which must be at or beyond
+// the end offset: what a replica does when its local log is behind the
+// remote tier (a new or wiped data directory), so that its next append
+// continues the history the bucket holds. Every local segment is removed;
+// the leader epoch cache is emptied (the caller assigns the epoch to
+// continue at).
+func (l *Log) StartAt(o Offset) error {
+	l.appendMu.Lock()
+	defer l.appendMu.Unlock()
+	l.syncMu.Lock()
+	defer l.syncMu.Unlock()
+	l.structMu.Lock()
+	defer l.structMu.Unlock()
+	l.mu.Lock()
+	if err := l.checkWritableLocked(); err != nil {
+		l.mu.Unlock()
+		return err
+	}
+	if o < l.mu.end {
+		end := l.mu.end
+		l.mu.Unlock()
+		return fmt.Errorf("segments: start at %d below the end offset %d", o, end)
+	}
+	if o == l.mu.end && l.mu.start == o {
+		l.mu.Unlock()
+		return nil
+	}
+	removed, err := l.restartLocked(o)
+	if err == nil {
+		l.mu.durable, l.mu.cleanedTo, l.mu.uploadedTo = o, o, o
+		l.mu.epochs = nil
+		l.logger.Info("log restarted empty", "start", o)
+	}
+	l.mu.Unlock()
+	for _, s := range removed {
+		s.release()
+	}
+	if err != nil {
+		return err
+	}
+	return l.writeCheckpoints()
 }
 
 // truncateSegmentLocked cuts s to size bytes, makes it the active segment

@@ -104,3 +104,17 @@ func (l *Log) UploadedTo() Offset {
 	defer l.mu.RUnlock()
 	return l.mu.uploadedTo
 }
+
+// UploadPending reports whether some closed, fsynced segment ends beyond
+// UploadedTo: work for the uploader. It is cheap (no segment is pinned).
+func (l *Log) UploadPending() bool {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	segs := l.mu.segs
+	for i := len(segs) - 2; i >= 0; i-- {
+		if segs[i].finalized {
+			return segs[i].next > l.mu.uploadedTo
+		}
+	}
+	return false
+}

@@ -245,3 +245,10 @@ func durable(t *testing.T, res AppendResult) {
 		t.Fatalf("durable: %v", err)
 	}
 }
+
+// The fake has no closed segments and no remote tier.
+func (f *fakeLog) ClosedSegments(segments.Offset) ([]segments.ClosedSegment, error) { return nil, nil }
+func (f *fakeLog) SetUploadedTo(segments.Offset) error                              { return nil }
+func (f *fakeLog) UploadedTo() segments.Offset                                      { return 0 }
+func (f *fakeLog) UploadPending() bool                                              { return false }
+func (f *fakeLog) StartAt(segments.Offset) error                                    { return segments.ErrClosed } // unsupported by the fake

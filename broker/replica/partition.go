@@ -101,6 +101,9 @@ type Partition struct {
 	logClosed bool // guarded by syncMu
 
 	hw  atomic.Int64 // high watermark; written under cmu
+	// remoteStart is the remote tier's first offset, -1 if it holds
+	// nothing (tier.go).
+	remoteStart atomic.Int64
 	cmu struct {
 		sync.Mutex
 		changed chan struct{} // closed when hw next advances
@@ -137,6 +140,12 @@ type storage interface {
 	SetConfig(cfg segments.Config)
 	Close() error
 	Delete() error
+	// Tiered storage (tier.go).
+	ClosedSegments(from segments.Offset) ([]segments.ClosedSegment, error)
+	SetUploadedTo(o segments.Offset) error
+	UploadedTo() segments.Offset
+	UploadPending() bool
+	StartAt(o segments.Offset) error
 }
 
 var _ storage = (*segments.Log)(nil)
@@ -200,6 +209,7 @@ func open(o Options, l storage, logger *slog.Logger) (*Partition, error) {
 	p.mu.cfg = o.Log
 	p.mu.producers = producers
 	p.hw.Store(int64(durable))
+	p.remoteStart.Store(noRemoteStart)
 	p.cmu.changed = make(chan struct{})
 	if replayed > 0 {
 		// Spare the next start this replay (the log is synced, so the
@@ -455,8 +465,15 @@ func (p *Partition) advance(durable segments.Offset) {
 // is not fsynced (single node, so there is no replication to wait for).
 func (p *Partition) HighWatermark() segments.Offset { return segments.Offset(p.hw.Load()) }
 
-// LogStartOffset is the first offset still in the log.
-func (p *Partition) LogStartOffset() segments.Offset { return p.log.StartOffset() }
+// LogStartOffset is the first offset still in the log, local or remote
+// (the lower of the local log start and the remote tier's; see tier.go).
+func (p *Partition) LogStartOffset() segments.Offset {
+	local := p.log.StartOffset()
+	if rs := p.RemoteLogStart(); rs >= 0 && rs < local {
+		return rs
+	}
+	return local
+}
 
 // LogEndOffset is the next offset to be assigned (may be above the HW).
 func (p *Partition) LogEndOffset() segments.Offset { return p.log.EndOffset() }

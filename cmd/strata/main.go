@@ -22,6 +22,8 @@ Usage:
         delete NAME ...
         alter-config NAME [--set k=v ...] [--delete k ...]
       (strata topic <command> --help for details; --bootstrap host:port, default 127.0.0.1:9092)
+  strata tiering status [TOPIC]   per partition: local and remote offset ranges, bytes, upload lag
+        (--http host:port, the broker's http-listen, default 127.0.0.1:9644)
   strata version                  print the version
   strata help                     this text
 `
@@ -41,6 +43,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runServe(args[1:], stdout, stderr)
 	case "topic", "topics":
 		return runTopic(args[1:], stdout, stderr)
+	case "tiering":
+		return runTiering(args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, versionString())
 		return 0

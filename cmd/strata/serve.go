@@ -76,8 +76,10 @@ func serve(cfg *config.Config, logger *slog.Logger, sigs <-chan os.Signal) int {
 
 	// ready: the Kafka listener is bound and every topic is loaded.
 	var ready atomic.Bool
+	var running atomic.Pointer[broker.Broker] // for the admin endpoints, once open
 	if cfg.HTTPListen != "" {
-		hs, err := telemetry.Listen(cfg.HTTPListen, telemetry.Endpoints{Metrics: tel.Handler(), Ready: ready.Load, Pprof: cfg.HTTPPprof}, logger)
+		hs, err := telemetry.Listen(cfg.HTTPListen, telemetry.Endpoints{Metrics: tel.Handler(), Ready: ready.Load, Pprof: cfg.HTTPPprof,
+			Admin: adminHandler(&running)}, logger)
 		if err != nil {
 			logger.Error("cannot start the http server", "http-listen", cfg.HTTPListen, "err", err)
 			return 1
@@ -110,6 +112,7 @@ func serve(cfg *config.Config, logger *slog.Logger, sigs <-chan os.Signal) int {
 		logger.Error("cannot open the broker", "data-dir", cfg.DataDir, "err", err)
 		return 1
 	}
+	running.Store(b)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- b.Serve(ln) }()
 	ready.Store(true)
@@ -126,6 +129,7 @@ func serve(cfg *config.Config, logger *slog.Logger, sigs <-chan os.Signal) int {
 		code = 1
 	}
 	ready.Store(false)
+	running.Store(nil)
 
 	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()

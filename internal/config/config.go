@@ -6,6 +6,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/url"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -47,6 +49,11 @@ type Config struct {
 	LogCleanerEnable            bool          // log.cleaner.enable (true)
 	LogCleanerBackoff           time.Duration // log.cleaner.backoff.ms (15000)
 	LogCleanerDedupeBufferBytes int64         // log.cleaner.dedupe.buffer.size (134217728)
+	ObjectStore                 string        // object-store ("": file://<data-dir>/objects; "none": off)
+	RemoteCacheBytes            int64         // remote-cache-size (1073741824)
+	RemoteTaskInterval          time.Duration // remote.log.manager.task.interval.ms (30000)
+	RemoteFetchMaxWait          time.Duration // remote.fetch.max.wait.ms (500)
+	RemoteOrphanGrace           time.Duration // remote.log.orphan.grace.ms (900000)
 
 	// TopicDefaults is broker.DefaultTopicConfig with the topic keys given
 	// here (segment.bytes, retention.ms, …) applied by broker.ParseTopicConfig.
@@ -286,6 +293,13 @@ func (c *Config) Broker(advertise string, logger *slog.Logger) broker.Config {
 			Backoff:           c.LogCleanerBackoff,
 			DedupeBufferBytes: c.LogCleanerDedupeBufferBytes,
 		},
+		Tiering: broker.TieringConfig{
+			ObjectStore:  c.ObjectStoreURL(),
+			CacheBytes:   c.RemoteCacheBytes,
+			TaskInterval: c.RemoteTaskInterval,
+			FetchMaxWait: c.RemoteFetchMaxWait,
+			OrphanGrace:  c.RemoteOrphanGrace,
+		},
 		Logger: logger,
 	}
 }
@@ -337,4 +351,21 @@ closed; up to 30 s).
 		fmt.Fprintf(&b, "  --%s %s\n        %s (default %s; env %s)\n", k.Key, k.Type, k.Usage, def, k.Env)
 	}
 	io.WriteString(w, b.String())
+}
+
+// ObjectStoreURL is the object store the broker uses: the object-store
+// key, file://<absolute data-dir>/objects when it is empty, "" (tiering
+// off) when it is "none".
+func (c *Config) ObjectStoreURL() string {
+	switch c.ObjectStore {
+	case "none":
+		return ""
+	case "":
+		dir, err := filepath.Abs(c.DataDir)
+		if err != nil {
+			dir = c.DataDir
+		}
+		return (&url.URL{Scheme: "file", Path: filepath.Join(dir, "objects")}).String()
+	}
+	return c.ObjectStore
 }

@@ -57,6 +57,8 @@ func TestDefaults(t *testing.T) {
 		GroupMinSessionTimeout: 6 * time.Second, GroupMaxSessionTimeout: 30 * time.Minute,
 		GroupMaxSize: 1000, OffsetsRetention: 7 * 24 * time.Hour, OffsetsTopicSegmentBytes: 100 << 20,
 		LogCleanerEnable: true, LogCleanerBackoff: 15 * time.Second, LogCleanerDedupeBufferBytes: 128 << 20,
+		RemoteCacheBytes: 1 << 30, RemoteTaskInterval: 30 * time.Second, RemoteFetchMaxWait: 500 * time.Millisecond,
+		RemoteOrphanGrace: 15 * time.Minute,
 	}
 	got := *c
 	got.Sources, got.topicText, got.TopicDefaults = nil, nil, broker.TopicConfig{}

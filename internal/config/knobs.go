@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/stratalog/strata/broker"
+	"github.com/stratalog/strata/objectstore"
 )
 
 // knob is one configuration key. Server knobs carry a parser that sets the
@@ -56,6 +57,9 @@ var topicKnobs = []struct{ key, def, typ, usage string }{
 	{"max.compaction.lag.ms", "9223372036854775807", "ms", "default maximum time a record stays uncompacted (default: no limit)"},
 	{"min.insync.replicas", "1", "int", "default replicas that must have a batch before acks=all is answered"},
 	{"compression.type", "producer", "producer", "batches are stored as the producer compressed them (the only value Strata accepts)"},
+	{"remote.storage.enable", "true", "bool", "default for tiering topics' closed segments to the object store (true whenever --object-store is not none; compacted topics are never tiered)"},
+	{"local.retention.ms", "-2", "ms", "default time uploaded segments stay on local disk; -2 means retention.ms, -1 forever"},
+	{"local.retention.bytes", "-2", "bytes", "default local size of a tiered partition beyond which uploaded segments are deleted locally; -2 means retention.bytes, -1 no limit"},
 }
 
 // knobs returns the full, ordered knob table. Server knobs first, then topic
@@ -294,6 +298,46 @@ func knobs() []knob {
 				return err
 			},
 			get: func(c *Config) string { return strconv.FormatInt(c.LogCleanerDedupeBufferBytes, 10) }},
+		{key: "object-store", def: "", typ: "url", usage: `object store for tiered storage: file:///dir, s3://bucket/prefix?region=R[&endpoint=URL], minio://host:port/bucket/prefix[?secure=false]; "" means file://<data-dir>/objects, "none" turns tiering off. Credentials for s3 (else the AWS default chain) and minio come from STRATA_OBJECT_STORE_ACCESS_KEY and STRATA_OBJECT_STORE_SECRET_KEY, never the URL`,
+			set: func(c *Config, v string) error {
+				v = strings.TrimSpace(v)
+				if v != "" && v != "none" {
+					if _, err := objectstore.ParseURL(v); err != nil {
+						return err
+					}
+				}
+				c.ObjectStore = v
+				return nil
+			},
+			get: func(c *Config) string { return c.ObjectStore }},
+		{key: "remote-cache-size", def: "1073741824", typ: "bytes", usage: "disk space of the chunk cache that serves reads of tiered history, in <data-dir>/remote-cache (1 GiB; at least 8 MiB, one chunk)",
+			set: func(c *Config, v string) error {
+				n, err := parseInt(v, 8<<20, math.MaxInt64)
+				c.RemoteCacheBytes = n
+				return err
+			},
+			get: func(c *Config) string { return strconv.FormatInt(c.RemoteCacheBytes, 10) }},
+		{key: "remote.log.manager.task.interval.ms", def: "30000", typ: "ms", usage: "how often each tiered partition looks for segments to upload and retries a failed upload (30 s); a segment roll starts its upload at once",
+			set: func(c *Config, v string) error {
+				d, err := parseMs(v, 1)
+				c.RemoteTaskInterval = d
+				return err
+			},
+			get: func(c *Config) string { return msText(c.RemoteTaskInterval) }},
+		{key: "remote.fetch.max.wait.ms", def: "500", typ: "ms", usage: "how long a Fetch waits for reads from the object store before answering without those partitions' records (500 ms; the download continues into the cache)",
+			set: func(c *Config, v string) error {
+				d, err := parseMs(v, 1)
+				c.RemoteFetchMaxWait = d
+				return err
+			},
+			get: func(c *Config) string { return msText(c.RemoteFetchMaxWait) }},
+		{key: "remote.log.orphan.grace.ms", def: "900000", typ: "ms", usage: "age after which a segment object that no manifest lists (left by a crash or a failed upload) is deleted (15 min; must exceed an upload plus its commit)",
+			set: func(c *Config, v string) error {
+				d, err := parseMs(v, 1)
+				c.RemoteOrphanGrace = d
+				return err
+			},
+			get: func(c *Config) string { return msText(c.RemoteOrphanGrace) }},
 	}
 
 	// Topic defaults. The broker package is authoritative for defaults and

@@ -33,6 +33,9 @@ type Endpoints struct {
 	// Pprof mounts net/http/pprof under /debug/pprof/ (http.pprof.enable).
 	// Off by default: profiles reveal internals and cost CPU while taken.
 	Pprof bool
+	// Admin, when set, serves /v1/… (the broker's status endpoints, such
+	// as /v1/tiering/status).
+	Admin http.Handler
 }
 
 // Listen binds addr and serves in a new goroutine until Shutdown.
@@ -62,6 +65,9 @@ func Serve(ln net.Listener, e Endpoints, logger *slog.Logger) *Server {
 		io.WriteString(w, "not ready\n")
 	})
 	mux.Handle("GET /metrics", e.Metrics)
+	if e.Admin != nil {
+		mux.Handle("/v1/", e.Admin)
+	}
 	if e.Pprof {
 		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
 		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)

@@ -1,0 +1,828 @@
+package broker
+
+// Tiered storage in the broker: the tierManager wires the tiering package
+// (uploader, manifests, chunk cache, remote reader, cluster metadata) to
+// the topic registry and the request handlers.
+//
+// Each partition of a tiered topic (TopicConfig.Tiered) this node leads has
+// one goroutine (tieredPartition.run) that is the only writer of its
+// manifest: it uploads closed segments as they roll, applies remote
+// retention on the retention interval, removes orphan objects, and serves
+// DeleteRecords' remote trims, all at the partition's leader epoch. It
+// publishes the manifest it last committed or loaded, which remote reads
+// use, and the remote log start, which makes the partition's log start
+// offset cover offsets only the bucket holds.
+//
+// Reads below the local log start go to the bucket through one chunk cache
+// (fetch: tiering_fetch.go). The bucket describes the cluster: every topic
+// change rewrites cluster/metadata.json in the background (metadataLoop),
+// and a broker that starts on an empty data directory against a bucket
+// with metadata adopts its cluster id and topics and restarts each
+// partition's local log where its manifest ends (bootstrapFromBucket).
+//
+// Concurrency: tierManager.mu guards the partition map only; each
+// tieredPartition's mutable state belongs to its goroutine, except the
+// published manifest and status (atomics and statusMu). Nothing here holds
+// a registry or partition lock across object-store I/O.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/stratalog/strata/broker/replica"
+	"github.com/stratalog/strata/objectstore"
+	"github.com/stratalog/strata/segments"
+	"github.com/stratalog/strata/tiering"
+)
+
+// TieringConfig configures tiered storage. A zero ObjectStore disables it.
+type TieringConfig struct {
+	// ObjectStore is the store's URL (file://, s3://, minio://, mem://);
+	// "" disables tiering. internal/config defaults it to
+	// file://<data-dir>/objects.
+	ObjectStore string
+	// CacheDir holds the remote-read chunk cache (default
+	// <data-dir>/remote-cache); CacheBytes bounds it (remote-cache-size,
+	// 1 GiB).
+	CacheDir   string
+	CacheBytes int64
+	// TaskInterval is how often each partition's tiering loop looks for
+	// work and retries after a failure (remote.log.manager.task.interval.ms,
+	// 30 s). A segment roll starts its upload at once.
+	TaskInterval time.Duration
+	// FetchMaxWait bounds how long a Fetch waits for remote reads before
+	// answering without their records (remote.fetch.max.wait.ms, 500 ms).
+	FetchMaxWait time.Duration
+	// ReadTimeout bounds one remote read in the background, downloads
+	// included (remote.log.reader.timeout.ms, 30 s).
+	ReadTimeout time.Duration
+	// OrphanGrace is how old an object no manifest lists must be before
+	// orphan cleanup deletes it (remote.log.orphan.grace.ms, 15 min; it
+	// must exceed an upload plus its commit).
+	OrphanGrace time.Duration
+	// Store, when set, is used instead of opening ObjectStore (tests).
+	// The broker closes it at shutdown either way.
+	Store objectstore.Store
+}
+
+// Defaults of TieringConfig.
+const (
+	defaultRemoteCacheBytes   = 1 << 30
+	defaultTierTaskInterval   = 30 * time.Second
+	defaultRemoteFetchMaxWait = 500 * time.Millisecond
+	defaultRemoteReadTimeout  = 30 * time.Second
+	defaultOrphanGrace        = 15 * time.Minute
+	// orphanCleanInterval: how often a partition lists its segment
+	// objects for orphans (one LIST per partition).
+	orphanCleanInterval = time.Hour
+	// bootstrapTimeout bounds reading the bucket at start (cluster
+	// metadata, the manifests of empty partitions).
+	bootstrapTimeout = 2 * time.Minute
+	// maxTierBackoff caps the delay between retries of a failing
+	// partition loop.
+	maxTierBackoff = time.Minute
+)
+
+func (c TieringConfig) withDefaults(dataDir string) TieringConfig {
+	if c.CacheDir == "" {
+		c.CacheDir = filepath.Join(dataDir, "remote-cache")
+	}
+	if c.CacheBytes <= 0 {
+		c.CacheBytes = defaultRemoteCacheBytes
+	}
+	if c.TaskInterval <= 0 {
+		c.TaskInterval = defaultTierTaskInterval
+	}
+	if c.FetchMaxWait <= 0 {
+		c.FetchMaxWait = defaultRemoteFetchMaxWait
+	}
+	if c.ReadTimeout <= 0 {
+		c.ReadTimeout = defaultRemoteReadTimeout
+	}
+	if c.OrphanGrace <= 0 {
+		c.OrphanGrace = defaultOrphanGrace
+	}
+	return c
+}
+
+// tierManager owns the object store and every tiered partition's loop.
+// nil when tiering is off; its methods are nil-safe where handlers call
+// them.
+type tierManager struct {
+	b         *Broker
+	cfg       TieringConfig
+	log       *slog.Logger
+	store     objectstore.Store
+	manifests *tiering.ManifestStore
+	cache     *tiering.ChunkCache
+	reader    *tiering.RemoteReader
+	metrics   *tierMetrics
+
+	ctx    context.Context // cancelled by close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // partition loops, metadata writer, deletions
+
+	metaDirty chan struct{} // buffered 1: cluster metadata needs rewriting
+
+	mu struct {
+		sync.Mutex
+		parts  map[*replica.Partition]*tieredPartition
+		closed bool
+	}
+}
+
+// openTierManager opens the object store and the chunk cache. It starts
+// nothing: start does, once the topic registry is open.
+func openTierManager(b *Broker, cfg TieringConfig) (*tierManager, error) {
+	cfg = cfg.withDefaults(b.cfg.DataDir)
+	store := cfg.Store
+	if store == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), bootstrapTimeout)
+		defer cancel()
+		s, err := objectstore.OpenWith(ctx, cfg.ObjectStore, objectstore.Options{})
+		if err != nil {
+			return nil, fmt.Errorf("object store %s: %w", cfg.ObjectStore, err)
+		}
+		store = objectstore.Instrumented(s, "tiering")
+	}
+	cache, err := tiering.NewChunkCache(store, tiering.CacheOptions{Dir: cfg.CacheDir, MaxBytes: cfg.CacheBytes})
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	tm := &tierManager{
+		b: b, cfg: cfg, log: b.log, store: store,
+		manifests: tiering.NewManifestStore(store),
+		cache:     cache,
+		reader:    tiering.NewRemoteReader(store, cache, tiering.ReaderOptions{}),
+		metaDirty: make(chan struct{}, 1),
+	}
+	tm.ctx, tm.cancel = context.WithCancel(context.Background())
+	tm.mu.parts = make(map[*replica.Partition]*tieredPartition)
+	if !store.Capabilities().PutIfMatch {
+		b.log.Warn("object store has no atomic conditional puts: manifest fencing relies on one writer per partition", "object_store", cfg.ObjectStore)
+	}
+	return tm, nil
+}
+
+// readBucketMetadata returns the bucket's cluster metadata, nil if it has
+// none.
+func (tm *tierManager) readBucketMetadata() (*tiering.ClusterMetadata, error) {
+	ctx, cancel := context.WithTimeout(tm.ctx, bootstrapTimeout)
+	defer cancel()
+	md, _, err := tiering.ReadMetadata(ctx, tm.store)
+	if errors.Is(err, objectstore.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading the cluster metadata from object store %s: %w", tm.cfg.ObjectStore, err)
+	}
+	return md, nil
+}
+
+// bootstrapTopics writes topics.json from the bucket's metadata, for a
+// data directory that has none: the topics, ids, partition counts and
+// overrides come back, and start then restarts each tiered partition's
+// empty log where the bucket's history ends.
+func bootstrapTopics(dataDir string, md *tiering.ClusterMetadata) error {
+	pt := persistedTopics{Version: topicsFileVersion, Topics: []persistedTopic{}}
+	for _, t := range md.Topics {
+		pt.Topics = append(pt.Topics, persistedTopic{Name: t.Name, ID: topicIDString(t.ID), Partitions: t.Partitions, Configs: t.Configs})
+	}
+	return writeTopicsFile(dataDir, pt)
+}
+
+// start loads the manifests of tiered partitions whose local log is empty
+// and restarts those logs where the bucket's history ends (a new or wiped
+// data directory), then starts every tiered partition's loop and the
+// metadata writer. An unreadable manifest stops the start: appending at
+// offset 0 could fork a history the bucket holds.
+func (tm *tierManager) start() error {
+	type job struct {
+		t *topic
+		p *replica.Partition
+	}
+	var jobs []job
+	for _, t := range tm.b.topics.all() {
+		if !t.config.Tiered() {
+			continue
+		}
+		for _, p := range t.partitions {
+			if p.LogEndOffset() == 0 {
+				jobs = append(jobs, job{t, p})
+			}
+		}
+	}
+	ctx, cancel := context.WithTimeout(tm.ctx, bootstrapTimeout)
+	defer cancel()
+	errs := inParallel(len(jobs), func(i int) error {
+		j := jobs[i]
+		tp := tierPartitionOf(j.t, j.p.Index())
+		m, _, err := tm.manifests.Load(ctx, tp)
+		if err != nil {
+			return fmt.Errorf("partition %s-%d: loading its manifest: %w", j.t.name, j.p.Index(), err)
+		}
+		if len(m.Segments) == 0 {
+			return nil
+		}
+		return j.p.StartAt(m.EndOffset(), max(m.LeaderEpoch, m.Segments[len(m.Segments)-1].LastEpoch()))
+	})
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("restoring partitions from object store %s: %w", tm.cfg.ObjectStore, err)
+	}
+	tm.reconcile()
+	tm.markMetadataDirty()
+	tm.wg.Add(1)
+	go tm.metadataLoop()
+	return nil
+}
+
+// tierPartitionOf names partition p of t in the bucket.
+func tierPartitionOf(t *topic, p int32) tiering.TopicPartition {
+	return tiering.TopicPartition{Topic: t.name, TopicID: tiering.TopicID(t.id), Partition: p}
+}
+
+// reconcile starts a loop for every partition of a tiered topic that has
+// none and stops the loops of partitions no longer tiered or no longer
+// there. The registry calls it after every change.
+func (tm *tierManager) reconcile() {
+	if tm == nil {
+		return
+	}
+	want := make(map[*replica.Partition]*topic)
+	for _, t := range tm.b.topics.all() {
+		if t.config.Tiered() {
+			for _, p := range t.partitions {
+				want[p] = t
+			}
+		}
+	}
+	var stopped []*tieredPartition
+	defer func() {
+		// A removed partition's loop must not commit after this returns
+		// (a deleted topic's data is being removed).
+		for _, tp := range stopped {
+			<-tp.done
+		}
+	}()
+	tm.mu.Lock()
+	defer tm.mu.Unlock()
+	if tm.mu.closed {
+		return
+	}
+	for p, tpart := range tm.mu.parts {
+		if want[p] == nil {
+			tpart.stop()
+			stopped = append(stopped, tpart)
+			delete(tm.mu.parts, p)
+		}
+	}
+	for p, t := range want {
+		if tm.mu.parts[p] != nil {
+			continue
+		}
+		tpart, err := newTieredPartition(tm, t, p)
+		if err != nil {
+			tm.log.Error("tiering: cannot start the partition's tiering", "topic", t.name, "partition", p.Index(), "err", err)
+			continue
+		}
+		tm.mu.parts[p] = tpart
+		tm.wg.Add(1)
+		go tpart.run()
+	}
+}
+
+// partition returns p's tiering state, nil if p is not tiered.
+func (tm *tierManager) partition(p *replica.Partition) *tieredPartition {
+	if tm == nil {
+		return nil
+	}
+	tm.mu.Lock()
+	defer tm.mu.Unlock()
+	return tm.mu.parts[p]
+}
+
+// markMetadataDirty asks the metadata loop to rewrite the bucket's cluster
+// metadata.
+func (tm *tierManager) markMetadataDirty() {
+	if tm == nil {
+		return
+	}
+	select {
+	case tm.metaDirty <- struct{}{}:
+	default:
+	}
+}
+
+// metadataLoop rewrites cluster/metadata.json whenever the topics change,
+// retrying failures with backoff until it lands.
+func (tm *tierManager) metadataLoop() {
+	defer tm.wg.Done()
+	var etag string
+	known := false
+	backoff := newTierBackoff(tm.cfg.TaskInterval)
+	for {
+		select {
+		case <-tm.ctx.Done():
+			return
+		case <-tm.metaDirty:
+		}
+		for {
+			err := tm.writeMetadata(&etag, &known)
+			if err == nil {
+				backoff.reset()
+				break
+			}
+			tm.log.Warn("tiering: writing cluster metadata to the object store failed; retrying", "err", err, "retry_in", backoff.peek().String())
+			if !backoff.wait(tm.ctx) {
+				return
+			}
+		}
+	}
+}
+
+func (tm *tierManager) writeMetadata(etag *string, known *bool) error {
+	ctx, cancel := context.WithTimeout(tm.ctx, tiering.DefaultCommitTimeout)
+	defer cancel()
+	if !*known {
+		_, e, err := tiering.ReadMetadata(ctx, tm.store)
+		if err != nil && !errors.Is(err, objectstore.ErrNotExist) {
+			return err
+		}
+		*etag, *known = e, true
+	}
+	var topics []tiering.TopicMetadata
+	for _, t := range tm.b.topics.all() {
+		topics = append(topics, tiering.TopicMetadata{Name: t.name, ID: tiering.TopicID(t.id), Partitions: int32(len(t.partitions)), Configs: t.overrides})
+	}
+	md := tiering.NewClusterMetadata(tm.b.clusterID, time.Now(), topics)
+	e, err := tiering.WriteMetadata(ctx, tm.store, *etag, md)
+	if err != nil {
+		*known = false // re-read before the next attempt
+		return err
+	}
+	*etag = e
+	return nil
+}
+
+// deleteTopicData removes a deleted topic's objects in the background,
+// retrying until it succeeds or the broker stops (objects left by a stop
+// are not listed by any metadata; they are named in the log).
+func (tm *tierManager) deleteTopicData(name string, id [16]byte) {
+	if tm == nil {
+		return
+	}
+	tm.markMetadataDirty()
+	tm.wg.Add(1)
+	go func() {
+		defer tm.wg.Done()
+		backoff := newTierBackoff(tm.cfg.TaskInterval)
+		for {
+			n, err := tiering.DeleteTopicData(tm.ctx, tm.store, name, tiering.TopicID(id))
+			if err == nil {
+				tm.log.Info("tiering: deleted the topic's remote data", "topic", name, "id", topicIDString(id), "objects", n)
+				return
+			}
+			tm.log.Warn("tiering: deleting the topic's remote data failed; retrying", "topic", name, "id", topicIDString(id), "err", err)
+			if !backoff.wait(tm.ctx) {
+				return
+			}
+		}
+	}()
+}
+
+// close stops every loop and closes the cache and the store. Called after
+// the listener stopped and before the partitions close.
+func (tm *tierManager) close() error {
+	if tm == nil {
+		return nil
+	}
+	tm.mu.Lock()
+	tm.mu.closed = true
+	for p, tpart := range tm.mu.parts {
+		tpart.stop()
+		delete(tm.mu.parts, p)
+	}
+	tm.mu.Unlock()
+	tm.cancel()
+	tm.wg.Wait()
+	return errors.Join(tm.cache.Close(), tm.store.Close())
+}
+
+// tierBackoff is exponential backoff with full jitter between base and
+// maxTierBackoff.
+type tierBackoff struct {
+	base, next time.Duration
+}
+
+func newTierBackoff(base time.Duration) *tierBackoff {
+	return &tierBackoff{base: base, next: base}
+}
+
+func (b *tierBackoff) reset()              { b.next = b.base }
+func (b *tierBackoff) peek() time.Duration { return b.next }
+
+// wait sleeps for a jittered delay of up to the current step and doubles
+// the step; false if ctx ended.
+func (b *tierBackoff) wait(ctx context.Context) bool {
+	d := b.next/2 + rand.N(b.next/2+1)
+	b.next = min(b.next*2, max(maxTierBackoff, b.base))
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// tieredPartition is one partition's tiering: its uploader (the manifest's
+// only writer on this node) and what it publishes for readers.
+type tieredPartition struct {
+	tm    *tierManager
+	p     *replica.Partition
+	topic string
+	id    [16]byte
+	tp    tiering.TopicPartition
+	up    *tiering.Uploader
+	log   *slog.Logger
+
+	manifest atomic.Pointer[tiering.Manifest] // last loaded or committed; nil before the first load
+	trims    chan trimRequest                 // DeleteRecords' remote trims
+	quit     chan struct{}
+	done     chan struct{}
+	stopOnce sync.Once
+
+	statusMu sync.Mutex
+	status   tierStatus
+}
+
+// tierStatus is what the partition loop last learned, for
+// `strata tiering status` and the metrics.
+type tierStatus struct {
+	LagBytes    int64
+	LagSegments int
+	LagAge      time.Duration
+	LastError   string
+	Fenced      bool
+}
+
+type trimRequest struct {
+	before segments.Offset
+	reply  chan error
+}
+
+func newTieredPartition(tm *tierManager, t *topic, p *replica.Partition) (*tieredPartition, error) {
+	tp := tierPartitionOf(t, p.Index())
+	up, err := tiering.NewUploader(tm.store, tm.manifests, tp, p, tiering.UploaderOptions{})
+	if err != nil {
+		return nil, err
+	}
+	return &tieredPartition{
+		tm: tm, p: p, topic: t.name, id: t.id, tp: tp, up: up,
+		log:   tm.log.With("topic", t.name, "partition", p.Index()),
+		trims: make(chan trimRequest),
+		quit:  make(chan struct{}),
+		done:  make(chan struct{}),
+	}, nil
+}
+
+func (tp *tieredPartition) stop() {
+	tp.stopOnce.Do(func() { close(tp.quit) })
+}
+
+// config returns the topic's current config, false if the topic is gone
+// or was re-created.
+func (tp *tieredPartition) config() (TopicConfig, bool) {
+	t := tp.tm.b.topics.getByID(tp.id)
+	if t == nil || t.partition(tp.p.Index()) != tp.p {
+		return TopicConfig{}, false
+	}
+	return t.config, true
+}
+
+// run is the partition's tiering loop: it uploads whenever a closed
+// segment waits, applies remote retention every retention interval,
+// cleans orphans every orphanCleanInterval (the first time one grace
+// period after it starts), and serves trims, until stopped or fenced.
+func (tp *tieredPartition) run() {
+	defer tp.tm.wg.Done()
+	defer close(tp.done)
+	ctx, cancel := context.WithCancel(tp.tm.ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-tp.quit:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+
+	retentionEvery := tp.tm.b.retentionInterval()
+	nextRetention := time.Now()
+	nextOrphans := time.Now().Add(tp.tm.cfg.OrphanGrace)
+	backoff := newTierBackoff(tp.tm.cfg.TaskInterval)
+	for {
+		failed := false
+		if err := tp.refresh(ctx); err != nil {
+			failed = tp.failed(ctx, "loading the manifest", err)
+		}
+		if !failed && tp.p.UploadPending() {
+			failed = tp.upload(ctx)
+		}
+		if !failed && !time.Now().Before(nextRetention) {
+			if err := tp.applyRetention(ctx, time.Now()); err != nil {
+				failed = tp.failed(ctx, "remote retention", err)
+			} else {
+				nextRetention = time.Now().Add(retentionEvery)
+			}
+		}
+		if !failed && !time.Now().Before(nextOrphans) {
+			if n, err := tp.up.CleanOrphans(ctx, tp.tm.cfg.OrphanGrace); err != nil {
+				failed = tp.failed(ctx, "orphan cleanup", err)
+			} else {
+				nextOrphans = time.Now().Add(orphanCleanInterval)
+				if n > 0 {
+					tp.log.Info("tiering: deleted orphan objects", "objects", n)
+				}
+			}
+		}
+		if tp.isFenced() || ctx.Err() != nil {
+			tp.drainTrims(ctx)
+			return
+		}
+		if !failed {
+			backoff.reset()
+			tp.setError("")
+		}
+
+		// Wait for work: a roll (the high watermark moves on every
+		// append; UploadPending is the cheap check), the task interval
+		// (or the backoff after a failure), a trim, or the stop.
+		delay := tp.tm.cfg.TaskInterval
+		if failed {
+			delay = backoff.peek()
+			backoff.next = min(backoff.next*2, max(maxTierBackoff, backoff.base))
+		}
+		timer := time.NewTimer(min(delay, time.Until(nextRetention)+time.Millisecond))
+	wait:
+		for {
+			changed := tp.p.Changed()
+			if !failed && tp.p.UploadPending() {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				timer.Stop()
+				tp.drainTrims(ctx)
+				return
+			case <-timer.C:
+				break wait
+			case req := <-tp.trims:
+				req.reply <- tp.trim(ctx, req.before)
+			case <-changed:
+				if failed {
+					continue
+				}
+			}
+		}
+		timer.Stop()
+	}
+}
+
+// drainTrims answers trims that arrive while the loop exits.
+func (tp *tieredPartition) drainTrims(ctx context.Context) {
+	for {
+		select {
+		case req := <-tp.trims:
+			req.reply <- fmt.Errorf("tiering of %s-%d stopped: %w", tp.topic, tp.p.Index(), errTierStopped)
+		default:
+			return
+		}
+	}
+}
+
+var errTierStopped = errors.New("partition tiering stopped")
+
+// failed records a failure of step and reports true (the loop backs off),
+// logging it; fencing stops the loop.
+func (tp *tieredPartition) failed(ctx context.Context, step string, err error) bool {
+	if ctx.Err() != nil {
+		return true
+	}
+	if errors.Is(err, tiering.ErrFenced) {
+		tp.log.Error("tiering: a newer leader committed this partition's manifest; stopping uploads", "leader_epoch", int32(tp.p.LeaderEpoch()), "err", err)
+		tp.statusMu.Lock()
+		tp.status.Fenced = true
+		tp.statusMu.Unlock()
+	}
+	st := tp.setError(step + ": " + err.Error())
+	tp.log.Warn("tiering: uploads failing", "step", step, "err", err,
+		"lag_bytes", st.LagBytes, "lag_segments", st.LagSegments, "lag_seconds", int64(st.LagAge.Seconds()))
+	return true
+}
+
+func (tp *tieredPartition) setError(msg string) tierStatus {
+	tp.statusMu.Lock()
+	defer tp.statusMu.Unlock()
+	tp.status.LastError = msg
+	return tp.status
+}
+
+func (tp *tieredPartition) isFenced() bool {
+	tp.statusMu.Lock()
+	defer tp.statusMu.Unlock()
+	return tp.status.Fenced
+}
+
+func (tp *tieredPartition) statusSnapshot() tierStatus {
+	tp.statusMu.Lock()
+	defer tp.statusMu.Unlock()
+	return tp.status
+}
+
+// refresh loads the manifest if it changed and publishes it.
+func (tp *tieredPartition) refresh(ctx context.Context) error {
+	m, err := tp.up.Manifest(ctx)
+	if err != nil {
+		return err
+	}
+	tp.publish(m)
+	return nil
+}
+
+// publish makes m the manifest remote reads use and moves the partition's
+// remote log start to it.
+func (tp *tieredPartition) publish(m *tiering.Manifest) {
+	if m == nil {
+		return
+	}
+	tp.manifest.Store(m)
+	tp.p.SetRemoteLogStart(remoteLogStart(m))
+}
+
+// remoteLogStart is the first offset m serves, -1 if it has no segment.
+func remoteLogStart(m *tiering.Manifest) segments.Offset {
+	if len(m.Segments) == 0 {
+		return -1
+	}
+	return max(m.LogStartOffset, m.Segments[0].BaseOffset)
+}
+
+// upload uploads every closed segment that waits and reports whether it
+// failed.
+func (tp *tieredPartition) upload(ctx context.Context) bool {
+	st, err := tp.up.UploadOnce(ctx)
+	tp.statusMu.Lock()
+	tp.status.LagBytes, tp.status.LagSegments, tp.status.LagAge = st.LagBytes, st.LagSegments, st.LagAge
+	tp.statusMu.Unlock()
+	if st.Segments > 0 {
+		tp.tm.metrics.uploaded(tp, st)
+	}
+	if m, merr := tp.up.Manifest(ctx); merr == nil {
+		tp.publish(m)
+	}
+	if err != nil {
+		return tp.failed(ctx, "upload", err)
+	}
+	return false
+}
+
+// applyRetention expires remote segments by retention.ms/retention.bytes
+// (counting the untiered local bytes against retention.bytes, as Kafka
+// does), then moves the local log start up to the new remote start.
+func (tp *tieredPartition) applyRetention(ctx context.Context, now time.Time) error {
+	cfg, ok := tp.config()
+	if !ok {
+		return nil
+	}
+	m := tp.manifest.Load()
+	if m == nil || len(m.Segments) == 0 {
+		return nil
+	}
+	r := tiering.Retention{Age: cfg.RetentionAge, Bytes: cfg.RetentionBytes, UntieredBytes: tp.untieredBytes(m.EndOffset())}
+	removed, err := tp.up.Trim(ctx, func(m *tiering.Manifest) (*tiering.Manifest, []tiering.Segment) { return m.Expire(r, now) })
+	if mm, merr := tp.up.Manifest(ctx); merr == nil {
+		tp.publish(mm)
+	}
+	if len(removed) > 0 {
+		last := removed[len(removed)-1]
+		tp.log.Info("remote retention deleted segments", "segments", len(removed), "from", int64(removed[0].BaseOffset), "to", int64(last.EndOffset),
+			"log_start", int64(tp.p.LogStartOffset()), "leader_epoch", int32(tp.p.LeaderEpoch()))
+		tp.moveLocalStart(last.EndOffset)
+	}
+	return err
+}
+
+// untieredBytes is the size of the local log from offset end on: the
+// part of the partition the manifest does not count.
+func (tp *tieredPartition) untieredBytes(end segments.Offset) int64 {
+	total := tp.p.SizeBytes()
+	segs, err := tp.p.ClosedSegments(0)
+	if err != nil {
+		return total
+	}
+	for i := range segs {
+		if segs[i].Next <= end {
+			total -= segs[i].LogBytes
+		}
+		segs[i].Release()
+	}
+	return max(total, 0)
+}
+
+// moveLocalStart raises the local log start to o (bounded by the high
+// watermark) after the remote tier dropped everything below it.
+func (tp *tieredPartition) moveLocalStart(o segments.Offset) {
+	if o <= tp.p.LocalLogStartOffset() {
+		return
+	}
+	if _, err := tp.p.DeleteRecordsBefore(min(o, tp.p.HighWatermark())); err != nil && !errors.Is(err, segments.ErrClosed) {
+		tp.log.Error("tiering: moving the local log start after remote retention", "offset", int64(o), "err", err)
+	}
+}
+
+// trim raises the remote log start to before (DeleteRecords).
+func (tp *tieredPartition) trim(ctx context.Context, before segments.Offset) error {
+	removed, err := tp.up.Trim(ctx, func(m *tiering.Manifest) (*tiering.Manifest, []tiering.Segment) { return m.WithoutBefore(before) })
+	if m, merr := tp.up.Manifest(ctx); merr == nil {
+		tp.publish(m)
+	}
+	if len(removed) > 0 {
+		tp.log.Info("tiering: deleted records", "before", int64(before), "segments_removed", len(removed))
+	}
+	if err != nil && len(removed) > 0 {
+		// The manifest no longer lists them; only the object deletes
+		// failed, which orphan cleanup retries.
+		tp.log.Warn("tiering: deleting trimmed objects", "err", err)
+		return nil
+	}
+	return err
+}
+
+// deleteRecords moves p's remote log start to before (through p's loop,
+// the manifest's only writer), for DeleteRecords. A partition that is not
+// tiered has nothing to do.
+func (tm *tierManager) deleteRecords(ctx context.Context, p *replica.Partition, before segments.Offset) error {
+	tp := tm.partition(p)
+	if tp == nil || tp.p.RemoteLogStart() < 0 || before <= tp.p.RemoteLogStart() {
+		return nil
+	}
+	req := trimRequest{before: before, reply: make(chan error, 1)}
+	select {
+	case tp.trims <- req:
+	case <-tp.done:
+		return fmt.Errorf("tiering of %s-%d stopped: %w", tp.topic, p.Index(), errTierStopped)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-req.reply:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// parseTopicConfig is ParseTopicConfig with remote.storage.enable forced
+// off when the broker has no object store, so that such a topic's local
+// retention does not wait for uploads that never come.
+func (b *Broker) parseTopicConfig(base TopicConfig, overrides map[string]string) (TopicConfig, error) {
+	c, err := ParseTopicConfig(base, overrides)
+	if err == nil && b.tier == nil {
+		c.RemoteStorage = false
+	}
+	return c, err
+}
+
+// checkTieringConfig refuses what Kafka refuses about remote storage: an
+// explicit remote.storage.enable=true on a broker without an object store
+// or together with compaction, and (cur != nil, an AlterConfigs) turning
+// tiering off for a topic that has it, or compaction on, which would leave
+// its remote data unmanaged.
+func (b *Broker) checkTieringConfig(cur *TopicConfig, next TopicConfig, overrides map[string]string) error {
+	v, explicit := overrides["remote.storage.enable"]
+	explicitOn := explicit && strings.TrimSpace(v) == "true"
+	switch {
+	case explicitOn && b.tier == nil:
+		return &ConfigError{Key: "remote.storage.enable", Value: v, Reason: "this broker has no object store (--object-store)"}
+	case explicitOn && next.Compact():
+		return &ConfigError{Key: "remote.storage.enable", Value: v, Reason: "remote storage is not supported for compacted topics (cleanup.policy " + next.CleanupPolicy + ")"}
+	case cur != nil && cur.Tiered() && !next.Tiered():
+		key := "remote.storage.enable"
+		if next.Compact() {
+			key = "cleanup.policy"
+		}
+		return &ConfigError{Key: key, Value: overrides[key], Reason: "the topic has remote storage enabled; disabling it (or compacting the topic) would strand its remote data"}
+	}
+	return nil
+}
