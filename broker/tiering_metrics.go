@@ -193,4 +193,3 @@ func (b *Broker) TieringStatus(topic string) ([]TieringPartitionStatus, bool) {
 	}
 	return out, found
 }
-

@@ -38,25 +38,25 @@ func (e *ConfigError) Error() string {
 // DefaultTopicConfig returns Kafka's topic defaults.
 func DefaultTopicConfig() TopicConfig {
 	return TopicConfig{
-		CleanupPolicy:      "delete",
-		SegmentBytes:       1 << 30,            // 1073741824
-		SegmentRollAge:     7 * 24 * time.Hour, // 604800000 ms
-		SegmentIndexBytes:  10 << 20,           // 10485760
-		IndexIntervalBytes: 4096,
-		RetentionAge:       7 * 24 * time.Hour, // 604800000 ms
-		RetentionBytes:     -1,                 // unlimited
-		MaxMessageBytes:    1024*1024 + 12,     // 1048588: 1 MiB plus Kafka's LOG_OVERHEAD (offset 8 + size 4)
-		TimestampType:      segments.CreateTime,
-		TimestampBeforeMax: time.Duration(math.MaxInt64), // Long.MAX_VALUE: no limit
-		TimestampAfterMax:  time.Hour,                    // 3600000 ms (Kafka 4.0, KIP-937)
-		MinInsyncReplicas:  1,
-		CompressionType:    "producer",
-		FileDeleteDelay:    60 * time.Second, // 60000 ms
-		DeleteRetention:    24 * time.Hour,   // 86400000 ms
-		MinCleanableRatio:  0.5,
-		MinCompactionLag:   0,
-		MaxCompactionLag:   time.Duration(math.MaxInt64), // Long.MAX_VALUE: no limit
-		RemoteStorage:       true, // whenever an object store is configured
+		CleanupPolicy:       "delete",
+		SegmentBytes:        1 << 30,            // 1073741824
+		SegmentRollAge:      7 * 24 * time.Hour, // 604800000 ms
+		SegmentIndexBytes:   10 << 20,           // 10485760
+		IndexIntervalBytes:  4096,
+		RetentionAge:        7 * 24 * time.Hour, // 604800000 ms
+		RetentionBytes:      -1,                 // unlimited
+		MaxMessageBytes:     1024*1024 + 12,     // 1048588: 1 MiB plus Kafka's LOG_OVERHEAD (offset 8 + size 4)
+		TimestampType:       segments.CreateTime,
+		TimestampBeforeMax:  time.Duration(math.MaxInt64), // Long.MAX_VALUE: no limit
+		TimestampAfterMax:   time.Hour,                    // 3600000 ms (Kafka 4.0, KIP-937)
+		MinInsyncReplicas:   1,
+		CompressionType:     "producer",
+		FileDeleteDelay:     60 * time.Second, // 60000 ms
+		DeleteRetention:     24 * time.Hour,   // 86400000 ms
+		MinCleanableRatio:   0.5,
+		MinCompactionLag:    0,
+		MaxCompactionLag:    time.Duration(math.MaxInt64), // Long.MAX_VALUE: no limit
+		RemoteStorage:       true,                         // whenever an object store is configured
 		LocalRetentionAge:   sameAsTotal * time.Millisecond,
 		LocalRetentionBytes: sameAsTotal,
 	}
@@ -440,7 +440,7 @@ var kafkaUnsupportedTopicKeys = []string{
 	"compression.gzip.level", "compression.lz4.level", "compression.zstd.level",
 	"flush.messages", "flush.ms",
 	"follower.replication.throttled.replicas", "leader.replication.throttled.replicas",
-		"message.downconversion.enable", "message.format.version",
+	"message.downconversion.enable", "message.format.version",
 	"message.timestamp.after.max.ms", "message.timestamp.before.max.ms",
 	"message.timestamp.difference.max.ms", "preallocate",
 	"remote.log.copy.disable", "remote.log.delete.on.disable",

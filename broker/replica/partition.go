@@ -100,11 +100,11 @@ type Partition struct {
 	syncMu    sync.Mutex
 	logClosed bool // guarded by syncMu
 
-	hw  atomic.Int64 // high watermark; written under cmu
+	hw atomic.Int64 // high watermark; written under cmu
 	// remoteStart is the remote tier's first offset, -1 if it holds
 	// nothing (tier.go).
 	remoteStart atomic.Int64
-	cmu struct {
+	cmu         struct {
 		sync.Mutex
 		changed chan struct{} // closed when hw next advances
 		waiters []waiter
