@@ -200,11 +200,13 @@ func bootstrapTopics(dataDir string, md *tiering.ClusterMetadata) error {
 	return writeTopicsFile(dataDir, pt)
 }
 
-// start loads the manifests of tiered partitions whose local log is empty
-// and restarts those logs where the bucket's history ends (a new or wiped
-// data directory), then starts every tiered partition's loop and the
-// metadata writer. An unreadable manifest stops the start: appending at
-// offset 0 could fork a history the bucket holds.
+// start loads every tiered partition's manifest and publishes its remote
+// log start, so that the log start offsets are right from the first
+// request; a partition whose local log is empty (a new or wiped data
+// directory) restarts it where the bucket's history ends. Then it starts
+// the partition loops and the metadata writer. An unreadable manifest
+// stops the start only for an empty partition (appending at offset 0
+// could fork a history the bucket holds); for the others the loop retries.
 func (tm *tierManager) start() error {
 	type job struct {
 		t *topic
@@ -216,29 +218,39 @@ func (tm *tierManager) start() error {
 			continue
 		}
 		for _, p := range t.partitions {
-			if p.LogEndOffset() == 0 {
-				jobs = append(jobs, job{t, p})
-			}
+			jobs = append(jobs, job{t, p})
 		}
 	}
 	ctx, cancel := context.WithTimeout(tm.ctx, bootstrapTimeout)
 	defer cancel()
+	loaded := make([]*tiering.Manifest, len(jobs))
 	errs := inParallel(len(jobs), func(i int) error {
 		j := jobs[i]
-		tp := tierPartitionOf(j.t, j.p.Index())
-		m, _, err := tm.manifests.Load(ctx, tp)
-		if err != nil {
+		empty := j.p.LogEndOffset() == 0
+		m, _, err := tm.manifests.Load(ctx, tierPartitionOf(j.t, j.p.Index()))
+		switch {
+		case err != nil && empty:
 			return fmt.Errorf("partition %s-%d: loading its manifest: %w", j.t.name, j.p.Index(), err)
-		}
-		if len(m.Segments) == 0 {
+		case err != nil:
+			tm.log.Warn("tiering: cannot load the partition's manifest; its remote history is unavailable until it loads", "topic", j.t.name, "partition", j.p.Index(), "err", err)
 			return nil
 		}
-		return j.p.StartAt(m.EndOffset(), max(m.LeaderEpoch, m.Segments[len(m.Segments)-1].LastEpoch()))
+		loaded[i] = m
+		if empty && len(m.Segments) > 0 {
+			return j.p.StartAt(m.EndOffset(), max(m.LeaderEpoch, m.Segments[len(m.Segments)-1].LastEpoch()))
+		}
+		return nil
 	})
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("restoring partitions from object store %s: %w", tm.cfg.ObjectStore, err)
 	}
-	tm.reconcile()
+	preloaded := make(map[*replica.Partition]*tiering.Manifest, len(jobs))
+	for i, j := range jobs {
+		if loaded[i] != nil {
+			preloaded[j.p] = loaded[i]
+		}
+	}
+	tm.reconcileWith(preloaded)
 	tm.markMetadataDirty()
 	tm.wg.Add(1)
 	go tm.metadataLoop()
@@ -254,9 +266,14 @@ func tierPartitionOf(t *topic, p int32) tiering.TopicPartition {
 // none and stops the loops of partitions no longer tiered or no longer
 // there. The registry calls it after every change.
 func (tm *tierManager) reconcile() {
-	if tm == nil {
-		return
+	if tm != nil {
+		tm.reconcileWith(nil)
 	}
+}
+
+// reconcileWith is reconcile publishing the manifests already loaded for
+// some partitions (start).
+func (tm *tierManager) reconcileWith(loaded map[*replica.Partition]*tiering.Manifest) {
 	want := make(map[*replica.Partition]*topic)
 	for _, t := range tm.b.topics.all() {
 		if t.config.Tiered() {
@@ -294,6 +311,7 @@ func (tm *tierManager) reconcile() {
 			tm.log.Error("tiering: cannot start the partition's tiering", "topic", t.name, "partition", p.Index(), "err", err)
 			continue
 		}
+		tpart.publish(loaded[p])
 		tm.mu.parts[p] = tpart
 		tm.wg.Add(1)
 		go tpart.run()
@@ -685,11 +703,17 @@ func (tp *tieredPartition) upload(ctx context.Context) bool {
 	tp.statusMu.Lock()
 	tp.status.LagBytes, tp.status.LagSegments, tp.status.LagAge = st.LagBytes, st.LagSegments, st.LagAge
 	tp.statusMu.Unlock()
+	m, merr := tp.up.Manifest(ctx)
+	if merr == nil {
+		tp.publish(m)
+	}
 	if st.Segments > 0 {
 		tp.tm.metrics.uploaded(tp, st)
-	}
-	if m, merr := tp.up.Manifest(ctx); merr == nil {
-		tp.publish(m)
+		attrs := []any{"segments", st.Segments, "bytes", st.Bytes, "leader_epoch", int32(tp.p.LeaderEpoch())}
+		if m != nil {
+			attrs = append(attrs, "uploaded_to", int64(m.EndOffset()))
+		}
+		tp.log.Info("uploaded segments", attrs...)
 	}
 	if err != nil {
 		return tp.failed(ctx, "upload", err)

@@ -1,0 +1,322 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/stratalog/strata/objectstore"
+	"github.com/stratalog/strata/tiering"
+)
+
+// tierBroker is a broker with tiered storage on a file store outside its
+// data directory, so that the data directory can be wiped and the bucket
+// kept. Loops run every few milliseconds.
+type tierBroker struct {
+	t       *testing.T
+	dataDir string
+	bucket  string // file store directory
+	b       *Broker
+	addr    string
+	stop    func()
+}
+
+func newTierBroker(t *testing.T) *tierBroker {
+	tb := &tierBroker{t: t, dataDir: t.TempDir(), bucket: t.TempDir()}
+	tb.start()
+	t.Cleanup(func() {
+		if tb.stop != nil {
+			tb.stop()
+		}
+	})
+	return tb
+}
+
+func (tb *tierBroker) start() {
+	t := tb.t
+	t.Helper()
+	b, err := New(Config{
+		NodeID: 1, Listen: "127.0.0.1:0", DataDir: tb.dataDir,
+		SocketRequestMaxBytes: 100 << 20, ConnectionsMaxIdle: 10 * time.Minute, MaxInFlightPerConnection: 100,
+		NumPartitions: 1, DefaultReplicationFactor: 1, MaxIncrementalFetchSessions: 1000,
+		RetentionCheckInterval: 50 * time.Millisecond,
+		TopicDefaults:          DefaultTopicConfig(),
+		Tiering: TieringConfig{
+			ObjectStore:  (&url.URL{Scheme: "file", Path: tb.bucket}).String(),
+			TaskInterval: 20 * time.Millisecond,
+			CacheBytes:   64 << 20,
+		},
+		Logger: slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- b.Serve(ln) }()
+	tb.b, tb.addr = b, ln.Addr().String()
+	tb.stop = func() {
+		tb.stop = nil
+		if err := b.Shutdown(context.Background()); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+		if err := <-served; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	}
+}
+
+func (tb *tierBroker) client(opts ...kgo.Opt) *kgo.Client {
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(tb.addr)}, opts...)...)
+	if err != nil {
+		tb.t.Fatal(err)
+	}
+	tb.t.Cleanup(cl.Close)
+	return cl
+}
+
+// status returns partition p of topic's tiering status.
+func (tb *tierBroker) status(topic string, p int32) TieringPartitionStatus {
+	parts, _ := tb.b.TieringStatus(topic)
+	for _, s := range parts {
+		if s.Partition == p {
+			return s
+		}
+	}
+	tb.t.Fatalf("no status for %s-%d", topic, p)
+	return TieringPartitionStatus{}
+}
+
+func tierValue(i int) []byte { return fmt.Appendf(nil, "record-%06d-%s", i, make([]byte, 80)) }
+
+// produceN produces n records to partition 0 with timestamps base+i ms.
+func produceN(t *testing.T, cl *kgo.Client, topic string, from, n int, base time.Time) {
+	t.Helper()
+	for i := from; i < from+n; i++ {
+		r := &kgo.Record{Topic: topic, Partition: 0, Value: tierValue(i), Timestamp: base.Add(time.Duration(i) * time.Millisecond)}
+		if err := cl.ProduceSync(context.Background(), r).FirstErr(); err != nil {
+			t.Fatalf("produce %d: %v", i, err)
+		}
+	}
+}
+
+// consumeFrom reads partition 0 from offset `from` to the high watermark
+// and checks every value.
+func consumeFrom(t *testing.T, tb *tierBroker, topic string, from int64) int {
+	t.Helper()
+	hw := tb.status(topic, 0).HighWatermark
+	cl := tb.client(kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {0: kgo.NewOffset().At(from)}}), kgo.FetchMaxWait(200*time.Millisecond))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	next := from
+	for next < hw {
+		fs := cl.PollFetches(ctx)
+		if err := fs.Err(); err != nil {
+			t.Fatalf("fetch at %d: %v", next, err)
+		}
+		for _, r := range fs.Records() {
+			if r.Offset != next || string(r.Value) != string(tierValue(int(next))) {
+				t.Fatalf("record at offset %d (want %d): %.20q", r.Offset, next, r.Value)
+			}
+			next++
+		}
+	}
+	return int(next - from)
+}
+
+func createTopicWith(t *testing.T, cl *kgo.Client, name string, configs map[string]*string) error {
+	t.Helper()
+	resp, err := kadm.NewClient(cl).CreateTopics(context.Background(), 1, 1, configs, name)
+	if err != nil {
+		return err
+	}
+	return resp[name].Err
+}
+
+func strp(s string) *string { return &s }
+
+// TestTieringEndToEnd: segments upload as they roll, local retention keeps
+// only the local bound, consumers read every offset across the remote and
+// local tiers, ListOffsets answers from both, DeleteRecords and
+// retention.bytes trim the remote tier, and a wiped data directory comes
+// back from the bucket.
+func TestTieringEndToEnd(t *testing.T) {
+	tb := newTierBroker(t)
+	cl := tb.client(kgo.ProducerLinger(0))
+	const topic = "tiered"
+	if err := createTopicWith(t, cl, topic, map[string]*string{
+		"segment.bytes": strp("4096"), "local.retention.bytes": strp("8192"),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	base := time.Now().Add(-time.Hour)
+	produceN(t, cl, topic, 0, 600, base)
+
+	waitFor(t, "uploads to catch up and local retention to run", func() bool {
+		s := tb.status(topic, 0)
+		return s.UploadLagBytes == 0 && s.RemoteSegments > 0 && s.LocalStartOffset > 100 && s.LocalBytes < 8192+2*4096+4096
+	})
+	st := tb.status(topic, 0)
+	if st.LogStartOffset != 0 || st.RemoteStartOffset != 0 || st.RemoteEndOffset < st.LocalStartOffset {
+		t.Fatalf("status %+v: want log start 0 from the remote tier, remote end ≥ local start", st)
+	}
+	if n := consumeFrom(t, tb, topic, 0); n != 600 {
+		t.Fatalf("consumed %d records from 0, want 600", n)
+	}
+	if n := consumeFrom(t, tb, topic, 37); n != 600-37 {
+		t.Fatalf("consumed %d records from 37", n)
+	}
+
+	adm := kadm.NewClient(cl)
+	ctx := context.Background()
+	earliest, err := adm.ListStartOffsets(ctx, topic)
+	if err != nil || earliest[topic][0].Offset != 0 {
+		t.Fatalf("earliest: %v %+v", err, earliest)
+	}
+	// A timestamp only remote segments hold.
+	byTime, err := adm.ListOffsetsAfterMilli(ctx, base.Add(50*time.Millisecond).UnixMilli(), topic)
+	if err != nil || byTime[topic][0].Offset != 50 {
+		t.Fatalf("offset for the timestamp of record 50: %v %+v", err, byTime[topic][0])
+	}
+
+	// DeleteRecords below the local start trims the remote tier.
+	del, err := adm.DeleteRecords(ctx, kadm.Offsets{topic: {0: {Topic: topic, Partition: 0, At: 20}}})
+	if err != nil || del[topic][0].Err != nil || del[topic][0].LowWatermark != 20 {
+		t.Fatalf("DeleteRecords before 20: %v %+v", err, del)
+	}
+	if n := consumeFrom(t, tb, topic, 20); n != 580 {
+		t.Fatalf("consumed %d from 20", n)
+	}
+	if s := tb.status(topic, 0); s.LogStartOffset != 20 {
+		t.Fatalf("log start after DeleteRecords: %+v", s)
+	}
+
+	// retention.bytes covers local plus remote: the remote tier shrinks.
+	if _, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Op: kadm.SetConfig, Name: "retention.bytes", Value: strp("20000")}}, topic); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "remote retention", func() bool { return tb.status(topic, 0).LogStartOffset > 200 })
+	s := tb.status(topic, 0)
+	if n := consumeFrom(t, tb, topic, s.LogStartOffset); n != int(600-s.LogStartOffset) {
+		t.Fatalf("consumed %d from the new log start %d", n, s.LogStartOffset)
+	}
+
+	// Roll the active segment (produce past segment.bytes), let it upload,
+	// then wipe the data directory: the bucket brings everything back.
+	if _, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Op: kadm.DeleteConfig, Name: "retention.bytes"}}, topic); err != nil {
+		t.Fatal(err)
+	}
+	produceN(t, cl, topic, 600, 60, base)
+	waitFor(t, "the new segments to upload", func() bool {
+		s := tb.status(topic, 0)
+		return s.UploadLagBytes == 0 && s.RemoteEndOffset > 600
+	})
+	tieredEnd := tb.status(topic, 0).RemoteEndOffset
+	start := tb.status(topic, 0).LogStartOffset
+	tb.stop()
+	if err := os.RemoveAll(tb.dataDir); err != nil {
+		t.Fatal(err)
+	}
+	tb.start()
+	s = tb.status(topic, 0)
+	if s.LogStartOffset != start || s.LocalEndOffset != tieredEnd || s.RemoteEndOffset != tieredEnd {
+		t.Fatalf("after the wipe: %+v, want log start %d and local end = remote end = %d", s, start, tieredEnd)
+	}
+	if n := consumeFrom(t, tb, topic, start); n != int(tieredEnd-start) {
+		t.Fatalf("after the wipe consumed %d from %d, want %d", n, start, tieredEnd-start)
+	}
+	cl = tb.client(kgo.ProducerLinger(0))
+	adm = kadm.NewClient(cl)
+	produceN(t, cl, topic, int(tieredEnd), 5, base)
+	if n := consumeFrom(t, tb, topic, start); n != int(tieredEnd+5-start) {
+		t.Fatalf("after producing on the restored log consumed %d", n)
+	}
+
+	// Deleting the topic deletes its remote data.
+	store, err := objectstore.NewFile(tb.bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	id := tb.b.topics.get(topic).id
+	if _, err := adm.DeleteTopics(ctx, topic); err != nil {
+		t.Fatal(err)
+	}
+	prefix := tiering.TopicPrefix(topic) + tiering.TopicID(id).String() + "/"
+	waitFor(t, "the topic's objects to be deleted", func() bool {
+		for _, err := range store.List(ctx, prefix) {
+			return err != nil
+		}
+		return true
+	})
+	waitFor(t, "the cluster metadata to drop the topic", func() bool {
+		md, _, err := tiering.ReadMetadata(ctx, store)
+		if err != nil {
+			return false
+		}
+		_, ok := md.Topic(topic)
+		return !ok
+	})
+}
+
+// TestTieringConfigRefusals: what Kafka refuses about remote storage.
+func TestTieringConfigRefusals(t *testing.T) {
+	tb := newTierBroker(t)
+	cl := tb.client()
+	err := createTopicWith(t, cl, "c1", map[string]*string{"cleanup.policy": strp("compact"), "remote.storage.enable": strp("true")})
+	if !errors.Is(err, kerr.InvalidConfig) {
+		t.Fatalf("compacted + remote.storage.enable=true: %v, want INVALID_CONFIG", err)
+	}
+	// Compacted by default is simply not tiered.
+	if err := createTopicWith(t, cl, "c2", map[string]*string{"cleanup.policy": strp("compact")}); err != nil {
+		t.Fatal(err)
+	}
+	if tb.status("c2", 0).Tiered {
+		t.Fatal("a compacted topic is tiered")
+	}
+	if err := createTopicWith(t, cl, "d1", nil); err != nil {
+		t.Fatal(err)
+	}
+	if !tb.status("d1", 0).Tiered {
+		t.Fatal("a topic with the defaults is not tiered although the broker has an object store")
+	}
+	adm := kadm.NewClient(cl)
+	for _, kv := range [][2]string{{"remote.storage.enable", "false"}, {"cleanup.policy", "compact"}} {
+		resp, err := adm.AlterTopicConfigs(context.Background(), []kadm.AlterConfig{{Op: kadm.SetConfig, Name: kv[0], Value: strp(kv[1])}}, "d1")
+		if err == nil {
+			err = resp[0].Err
+		}
+		if !errors.Is(err, kerr.InvalidConfig) {
+			t.Errorf("turning %s=%s on a tiered topic: %v, want INVALID_CONFIG", kv[0], kv[1], err)
+		}
+	}
+
+	// Without an object store, an explicit true is refused.
+	b, err := New(Config{DataDir: t.TempDir(), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Shutdown(context.Background())
+	_, err = b.topics.create("x", 1, map[string]*string{"remote.storage.enable": strp("true")})
+	var ce *ConfigError
+	if !errors.As(err, &ce) || ce.Key != "remote.storage.enable" {
+		t.Fatalf("remote.storage.enable=true without a store: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(b.cfg.DataDir, "remote-cache")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a broker without an object store made a remote cache directory: %v", err)
+	}
+}
