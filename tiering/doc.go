@@ -10,9 +10,10 @@
 // metadata snapshot (metadata.go), the uploader of closed segments and its
 // orphan cleanup (uploader.go), and the remote read path: an on-disk chunk
 // cache of object ranges (cache.go) and a reader serving Fetch and
-// timestamp lookups from it (reader.go). Still to come: wiring into the
-// broker, remote retention on a schedule, and bootstrapping a replica or a
-// whole cluster from the bucket.
+// timestamp lookups from it (reader.go), and trims of the manifest by
+// retention or DeleteRecords plus deletion of a topic's data
+// (retention.go). The broker drives all of it (broker/tiering.go): when
+// to upload, retention schedules, bootstrapping from the bucket.
 // What does not: moving bytes to and from a backend (objectstore), local
 // segment files (segments), leadership and epochs' origin (broker/replica,
 // later the controller), anything Kafka-wire. The package never imports
