@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -159,4 +160,58 @@ func TestAdminCLI(t *testing.T) {
 	}
 	// cli-a is untouched.
 	checkRecValues(t, "cli-a", "cli", 10, b.consumeAll(t, "cli-a"))
+}
+
+// TestTieringStatusCLI: `strata tiering status [TOPIC] --http …` against a running broker on its
+// default object store (file://<data-dir>/objects): after segments roll, the table shows the
+// partition tiered with a remote range, and the errors are clear.
+func TestTieringStatusCLI(t *testing.T) {
+	b := startStrata(t, "--remote.log.manager.task.interval.ms=100")
+	b.createTopic(t, "cli-tiered", 1, map[string]*string{"segment.bytes": kadm.StringPtr("1024")})
+	for range 3 { // one batch (> segment.bytes) each: two closed segments
+		produceValues(t, b, "cli-tiered", "v", 100)
+	}
+
+	var out string
+	deadline := time.Now().Add(opTimeout)
+	for {
+		var stderr string
+		var code int
+		out, stderr, code = strataCLI(t, "tiering", "status", "cli-tiered", "--http", b.HTTPAddr())
+		if code != 0 {
+			t.Fatalf("strata tiering status: exit %d: %s", code, stderr)
+		}
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		if len(lines) == 2 && !strings.Contains(lines[1], " - ") { // "-": no remote range yet
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no remote range reported:\n%s", out)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	header := strings.Fields(strings.Split(out, "\n")[0])
+	row := strings.Fields(strings.Split(out, "\n")[1])
+	if len(row) != len(header) || row[0] != "cli-tiered" || row[1] != "0" || row[2] != "true" {
+		t.Fatalf("unexpected table:\n%s", out)
+	}
+	col := func(name string) string {
+		for i, h := range header {
+			if h == name {
+				return row[i]
+			}
+		}
+		t.Fatalf("no column %s in:\n%s", name, out)
+		return ""
+	}
+	if col("REMOTE-START") != "0" || col("LOG-START") != "0" || col("LOCAL-END") != "300" {
+		t.Errorf("remote start %s, log start %s, local end %s; want 0, 0, 300:\n%s", col("REMOTE-START"), col("LOG-START"), col("LOCAL-END"), out)
+	}
+
+	if _, stderr, code := strataCLI(t, "tiering", "status", "no-such-topic", "--http", b.HTTPAddr()); code != 1 || !strings.Contains(stderr, `unknown topic "no-such-topic"`) {
+		t.Errorf("unknown topic: exit %d, stderr %q", code, stderr)
+	}
+	if _, stderr, code := strataCLI(t, "tiering", "status", "--http", "127.0.0.1:1"); code != 1 || !strings.Contains(stderr, "cannot reach the broker's HTTP server") {
+		t.Errorf("unreachable broker: exit %d, stderr %q", code, stderr)
+	}
 }
