@@ -487,11 +487,37 @@ type tieredPartition struct {
 // tierStatus is what the partition loop last learned, for
 // `strata tiering status` and the metrics.
 type tierStatus struct {
-	LagBytes    int64
-	LagSegments int
-	LagAge      time.Duration
-	LastError   string
-	Fenced      bool
+	LastError string
+	Fenced    bool
+}
+
+// uploadLag is how far uploads are behind: the closed local segments not
+// yet in the remote tier, their log bytes, and how long the oldest has
+// waited (from its last write). Measured when asked, not when the loop
+// last ran, so a backlog shows while it builds.
+type uploadLag struct {
+	Bytes    int64
+	Segments int
+	Age      time.Duration
+}
+
+func (tp *tieredPartition) uploadLag(now time.Time) uploadLag {
+	var lag uploadLag
+	segs, err := tp.p.ClosedSegments(tp.p.UploadedTo())
+	if err != nil {
+		return lag
+	}
+	for i := range segs {
+		lag.Bytes += segs[i].LogBytes
+		lag.Segments++
+		if i == 0 {
+			if fi, err := segs[i].Log.Stat(); err == nil {
+				lag.Age = max(now.Sub(fi.ModTime()), 0)
+			}
+		}
+		segs[i].Release()
+	}
+	return lag
 }
 
 type trimRequest struct {
@@ -643,17 +669,17 @@ func (tp *tieredPartition) failed(ctx context.Context, step string, err error) b
 		tp.status.Fenced = true
 		tp.statusMu.Unlock()
 	}
-	st := tp.setError(step + ": " + err.Error())
+	tp.setError(step + ": " + err.Error())
+	lag := tp.uploadLag(time.Now())
 	tp.log.Warn("tiering: uploads failing", "step", step, "err", err,
-		"lag_bytes", st.LagBytes, "lag_segments", st.LagSegments, "lag_seconds", int64(st.LagAge.Seconds()))
+		"lag_bytes", lag.Bytes, "lag_segments", lag.Segments, "lag_seconds", int64(lag.Age.Seconds()))
 	return true
 }
 
-func (tp *tieredPartition) setError(msg string) tierStatus {
+func (tp *tieredPartition) setError(msg string) {
 	tp.statusMu.Lock()
 	defer tp.statusMu.Unlock()
 	tp.status.LastError = msg
-	return tp.status
 }
 
 func (tp *tieredPartition) isFenced() bool {
@@ -700,9 +726,6 @@ func remoteLogStart(m *tiering.Manifest) segments.Offset {
 // failed.
 func (tp *tieredPartition) upload(ctx context.Context) bool {
 	st, err := tp.up.UploadOnce(ctx)
-	tp.statusMu.Lock()
-	tp.status.LagBytes, tp.status.LagSegments, tp.status.LagAge = st.LagBytes, st.LagSegments, st.LagAge
-	tp.statusMu.Unlock()
 	m, merr := tp.up.Manifest(ctx)
 	if merr == nil {
 		tp.publish(m)

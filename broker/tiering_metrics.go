@@ -73,11 +73,12 @@ func newTierMetrics(tm *tierManager) *tierMetrics {
 	report(e)
 	if err == nil {
 		m.reg, err = meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+			now := time.Now()
 			for _, tp := range tm.partitions() {
-				st := tp.statusSnapshot()
+				l := tp.uploadLag(now)
 				attrs := tp.attrs()
-				o.ObserveInt64(lag, st.LagBytes, attrs)
-				o.ObserveInt64(lagAge, int64(st.LagAge.Seconds()), attrs)
+				o.ObserveInt64(lag, l.Bytes, attrs)
+				o.ObserveInt64(lagAge, int64(l.Age.Seconds()), attrs)
 			}
 			cs := tm.cache.Stats()
 			o.ObserveInt64(cacheSize, cs.SizeBytes)
@@ -184,9 +185,9 @@ func (b *Broker) TieringStatus(topic string) ([]TieringPartitionStatus, bool) {
 					s.RemoteBytes = m.LogBytes()
 					s.RemoteSegments = len(m.Segments)
 				}
-				st := tp.statusSnapshot()
-				s.UploadLagBytes, s.UploadLagSegments, s.UploadLagSeconds = st.LagBytes, st.LagSegments, st.LagAge.Seconds()
-				s.LastError = st.LastError
+				lag := tp.uploadLag(time.Now())
+				s.UploadLagBytes, s.UploadLagSegments, s.UploadLagSeconds = lag.Bytes, lag.Segments, lag.Age.Seconds()
+				s.LastError = tp.statusSnapshot().LastError
 			}
 			out = append(out, s)
 		}

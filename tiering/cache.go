@@ -62,7 +62,7 @@ import (
 const (
 	DefaultChunkBytes      = 8 << 20 // 8 MiB: a few dozen GETs per 1 GiB segment
 	DefaultCacheMaxBytes   = 1 << 30 // 1 GiB
-	DefaultReadAheadChunks = 2
+	DefaultReadAheadChunks = 4
 	// DefaultDownloadTimeout bounds one chunk download (and so a
 	// read-ahead nobody waits for): 8 MiB in 2 minutes is ~70 KB/s, far
 	// below any healthy store.
@@ -114,6 +114,9 @@ func (o CacheOptions) withDefaults() (CacheOptions, error) {
 	}
 	return o, nil
 }
+
+// copyBufferBytes is the write size of a chunk download.
+const copyBufferBytes = 1 << 20
 
 // ErrCacheClosed: the chunk cache has been closed.
 var ErrCacheClosed = errors.New("tiering: chunk cache closed")
@@ -207,6 +210,10 @@ func NewChunkCache(store objectstore.Store, opts CacheOptions) (*ChunkCache, err
 
 // ChunkBytes is the cache's chunk size.
 func (c *ChunkCache) ChunkBytes() int64 { return c.opts.ChunkBytes }
+
+// ReadAheadChunks is how many read-ahead downloads may run at once (0:
+// read-ahead is off).
+func (c *ChunkCache) ReadAheadChunks() int { return max(c.opts.ReadAheadChunks, 0) }
 
 // CacheStats are the cache's counters, for metrics.
 type CacheStats struct {
@@ -436,7 +443,8 @@ func (c *ChunkCache) fetch(ctx context.Context, ch *chunk) (_ *os.File, err erro
 		}
 	}()
 	// At most one byte past the expected size, to detect a longer body.
-	n, err := io.Copy(f, io.LimitReader(rc, ch.size+1))
+	// Large writes: io.Copy's 32 KiB pieces cost a write(2) each.
+	n, err := io.CopyBuffer(f, io.LimitReader(rc, ch.size+1), make([]byte, min(ch.size+1, copyBufferBytes)))
 	if err != nil {
 		return nil, wrap(err)
 	}

@@ -350,7 +350,13 @@ func (s *segReader) chunks(start, end int64) (segments.ReadResult, error) {
 		}
 	}
 	var fcs []segments.FileChunk
-	for i := start / cb; i <= (end-1)/cb; i++ {
+	first, last := start/cb, (end-1)/cb
+	// Start the later chunks' downloads before waiting for the first,
+	// so that a read spanning several chunks downloads them together.
+	for i := first + 1; i <= last; i++ {
+		s.r.cache.Prefetch(s.key, s.objSize, i)
+	}
+	for i := first; i <= last; i++ {
 		h, err := s.r.cache.Acquire(s.ctx, s.key, s.objSize, i)
 		if err != nil {
 			release()
@@ -363,15 +369,15 @@ func (s *segReader) chunks(start, end int64) (segments.ReadResult, error) {
 	return segments.NewReadResult(fcs, release), nil
 }
 
-// readAhead starts downloading the chunk after the one holding end-1 when
-// the read reached that chunk's last quarter and the next chunk still
-// holds log bytes.
+// readAhead starts downloading the chunks after the one holding end-1
+// that still hold log bytes, as many as the cache reads ahead: a
+// sequential consumer then finds its next reads' chunks downloaded or on
+// their way.
 func (s *segReader) readAhead(end int64) {
 	cb := s.r.cache.ChunkBytes()
 	last := (end - 1) / cb
-	next := (last + 1) * cb
-	if end-last*cb >= cb-cb/4 && next < s.logLen {
-		s.r.cache.Prefetch(s.key, s.objSize, last+1)
+	for i := last + 1; i <= last+int64(s.r.cache.ReadAheadChunks()) && i*cb < s.logLen; i++ {
+		s.r.cache.Prefetch(s.key, s.objSize, i)
 	}
 }
 
