@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/stratalog/strata/objectstore"
 	"github.com/stratalog/strata/tiering"
@@ -26,14 +27,20 @@ import (
 type tierBroker struct {
 	t       *testing.T
 	dataDir string
-	bucket  string // file store directory
+	bucket  string            // file store directory
+	store   objectstore.Store // instead of the file store, if set
 	b       *Broker
 	addr    string
 	stop    func()
 }
 
 func newTierBroker(t *testing.T) *tierBroker {
-	tb := &tierBroker{t: t, dataDir: t.TempDir(), bucket: t.TempDir()}
+	return newTierBrokerWith(t, nil)
+}
+
+// newTierBrokerWith uses store (when not nil) instead of the file store.
+func newTierBrokerWith(t *testing.T, store objectstore.Store) *tierBroker {
+	tb := &tierBroker{t: t, dataDir: t.TempDir(), bucket: t.TempDir(), store: store}
 	tb.start()
 	t.Cleanup(func() {
 		if tb.stop != nil {
@@ -56,6 +63,8 @@ func (tb *tierBroker) start() {
 			ObjectStore:  (&url.URL{Scheme: "file", Path: tb.bucket}).String(),
 			TaskInterval: 20 * time.Millisecond,
 			CacheBytes:   64 << 20,
+			FetchMaxWait: 200 * time.Millisecond,
+			Store:        tb.store,
 		},
 		Logger: slog.New(slog.DiscardHandler),
 	})
@@ -319,4 +328,69 @@ func TestTieringConfigRefusals(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(b.cfg.DataDir, "remote-cache")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("a broker without an object store made a remote cache directory: %v", err)
 	}
+}
+
+// TestTieringSlowStoreFetch: a failing object store fails only the remote
+// partition of a Fetch (KAFKA_STORAGE_ERROR), a slow one leaves it empty
+// without error while the other partition's records come back, and once
+// the store is healthy the remote records are served.
+func TestTieringSlowStoreFetch(t *testing.T) {
+	store := objectstore.NewFaulty(objectstore.NewMem(), 1)
+	tb := newTierBrokerWith(t, store)
+	cl := tb.client(kgo.ProducerLinger(0))
+	if err := createTopicWith(t, cl, "remote", map[string]*string{"segment.bytes": strp("4096"), "local.retention.bytes": strp("0")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := createTopicWith(t, cl, "local", map[string]*string{"remote.storage.enable": strp("false")}); err != nil {
+		t.Fatal(err)
+	}
+	produceN(t, cl, "remote", 0, 200, time.Now())
+	produceN(t, cl, "local", 0, 10, time.Now())
+	waitFor(t, "the remote topic's head to be remote only", func() bool { return tb.status("remote", 0).LocalStartOffset > 100 })
+
+	fetch := func() map[string]kmsgPartition {
+		req := kmsg.NewPtrFetchRequest()
+		req.MaxWaitMillis, req.MinBytes, req.MaxBytes = 100, 1, 2<<20
+		for _, name := range []string{"remote", "local"} {
+			rt := kmsg.NewFetchRequestTopic()
+			rt.Topic, rt.TopicID = name, tb.b.topics.get(name).id
+			rp := kmsg.NewFetchRequestTopicPartition()
+			rp.PartitionMaxBytes = 1 << 20
+			rt.Partitions = append(rt.Partitions, rp)
+			req.Topics = append(req.Topics, rt)
+		}
+		resp, err := req.RequestWith(context.Background(), cl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]kmsgPartition{}
+		for _, rt := range resp.Topics {
+			name := tb.b.topics.getByID(rt.TopicID).name
+			for _, rp := range rt.Partitions {
+				out[name] = kmsgPartition{code: rp.ErrorCode, bytes: len(rp.RecordBatches)}
+			}
+		}
+		return out
+	}
+
+	store.Add(objectstore.Fault{Ops: objectstore.OpGet})
+	got := fetch()
+	if got["remote"].code != kerr.KafkaStorageError.Code || got["local"].code != 0 {
+		t.Fatalf("failing store: %+v, want KAFKA_STORAGE_ERROR for the remote partition only", got)
+	}
+	store.Clear()
+	store.Add(objectstore.Fault{Ops: objectstore.OpGet, Latency: 2 * time.Second}) // 10× remote.fetch.max.wait.ms
+	got = fetch()
+	if got["remote"].code != 0 || got["remote"].bytes != 0 || got["local"].code != 0 || got["local"].bytes == 0 {
+		t.Fatalf("slow store: %+v, want the remote partition empty without error and the local one with records", got)
+	}
+	store.Clear()
+	if n := consumeFrom(t, tb, "remote", 0); n != 200 {
+		t.Fatalf("after the store recovered consumed %d records, want 200", n)
+	}
+}
+
+type kmsgPartition struct {
+	code  int16
+	bytes int
 }
