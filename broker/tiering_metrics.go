@@ -160,6 +160,15 @@ type TieringPartitionStatus struct {
 	LastError         string  `json:"lastError,omitempty"`
 }
 
+// TieringStatusPath is the HTTP path of the tiering status (the
+// ?topic=NAME query selects one topic); TieringStatusReply is its JSON.
+const TieringStatusPath = "/v1/tiering/status"
+
+// TieringStatusReply is the JSON body of GET TieringStatusPath.
+type TieringStatusReply struct {
+	Partitions []TieringPartitionStatus `json:"partitions"`
+}
+
 // TieringStatus reports every partition of topic (all topics if ""),
 // sorted by topic and partition; false if the topic does not exist.
 func (b *Broker) TieringStatus(topic string) ([]TieringPartitionStatus, bool) {

@@ -34,18 +34,11 @@ Flags:
   --timeout duration   give up after this long (default 10s)
 `
 
-const tieringStatusPath = "/v1/tiering/status"
-
-// tieringStatusReply is the JSON of GET /v1/tiering/status.
-type tieringStatusReply struct {
-	Partitions []broker.TieringPartitionStatus `json:"partitions"`
-}
-
 // adminHandler serves the broker's /v1/ endpoints once the broker is
 // open (503 before).
 func adminHandler(running *atomic.Pointer[broker.Broker]) http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET "+tieringStatusPath, func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("GET "+broker.TieringStatusPath, func(w http.ResponseWriter, r *http.Request) {
 		b := running.Load()
 		if b == nil {
 			http.Error(w, "the broker is not serving yet", http.StatusServiceUnavailable)
@@ -61,7 +54,7 @@ func adminHandler(running *atomic.Pointer[broker.Broker]) http.Handler {
 			parts = []broker.TieringPartitionStatus{}
 		}
 		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(tieringStatusReply{Partitions: parts})
+		_ = json.NewEncoder(w).Encode(broker.TieringStatusReply{Partitions: parts})
 	})
 	return mux
 }
@@ -105,7 +98,7 @@ func runTiering(args []string, stdout, stderr io.Writer) int {
 		topic, rest = fs.Arg(0), fs.Args()[1:]
 	}
 
-	u := url.URL{Scheme: "http", Host: addr, Path: tieringStatusPath}
+	u := url.URL{Scheme: "http", Host: addr, Path: broker.TieringStatusPath}
 	if topic != "" {
 		u.RawQuery = url.Values{"topic": {topic}}.Encode()
 	}
@@ -120,7 +113,7 @@ func runTiering(args []string, stdout, stderr io.Writer) int {
 		stdout.Write(body)
 		return 0
 	}
-	var reply tieringStatusReply
+	var reply broker.TieringStatusReply
 	if err := json.Unmarshal(body, &reply); err != nil {
 		fmt.Fprintf(stderr, "strata tiering status: %s answered with something that is not the status JSON: %v\n", u.String(), err)
 		return 1

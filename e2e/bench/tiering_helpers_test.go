@@ -5,11 +5,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -23,6 +21,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"golang.org/x/sys/unix"
 
+	"github.com/stratalog/strata/broker"
+	"github.com/stratalog/strata/internal/harness"
 	"github.com/stratalog/strata/objectstore"
 	"github.com/stratalog/strata/tiering"
 )
@@ -275,61 +275,22 @@ func listOffsets(ctx context.Context, addr, topic string) (starts, ends map[int3
 	return starts, ends, nil
 }
 
-// tierPartition is one partition of GET /v1/tiering/status. Remote
-// offsets are -1 while nothing is tiered.
-type tierPartition struct {
-	Topic             string  `json:"topic"`
-	Partition         int32   `json:"partition"`
-	Tiered            bool    `json:"tiered"`
-	LogStartOffset    int64   `json:"logStartOffset"`
-	LocalStartOffset  int64   `json:"localStartOffset"`
-	LocalEndOffset    int64   `json:"localEndOffset"`
-	HighWatermark     int64   `json:"highWatermark"`
-	LocalBytes        int64   `json:"localBytes"`
-	RemoteStartOffset int64   `json:"remoteStartOffset"`
-	RemoteEndOffset   int64   `json:"remoteEndOffset"`
-	RemoteBytes       int64   `json:"remoteBytes"`
-	RemoteSegments    int64   `json:"remoteSegments"`
-	UploadLagBytes    int64   `json:"uploadLagBytes"`
-	UploadLagSeconds  float64 `json:"uploadLagSeconds"`
-	LastError         string  `json:"lastError"`
-}
-
 // tierStatus fetches GET /v1/tiering/status?topic=topic from the broker's
 // HTTP listener, one entry per partition, sorted by partition.
-func tierStatus(ctx context.Context, httpAddr, topic string) ([]tierPartition, error) {
+func tierStatus(ctx context.Context, httpAddr, topic string) ([]broker.TieringPartitionStatus, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	url := "http://" + httpAddr + "/v1/tiering/status?topic=" + topic
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	parts, err := harness.TieringStatus(ctx, httpAddr, topic)
 	if err != nil {
 		return nil, err
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("GET %s: %w", url, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return nil, fmt.Errorf("GET %s: %w", url, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET %s: %s: %s", url, resp.Status, bytes.TrimSpace(body))
-	}
-	var st struct {
-		Partitions []tierPartition `json:"partitions"`
-	}
-	if err := json.Unmarshal(body, &st); err != nil {
-		return nil, fmt.Errorf("GET %s: %w in %q", url, err, body)
-	}
-	var out []tierPartition
-	for _, p := range st.Partitions {
+	var out []broker.TieringPartitionStatus
+	for _, p := range parts {
 		if p.Topic == topic {
 			out = append(out, p)
 		}
 	}
-	slices.SortFunc(out, func(a, b tierPartition) int { return int(a.Partition) - int(b.Partition) })
+	slices.SortFunc(out, func(a, b broker.TieringPartitionStatus) int { return int(a.Partition) - int(b.Partition) })
 	return out, nil
 }
 
@@ -496,7 +457,7 @@ func pollUploads(ctx context.Context, httpAddr, dataDir, topic string, partition
 		s.remoteEnd[p.Partition] = end
 		s.localStart[p.Partition] = p.LocalStartOffset
 		s.remote += p.RemoteBytes
-		s.segs += p.RemoteSegments
+		s.segs += int64(p.RemoteSegments)
 		if end < active || p.UploadLagBytes > 0 {
 			s.uploaded = false
 		}
@@ -509,7 +470,7 @@ func pollUploads(ctx context.Context, httpAddr, dataDir, topic string, partition
 
 // remoteEndExclusive is one past the last offset in the remote tier (0 when
 // nothing is tiered), from the status's remoteEndOffset.
-func remoteEndExclusive(p tierPartition) int64 {
+func remoteEndExclusive(p broker.TieringPartitionStatus) int64 {
 	if p.RemoteSegments == 0 || p.RemoteEndOffset < 0 {
 		return 0
 	}
