@@ -173,12 +173,7 @@ func (l *Log) Truncate(to Offset) error {
 	if to < 0 {
 		return fmt.Errorf("segments: truncate to negative offset %d", to)
 	}
-	l.appendMu.Lock()
-	defer l.appendMu.Unlock()
-	l.syncMu.Lock()
-	defer l.syncMu.Unlock()
-	l.structMu.Lock()
-	defer l.structMu.Unlock()
+	defer l.lockRewrite()()
 	l.mu.Lock()
 	removed, changed, err := l.truncateLocked(to)
 	l.mu.Unlock()
@@ -189,6 +184,20 @@ func (l *Log) Truncate(to Offset) error {
 		return err
 	}
 	return l.writeCheckpoints()
+}
+
+// lockRewrite takes the locks that exclude appends, syncs and structural
+// changes (in lock order) for a rewrite of the log's tail, and returns
+// their release.
+func (l *Log) lockRewrite() (unlock func()) {
+	l.appendMu.Lock()
+	l.syncMu.Lock()
+	l.structMu.Lock()
+	return func() {
+		l.structMu.Unlock()
+		l.syncMu.Unlock()
+		l.appendMu.Unlock()
+	}
 }
 
 func (l *Log) truncateLocked(to Offset) (removed []*segment, changed bool, err error) {
@@ -269,12 +278,7 @@ func (l *Log) restartLocked(o Offset) ([]*segment, error) {
 // the leader epoch cache is emptied (the caller assigns the epoch to
 // continue at).
 func (l *Log) StartAt(o Offset) error {
-	l.appendMu.Lock()
-	defer l.appendMu.Unlock()
-	l.syncMu.Lock()
-	defer l.syncMu.Unlock()
-	l.structMu.Lock()
-	defer l.structMu.Unlock()
+	defer l.lockRewrite()()
 	l.mu.Lock()
 	if err := l.checkWritableLocked(); err != nil {
 		l.mu.Unlock()
