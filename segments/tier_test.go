@@ -2,6 +2,7 @@ package segments
 
 import (
 	"bytes"
+	"errors"
 	"testing"
 	"time"
 )
@@ -120,5 +121,79 @@ func TestLocalRetentionWaitsForUpload(t *testing.T) {
 	r, err := l.Read(l.StartOffset(), l.EndOffset(), 1<<20, true)
 	if err != nil || len(bytes.TrimSpace(readAll(t, r))) == 0 {
 		t.Fatalf("active segment unreadable: %v", err)
+	}
+}
+
+// With remote storage, total retention (retention.bytes/ms) too deletes
+// only segments already uploaded: a store outage never loses data.
+func TestTotalRetentionWaitsForUploadWithRemoteStorage(t *testing.T) {
+	cfg := testConfig()
+	cfg.SegmentBytes = 4 << 10
+	cfg.RemoteStorage = true
+	cfg.RetentionBytes, cfg.RetentionAge = 0, time.Millisecond
+	cfg.LocalRetentionBytes, cfg.LocalRetentionAge = -1, -1
+	l := openTest(t, t.TempDir(), cfg)
+	defer l.Close()
+	for range 20 {
+		appendBatch(t, l, testBatch{records: 4, valueSize: 100}, t0)
+	}
+	mustSync(t, l)
+	far := t0.Add(24 * time.Hour)
+	if n, err := l.ApplyRetention(far); err != nil || n != 0 {
+		t.Fatalf("total retention deleted %d segments (%v) that are not uploaded", n, err)
+	}
+	segs, _ := l.ClosedSegments(0)
+	for i := range segs {
+		segs[i].Release()
+	}
+	if !l.UploadPending() {
+		t.Fatal("UploadPending is false with closed segments not uploaded")
+	}
+	if err := l.SetUploadedTo(segs[0].Next); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := l.ApplyRetention(far); err != nil || n != 1 {
+		t.Fatalf("total retention deleted %d segments (%v), want the one uploaded", n, err)
+	}
+	if err := l.SetUploadedTo(segs[len(segs)-1].Next); err != nil {
+		t.Fatal(err)
+	}
+	if l.UploadPending() {
+		t.Fatal("UploadPending with every closed segment uploaded")
+	}
+}
+
+// StartAt restarts a log empty at an offset beyond its end (a replica
+// whose local log is behind the remote tier); appends continue there and
+// the start survives a reopen.
+func TestStartAt(t *testing.T) {
+	dir := t.TempDir()
+	l := openTest(t, dir, testConfig())
+	appendBatch(t, l, testBatch{records: 3}, t0)
+	mustSync(t, l)
+	if err := l.StartAt(1); err == nil {
+		t.Fatal("StartAt below the end accepted")
+	}
+	if err := l.StartAt(1000); err != nil {
+		t.Fatal(err)
+	}
+	if l.StartOffset() != 1000 || l.EndOffset() != 1000 || l.SizeBytes() != 0 {
+		t.Fatalf("after StartAt(1000): start %d end %d size %d", l.StartOffset(), l.EndOffset(), l.SizeBytes())
+	}
+	if err := l.AssignEpoch(3, 1000); err != nil {
+		t.Fatal(err)
+	}
+	appendBatch(t, l, testBatch{records: 2}, t0)
+	mustSync(t, l)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l = openTest(t, dir, testConfig())
+	defer l.Close()
+	if l.StartOffset() != 1000 || l.EndOffset() != 1002 || l.LatestEpoch() != 3 {
+		t.Fatalf("reopened: start %d end %d epoch %d, want 1000, 1002, 3", l.StartOffset(), l.EndOffset(), l.LatestEpoch())
+	}
+	if _, err := l.Read(0, 1002, 1<<20, true); !errors.Is(err, ErrOffsetOutOfRange) {
+		t.Fatalf("read below the new start: %v", err)
 	}
 }
