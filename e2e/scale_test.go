@@ -3,8 +3,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -174,30 +172,6 @@ func TestRetention(t *testing.T) {
 		}
 	}
 	for _, c := range cases {
-		dir := filepath.Join(b.DataDir(), c.topic+"-0")
-		// segments returns the partition's segment files (base offset -> size), from the layout
-		// <topic>-<partition>/<20-digit base offset>.log.
-		segments := func() map[int64]int64 {
-			ents, err := os.ReadDir(dir)
-			if err != nil {
-				t.Fatalf("%s: %v", c.topic, err)
-			}
-			out := map[int64]int64{}
-			for _, e := range ents {
-				name, ok := strings.CutSuffix(e.Name(), ".log")
-				if !ok || len(name) != 20 {
-					continue
-				}
-				base, err := strconv.ParseInt(name, 10, 64)
-				if err != nil {
-					continue
-				}
-				if fi, err := e.Info(); err == nil {
-					out[base] = fi.Size()
-				}
-			}
-			return out
-		}
 		adm := kadm.NewClient(b.kgoClient(t))
 		deadline := time.Now().Add(opTimeout)
 		var start int64
@@ -211,15 +185,13 @@ func TestRetention(t *testing.T) {
 				t.Fatalf("%s: ListStartOffsets: %v", c.topic, o.Err)
 			}
 			start = o.Offset
-			segs := segments()
-			active, closedBytes := int64(-1), int64(0)
-			for base := range segs {
-				active = max(active, base)
+			segs, err := localSegments(b.DataDir(), c.topic, 0)
+			if err != nil {
+				t.Fatalf("%s: %v", c.topic, err)
 			}
-			for base, size := range segs {
-				if base != active {
-					closedBytes += size
-				}
+			active, closedBytes := segs[len(segs)-1].base, int64(0)
+			for _, sg := range segs[:len(segs)-1] {
+				closedBytes += sg.size
 			}
 			done := false
 			switch c.topic {
