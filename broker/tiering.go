@@ -131,6 +131,7 @@ type tierManager struct {
 	wg     sync.WaitGroup // partition loops, metadata writer, deletions
 
 	metaDirty chan struct{} // buffered 1: cluster metadata needs rewriting
+	metaETag  string        // ETag of the stored metadata as read at start; then the metadata loop's
 
 	mu struct {
 		sync.Mutex
@@ -178,13 +179,14 @@ func openTierManager(b *Broker, cfg TieringConfig) (*tierManager, error) {
 func (tm *tierManager) readBucketMetadata() (*tiering.ClusterMetadata, error) {
 	ctx, cancel := context.WithTimeout(tm.ctx, bootstrapTimeout)
 	defer cancel()
-	md, _, err := tiering.ReadMetadata(ctx, tm.store)
+	md, etag, err := tiering.ReadMetadata(ctx, tm.store)
 	if errors.Is(err, objectstore.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("reading the cluster metadata from object store %s: %w", tm.cfg.ObjectStore, err)
 	}
+	tm.metaETag = etag
 	return md, nil
 }
 
@@ -223,11 +225,11 @@ func (tm *tierManager) start() error {
 	}
 	ctx, cancel := context.WithTimeout(tm.ctx, bootstrapTimeout)
 	defer cancel()
-	loaded := make([]*tiering.Manifest, len(jobs))
+	loaded := make([]loadedManifest, len(jobs))
 	errs := inParallel(len(jobs), func(i int) error {
 		j := jobs[i]
 		empty := j.p.LogEndOffset() == 0
-		m, _, err := tm.manifests.Load(ctx, tierPartitionOf(j.t, j.p.Index()))
+		m, etag, err := tm.manifests.Load(ctx, tierPartitionOf(j.t, j.p.Index()))
 		switch {
 		case err != nil && empty:
 			return fmt.Errorf("partition %s-%d: loading its manifest: %w", j.t.name, j.p.Index(), err)
@@ -235,7 +237,7 @@ func (tm *tierManager) start() error {
 			tm.log.Warn("tiering: cannot load the partition's manifest; its remote history is unavailable until it loads", "topic", j.t.name, "partition", j.p.Index(), "err", err)
 			return nil
 		}
-		loaded[i] = m
+		loaded[i] = loadedManifest{m, etag}
 		if empty && len(m.Segments) > 0 {
 			return j.p.StartAt(m.EndOffset(), max(m.LeaderEpoch, m.Segments[len(m.Segments)-1].LastEpoch()))
 		}
@@ -244,9 +246,9 @@ func (tm *tierManager) start() error {
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("restoring partitions from object store %s: %w", tm.cfg.ObjectStore, err)
 	}
-	preloaded := make(map[*replica.Partition]*tiering.Manifest, len(jobs))
+	preloaded := make(map[*replica.Partition]loadedManifest, len(jobs))
 	for i, j := range jobs {
-		if loaded[i] != nil {
+		if loaded[i].m != nil {
 			preloaded[j.p] = loaded[i]
 		}
 	}
@@ -271,9 +273,15 @@ func (tm *tierManager) reconcile() {
 	}
 }
 
-// reconcileWith is reconcile publishing the manifests already loaded for
-// some partitions (start).
-func (tm *tierManager) reconcileWith(loaded map[*replica.Partition]*tiering.Manifest) {
+// loadedManifest is a manifest and its ETag as start loaded them.
+type loadedManifest struct {
+	m    *tiering.Manifest
+	etag string
+}
+
+// reconcileWith is reconcile handing the manifests already loaded for
+// some partitions (start) to their uploaders, and publishing them.
+func (tm *tierManager) reconcileWith(loaded map[*replica.Partition]loadedManifest) {
 	want := make(map[*replica.Partition]*topic)
 	for _, t := range tm.b.topics.all() {
 		if t.config.Tiered() {
@@ -311,7 +319,10 @@ func (tm *tierManager) reconcileWith(loaded map[*replica.Partition]*tiering.Mani
 			tm.log.Error("tiering: cannot start the partition's tiering", "topic", t.name, "partition", p.Index(), "err", err)
 			continue
 		}
-		tpart.publish(loaded[p])
+		if l, ok := loaded[p]; ok {
+			tpart.up.Use(l.m, l.etag)
+			tpart.publish(l.m)
+		}
 		tm.mu.parts[p] = tpart
 		tm.wg.Add(1)
 		go tpart.run()
@@ -344,50 +355,38 @@ func (tm *tierManager) markMetadataDirty() {
 // retrying failures with backoff until it lands.
 func (tm *tierManager) metadataLoop() {
 	defer tm.wg.Done()
-	var etag string
-	known := false
-	backoff := newTierBackoff(tm.cfg.TaskInterval)
 	for {
 		select {
 		case <-tm.ctx.Done():
 			return
 		case <-tm.metaDirty:
 		}
-		for {
-			err := tm.writeMetadata(&etag, &known)
-			if err == nil {
-				backoff.reset()
-				break
-			}
-			tm.log.Warn("tiering: writing cluster metadata to the object store failed; retrying", "err", err, "retry_in", backoff.peek().String())
-			if !backoff.wait(tm.ctx) {
-				return
-			}
-		}
+		tm.retry("writing cluster metadata to the object store", nil, tm.writeMetadata)
 	}
 }
 
-func (tm *tierManager) writeMetadata(etag *string, known *bool) error {
+// writeMetadata writes the current topics over the metadata last read or
+// written (tm.metaETag). A conflict — a write whose reply was lost, or
+// another process on the bucket — re-reads the stored ETag and writes
+// once more.
+func (tm *tierManager) writeMetadata() error {
 	ctx, cancel := context.WithTimeout(tm.ctx, tiering.DefaultCommitTimeout)
 	defer cancel()
-	if !*known {
-		_, e, err := tiering.ReadMetadata(ctx, tm.store)
-		if err != nil && !errors.Is(err, objectstore.ErrNotExist) {
-			return err
-		}
-		*etag, *known = e, true
-	}
 	var topics []tiering.TopicMetadata
 	for _, t := range tm.b.topics.all() {
 		topics = append(topics, tiering.TopicMetadata{Name: t.name, ID: tiering.TopicID(t.id), Partitions: int32(len(t.partitions)), Configs: t.overrides})
 	}
 	md := tiering.NewClusterMetadata(tm.b.clusterID, time.Now(), topics)
-	e, err := tiering.WriteMetadata(ctx, tm.store, *etag, md)
+	etag, err := tiering.WriteMetadata(ctx, tm.store, tm.metaETag, md)
+	if errors.Is(err, tiering.ErrConflict) {
+		if _, tm.metaETag, err = tiering.ReadMetadata(ctx, tm.store); err == nil || errors.Is(err, objectstore.ErrNotExist) {
+			etag, err = tiering.WriteMetadata(ctx, tm.store, tm.metaETag, md)
+		}
+	}
 	if err != nil {
-		*known = false // re-read before the next attempt
 		return err
 	}
-	*etag = e
+	tm.metaETag = etag
 	return nil
 }
 
@@ -402,19 +401,32 @@ func (tm *tierManager) deleteTopicData(name string, id [16]byte) {
 	tm.wg.Add(1)
 	go func() {
 		defer tm.wg.Done()
-		backoff := newTierBackoff(tm.cfg.TaskInterval)
-		for {
+		attrs := []any{"topic", name, "id", topicIDString(id)}
+		tm.retry("deleting the topic's remote data", attrs, func() error {
 			n, err := tiering.DeleteTopicData(tm.ctx, tm.store, name, tiering.TopicID(id))
 			if err == nil {
-				tm.log.Info("tiering: deleted the topic's remote data", "topic", name, "id", topicIDString(id), "objects", n)
-				return
+				tm.log.Info("tiering: deleted the topic's remote data", append(attrs, "objects", n)...)
 			}
-			tm.log.Warn("tiering: deleting the topic's remote data failed; retrying", "topic", name, "id", topicIDString(id), "err", err)
-			if !backoff.wait(tm.ctx) {
-				return
-			}
-		}
+			return err
+		})
 	}()
+}
+
+// retry runs fn until it succeeds or the broker stops, backing off between
+// failures and logging each one (what, attrs).
+func (tm *tierManager) retry(what string, attrs []any, fn func() error) {
+	backoff := newTierBackoff(tm.cfg.TaskInterval)
+	for {
+		err := fn()
+		if err == nil {
+			return
+		}
+		delay := backoff.next()
+		tm.log.Warn("tiering: "+what+" failed; retrying", append(attrs, "err", err, "retry_in", delay.String())...)
+		if !sleepCtx(tm.ctx, delay) {
+			return
+		}
+	}
 }
 
 // close stops every loop and closes the cache and the store. Called after
@@ -435,24 +447,27 @@ func (tm *tierManager) close() error {
 	return errors.Join(tm.cache.Close(), tm.store.Close())
 }
 
-// tierBackoff is exponential backoff with full jitter between base and
-// maxTierBackoff.
+// tierBackoff is exponential backoff between base and maxTierBackoff,
+// each delay jittered over its upper half.
 type tierBackoff struct {
-	base, next time.Duration
+	base, step time.Duration
 }
 
 func newTierBackoff(base time.Duration) *tierBackoff {
-	return &tierBackoff{base: base, next: base}
+	return &tierBackoff{base: base, step: base}
 }
 
-func (b *tierBackoff) reset()              { b.next = b.base }
-func (b *tierBackoff) peek() time.Duration { return b.next }
+func (b *tierBackoff) reset() { b.step = b.base }
 
-// wait sleeps for a jittered delay of up to the current step and doubles
-// the step; false if ctx ended.
-func (b *tierBackoff) wait(ctx context.Context) bool {
-	d := b.next/2 + rand.N(b.next/2+1)
-	b.next = min(b.next*2, max(maxTierBackoff, b.base))
+// next returns the delay before the next retry and doubles the step.
+func (b *tierBackoff) next() time.Duration {
+	d := b.step/2 + rand.N(b.step/2+1)
+	b.step = min(b.step*2, max(maxTierBackoff, b.base))
+	return d
+}
+
+// sleepCtx sleeps for d; false if ctx ended first.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
@@ -480,44 +495,24 @@ type tieredPartition struct {
 	done     chan struct{}
 	stopOnce sync.Once
 
-	statusMu sync.Mutex
-	status   tierStatus
+	errMu   sync.Mutex
+	lastErr string // the loop's last failure, "" after a good round (status)
 }
 
-// tierStatus is what the partition loop last learned, for
-// `strata tiering status` and the metrics.
-type tierStatus struct {
-	LastError string
-	Fenced    bool
-}
-
-// uploadLag is how far uploads are behind: the closed local segments not
-// yet in the remote tier, their log bytes, and how long the oldest has
-// waited (from its last write). Measured when asked, not when the loop
-// last ran, so a backlog shows while it builds.
-type uploadLag struct {
-	Bytes    int64
-	Segments int
-	Age      time.Duration
-}
-
-func (tp *tieredPartition) uploadLag(now time.Time) uploadLag {
-	var lag uploadLag
-	segs, err := tp.p.ClosedSegments(tp.p.UploadedTo())
+// uploadLag is how far uploads are behind, measured when asked (not when
+// the loop last ran), so a backlog shows while it builds.
+func (tp *tieredPartition) uploadLag(now time.Time) tiering.Lag {
+	from := tp.p.UploadedTo()
+	segs, err := tp.p.ClosedSegments(from)
 	if err != nil {
-		return lag
+		return tiering.Lag{}
 	}
-	for i := range segs {
-		lag.Bytes += segs[i].LogBytes
-		lag.Segments++
-		if i == 0 {
-			if fi, err := segs[i].Log.Stat(); err == nil {
-				lag.Age = max(now.Sub(fi.ModTime()), 0)
-			}
+	defer func() {
+		for i := range segs {
+			segs[i].Release()
 		}
-		segs[i].Release()
-	}
-	return lag
+	}()
+	return tiering.MeasureLag(segs, from, now)
 }
 
 type trimRequest struct {
@@ -576,12 +571,13 @@ func (tp *tieredPartition) run() {
 	nextOrphans := time.Now().Add(tp.tm.cfg.OrphanGrace)
 	backoff := newTierBackoff(tp.tm.cfg.TaskInterval)
 	for {
-		failed := false
-		if err := tp.refresh(ctx); err != nil {
-			failed = tp.failed(ctx, "loading the manifest", err)
-		}
-		if !failed && tp.p.UploadPending() {
+		// Uploading checks the manifest for changes itself (before each
+		// segment); otherwise one Stat per round does.
+		var failed bool
+		if tp.p.UploadPending() {
 			failed = tp.upload(ctx)
+		} else if err := tp.refresh(ctx); err != nil {
+			failed = tp.failed(ctx, "loading the manifest", err)
 		}
 		if !failed && !time.Now().Before(nextRetention) {
 			if err := tp.applyRetention(ctx, time.Now()); err != nil {
@@ -600,7 +596,7 @@ func (tp *tieredPartition) run() {
 				}
 			}
 		}
-		if tp.isFenced() || ctx.Err() != nil {
+		if tp.up.Fenced() != nil || ctx.Err() != nil {
 			tp.drainTrims(ctx)
 			return
 		}
@@ -614,8 +610,7 @@ func (tp *tieredPartition) run() {
 		// (or the backoff after a failure), a trim, or the stop.
 		delay := tp.tm.cfg.TaskInterval
 		if failed {
-			delay = backoff.peek()
-			backoff.next = min(backoff.next*2, max(maxTierBackoff, backoff.base))
+			delay = backoff.next()
 		}
 		timer := time.NewTimer(min(delay, time.Until(nextRetention)+time.Millisecond))
 	wait:
@@ -665,9 +660,6 @@ func (tp *tieredPartition) failed(ctx context.Context, step string, err error) b
 	}
 	if errors.Is(err, tiering.ErrFenced) {
 		tp.log.Error("tiering: a newer leader committed this partition's manifest; stopping uploads", "leader_epoch", int32(tp.p.LeaderEpoch()), "err", err)
-		tp.statusMu.Lock()
-		tp.status.Fenced = true
-		tp.statusMu.Unlock()
 	}
 	tp.setError(step + ": " + err.Error())
 	lag := tp.uploadLag(time.Now())
@@ -677,21 +669,15 @@ func (tp *tieredPartition) failed(ctx context.Context, step string, err error) b
 }
 
 func (tp *tieredPartition) setError(msg string) {
-	tp.statusMu.Lock()
-	defer tp.statusMu.Unlock()
-	tp.status.LastError = msg
+	tp.errMu.Lock()
+	defer tp.errMu.Unlock()
+	tp.lastErr = msg
 }
 
-func (tp *tieredPartition) isFenced() bool {
-	tp.statusMu.Lock()
-	defer tp.statusMu.Unlock()
-	return tp.status.Fenced
-}
-
-func (tp *tieredPartition) statusSnapshot() tierStatus {
-	tp.statusMu.Lock()
-	defer tp.statusMu.Unlock()
-	return tp.status
+func (tp *tieredPartition) lastError() string {
+	tp.errMu.Lock()
+	defer tp.errMu.Unlock()
+	return tp.lastErr
 }
 
 // refresh loads the manifest if it changed and publishes it.
@@ -726,10 +712,8 @@ func remoteLogStart(m *tiering.Manifest) segments.Offset {
 // failed.
 func (tp *tieredPartition) upload(ctx context.Context) bool {
 	st, err := tp.up.UploadOnce(ctx)
-	m, merr := tp.up.Manifest(ctx)
-	if merr == nil {
-		tp.publish(m)
-	}
+	m := tp.up.Cached()
+	tp.publish(m)
 	if st.Segments > 0 {
 		tp.tm.metrics.uploaded(tp, st)
 		attrs := []any{"segments", st.Segments, "bytes", st.Bytes, "leader_epoch", int32(tp.p.LeaderEpoch())}
@@ -758,9 +742,7 @@ func (tp *tieredPartition) applyRetention(ctx context.Context, now time.Time) er
 	}
 	r := tiering.Retention{Age: cfg.RetentionAge, Bytes: cfg.RetentionBytes, UntieredBytes: tp.untieredBytes(m.EndOffset())}
 	removed, err := tp.up.Trim(ctx, func(m *tiering.Manifest) (*tiering.Manifest, []tiering.Segment) { return m.Expire(r, now) })
-	if mm, merr := tp.up.Manifest(ctx); merr == nil {
-		tp.publish(mm)
-	}
+	tp.publish(tp.up.Cached())
 	if len(removed) > 0 {
 		last := removed[len(removed)-1]
 		tp.log.Info("remote retention deleted segments", "segments", len(removed), "from", int64(removed[0].BaseOffset), "to", int64(last.EndOffset),
@@ -801,9 +783,7 @@ func (tp *tieredPartition) moveLocalStart(o segments.Offset) {
 // trim raises the remote log start to before (DeleteRecords).
 func (tp *tieredPartition) trim(ctx context.Context, before segments.Offset) error {
 	removed, err := tp.up.Trim(ctx, func(m *tiering.Manifest) (*tiering.Manifest, []tiering.Segment) { return m.WithoutBefore(before) })
-	if m, merr := tp.up.Manifest(ctx); merr == nil {
-		tp.publish(m)
-	}
+	tp.publish(tp.up.Cached())
 	if len(removed) > 0 {
 		tp.log.Info("tiering: deleted records", "before", int64(before), "segments_removed", len(removed))
 	}

@@ -196,7 +196,7 @@ func (b *Broker) TieringStatus(topic string) ([]TieringPartitionStatus, bool) {
 				}
 				lag := tp.uploadLag(time.Now())
 				s.UploadLagBytes, s.UploadLagSegments, s.UploadLagSeconds = lag.Bytes, lag.Segments, lag.Age.Seconds()
-				s.LastError = tp.statusSnapshot().LastError
+				s.LastError = tp.lastError()
 			}
 			out = append(out, s)
 		}

@@ -7,7 +7,6 @@ package tiering
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 
@@ -29,34 +28,20 @@ func (u *Uploader) Trim(ctx context.Context, cut func(m *Manifest) (*Manifest, [
 	if err := u.refresh(ctx); err != nil {
 		return nil, err
 	}
-	epoch := u.src.LeaderEpoch()
-	cctx, cancel := context.WithTimeout(ctx, u.opts.CommitTimeout)
-	defer cancel()
 	var removed []Segment
-	for conflicts := 0; ; conflicts++ {
-		next, err := u.manifest.Next(epoch)
-		if err != nil {
-			return nil, u.fail(fmt.Errorf("tiering: trimming %v: %w", u.tp, err))
-		}
+	committed, err := u.commitEdit(ctx, u.src.LeaderEpoch(), func(next *Manifest) (*Manifest, error) {
 		trimmed, gone := cut(next)
 		if trimmed == next {
 			return nil, nil
 		}
-		etag, err := u.manifests.Commit(cctx, u.tp, u.etag, trimmed)
-		if err == nil {
-			u.manifest, u.etag, removed = trimmed, etag, gone
-			break
-		}
-		if errors.Is(err, ErrFenced) {
-			return nil, u.fail(err)
-		}
-		if !errors.Is(err, ErrConflict) || conflicts >= maxCommitConflicts {
-			u.manifest = nil
-			return nil, err
-		}
-		if err := u.reload(cctx); err != nil {
-			return nil, err
-		}
+		removed = gone
+		return trimmed, nil
+	})
+	if err != nil {
+		return nil, u.fail(fmt.Errorf("tiering: trimming %v: %w", u.tp, err))
+	}
+	if !committed {
+		return nil, nil
 	}
 	keys := make([]string, len(removed))
 	for i := range removed {
@@ -69,19 +54,6 @@ func (u *Uploader) Trim(ctx context.Context, cut func(m *Manifest) (*Manifest, [
 		}
 	}
 	return removed, nil
-}
-
-// Manifest returns the manifest this uploader last loaded or committed,
-// after making sure it is current (a Stat of the stored one, reloading if
-// another writer changed it). Callers must not modify it.
-func (u *Uploader) Manifest(ctx context.Context) (*Manifest, error) {
-	if u.fenced != nil {
-		return nil, u.fenced
-	}
-	if err := u.refresh(ctx); err != nil {
-		return nil, err
-	}
-	return u.manifest, nil
 }
 
 // DeleteTopicData deletes every object of the topic incarnation (name,

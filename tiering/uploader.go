@@ -181,6 +181,32 @@ func (u *Uploader) UploadOnce(ctx context.Context) (UploadStats, error) {
 	return st, err
 }
 
+// Manifest makes sure the cached manifest is current (a Stat of the
+// stored one, reloading if another writer changed it) and returns it.
+// Callers must not modify it.
+func (u *Uploader) Manifest(ctx context.Context) (*Manifest, error) {
+	if u.fenced != nil {
+		return nil, u.fenced
+	}
+	if err := u.refresh(ctx); err != nil {
+		return nil, err
+	}
+	return u.manifest, nil
+}
+
+// Cached returns the manifest this uploader last loaded or committed,
+// without asking the store: nil after an error that left it unknown.
+func (u *Uploader) Cached() *Manifest { return u.manifest }
+
+// Use makes m, with its ETag, the cached manifest, as if this uploader
+// had loaded it: for a caller that just loaded it through the same
+// ManifestStore, so that the first call only Stats it.
+func (u *Uploader) Use(m *Manifest, etag string) { u.manifest, u.etag = m, etag }
+
+// Fenced returns the ErrFenced error that stopped this uploader, nil if
+// it was not fenced.
+func (u *Uploader) Fenced() error { return u.fenced }
+
 func (u *Uploader) uploadSegments(ctx context.Context, segs []segments.ClosedSegment, epoch segments.LeaderEpoch, hw segments.Offset, st *UploadStats) error {
 	for i := range segs {
 		cs := &segs[i]
@@ -220,22 +246,40 @@ func (u *Uploader) uploadSegments(ctx context.Context, segs []segments.ClosedSeg
 // lag fills st's lag fields from the closed segments the manifest does
 // not cover.
 func (u *Uploader) lag(segs []segments.ClosedSegment, st *UploadStats) {
-	end := segments.Offset(-1)
+	tiered := u.markedTo
 	if u.manifest != nil {
-		end = u.manifest.EndOffset()
+		tiered = max(tiered, u.manifest.EndOffset())
 	}
-	now := u.opts.Now()
+	l := MeasureLag(segs, tiered, u.opts.Now())
+	st.LagSegments, st.LagBytes, st.LagAge = l.Segments, l.Bytes, l.Age
+}
+
+// Lag is how far uploads are behind: the closed local segments (with
+// data) that end beyond what the remote tier holds, their log bytes, and
+// how long the oldest has waited since its last write.
+type Lag struct {
+	Segments int
+	Bytes    int64
+	Age      time.Duration
+}
+
+// MeasureLag measures the Lag of segs (closed segments, as ClosedSegments
+// returns them) against tieredTo, the offset below which the remote tier
+// holds everything.
+func MeasureLag(segs []segments.ClosedSegment, tieredTo segments.Offset, now time.Time) Lag {
+	var l Lag
 	for i := range segs {
 		cs := &segs[i]
-		if cs.Next <= end || cs.LogBytes == 0 || cs.Next <= u.markedTo {
+		if cs.Next <= tieredTo || cs.LogBytes == 0 {
 			continue
 		}
-		st.LagSegments++
-		st.LagBytes += cs.LogBytes
+		l.Segments++
+		l.Bytes += cs.LogBytes
 		if fi, err := cs.Log.Stat(); err == nil {
-			st.LagAge = max(st.LagAge, now.Sub(fi.ModTime()))
+			l.Age = max(l.Age, now.Sub(fi.ModTime()))
 		}
 	}
+	return l
 }
 
 func (u *Uploader) overlapError(cs *segments.ClosedSegment) error {
@@ -434,10 +478,28 @@ func (u *Uploader) put(ctx context.Context, key string, cs *segments.ClosedSegme
 	return h.Sum32(), nil
 }
 
-// commit adds seg to the manifest and commits it, rebuilding on a reloaded
-// manifest after ErrConflict. It reports false, with no error, if the
-// reloaded manifest already covers cs (another commit tiered it).
+// commit adds seg to the manifest and commits it. It reports false, with
+// no error, if a reloaded manifest already covers cs (another commit
+// tiered it).
 func (u *Uploader) commit(ctx context.Context, cs *segments.ClosedSegment, seg Segment, epoch segments.LeaderEpoch) (bool, error) {
+	return u.commitEdit(ctx, epoch, func(next *Manifest) (*Manifest, error) {
+		switch end := next.EndOffset(); {
+		case cs.Next <= end:
+			return nil, nil
+		case cs.Base < end:
+			return nil, u.overlapError(cs)
+		}
+		return next.With(seg)
+	})
+}
+
+// commitEdit commits edit's manifest, built on Next(epoch) of the current
+// one; edit returns nil, nil when there is nothing to commit (then
+// commitEdit reports false). After ErrConflict it reloads the manifest and
+// edits again, up to maxCommitConflicts times. Every commit of this
+// Uploader (segments added, trims) goes through here, within one
+// CommitTimeout.
+func (u *Uploader) commitEdit(ctx context.Context, epoch segments.LeaderEpoch, edit func(next *Manifest) (*Manifest, error)) (bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, u.opts.CommitTimeout)
 	defer cancel()
 	for conflicts := 0; ; conflicts++ {
@@ -445,7 +507,7 @@ func (u *Uploader) commit(ctx context.Context, cs *segments.ClosedSegment, seg S
 		if err != nil {
 			return false, err
 		}
-		if next, err = next.With(seg); err != nil {
+		if next, err = edit(next); next == nil || err != nil {
 			return false, err
 		}
 		etag, err := u.manifests.Commit(ctx, u.tp, u.etag, next)
@@ -461,12 +523,6 @@ func (u *Uploader) commit(ctx context.Context, cs *segments.ClosedSegment, seg S
 		}
 		if err := u.reload(ctx); err != nil {
 			return false, err
-		}
-		switch end := u.manifest.EndOffset(); {
-		case cs.Next <= end:
-			return false, nil
-		case cs.Base < end:
-			return false, u.overlapError(cs)
 		}
 	}
 }
