@@ -68,11 +68,9 @@ func handleDeleteRecords(b *Broker, r *request) (*reply, error) {
 // loop, within the request's timeout), then locally. It returns the new
 // log start offset.
 func deleteRecords(ctx context.Context, b *Broker, p *replica.Partition, o segments.Offset, timeoutMs int32) (segments.Offset, error) {
-	if o == -1 {
-		o = p.HighWatermark()
-	}
-	if o < 0 || o > p.HighWatermark() {
-		return -1, fmt.Errorf("%w: delete records before %d, high watermark %d", segments.ErrOffsetOutOfRange, o, p.HighWatermark())
+	o, err := p.DeleteRecordsTarget(o)
+	if err != nil {
+		return -1, err
 	}
 	if timeoutMs > 0 {
 		var cancel context.CancelFunc
@@ -82,8 +80,5 @@ func deleteRecords(ctx context.Context, b *Broker, p *replica.Partition, o segme
 	if err := b.tier.deleteRecords(ctx, p, o); err != nil {
 		return -1, fmt.Errorf("%w: deleting remote records of %s-%d before %d: %w", errRemoteStorage, p.Topic(), p.Index(), o, err)
 	}
-	if _, err := p.DeleteRecordsBefore(o); err != nil {
-		return -1, err
-	}
-	return p.LogStartOffset(), nil
+	return p.DeleteRecordsBefore(o)
 }

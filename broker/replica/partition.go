@@ -536,10 +536,10 @@ func (p *Partition) EndOffsetForEpoch(e segments.LeaderEpoch) (segments.LeaderEp
 	return p.log.EndOffsetForEpoch(e)
 }
 
-// DeleteRecordsBefore moves the log start to o (o == -1 means the high
-// watermark) and returns the new log start. o above the high watermark, or
-// below -1, is segments.ErrOffsetOutOfRange.
-func (p *Partition) DeleteRecordsBefore(o segments.Offset) (segments.Offset, error) {
+// DeleteRecordsTarget resolves a DeleteRecords offset: -1 means the high
+// watermark; above the high watermark, or below -1, is
+// segments.ErrOffsetOutOfRange.
+func (p *Partition) DeleteRecordsTarget(o segments.Offset) (segments.Offset, error) {
 	hw := p.HighWatermark()
 	if o == -1 {
 		o = hw
@@ -547,10 +547,23 @@ func (p *Partition) DeleteRecordsBefore(o segments.Offset) (segments.Offset, err
 	if o < 0 || o > hw {
 		return -1, fmt.Errorf("%w: delete records before %d, high watermark %d", segments.ErrOffsetOutOfRange, o, hw)
 	}
-	if start := p.log.StartOffset(); o <= start {
-		return start, nil
+	return o, nil
+}
+
+// DeleteRecordsBefore moves the local log start to o (see
+// DeleteRecordsTarget) and returns the new log start offset. The remote
+// tier's start is the tiering layer's to move, before this.
+func (p *Partition) DeleteRecordsBefore(o segments.Offset) (segments.Offset, error) {
+	o, err := p.DeleteRecordsTarget(o)
+	if err != nil {
+		return -1, err
 	}
-	return p.log.DeleteRecordsBefore(o)
+	if o > p.log.StartOffset() {
+		if _, err := p.log.DeleteRecordsBefore(o); err != nil {
+			return -1, err
+		}
+	}
+	return p.LogStartOffset(), nil
 }
 
 // ApplyRetention applies retention.ms/bytes to closed segments and expires
