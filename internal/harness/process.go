@@ -300,9 +300,14 @@ func (b *Broker) Metrics() (string, error) {
 // get returns the body of GET path on the HTTP listener, or an error (with
 // the body) if the status is not 200 or nothing answers within timeout.
 func (b *Broker) get(path string, timeout time.Duration) ([]byte, error) {
-	url := "http://" + b.httpAddr + path
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
+	return httpGet(ctx, "http://"+b.httpAddr+path)
+}
+
+// httpGet returns the body of GET url, or an error (with the body) if the
+// status is not 200.
+func httpGet(ctx context.Context, url string) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return nil, err

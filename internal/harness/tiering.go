@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"net/url"
 
 	"github.com/stratalog/strata/broker"
@@ -19,21 +17,9 @@ func TieringStatus(ctx context.Context, httpAddr, topic string) ([]broker.Tierin
 	if topic != "" {
 		u.RawQuery = url.Values{"topic": {topic}}.Encode()
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	body, err := httpGet(ctx, u.String())
 	if err != nil {
 		return nil, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return nil, fmt.Errorf("GET %s: %w", u.String(), err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET %s: %s\n%s", u.String(), resp.Status, body)
 	}
 	var reply broker.TieringStatusReply
 	if err := json.Unmarshal(body, &reply); err != nil {
