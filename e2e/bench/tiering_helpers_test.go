@@ -96,68 +96,12 @@ func produceRecords(ctx context.Context, cl *kgo.Client, topic string, pool []by
 // for that number, and total records in all. It fails on
 // the first wrong record or fetch error.
 func consumeRecords(ctx context.Context, addr, topic string, ends map[int32]int64, pool []byte, total int64) (consumeResult, error) {
-	var res consumeResult
-	parts := make(map[int32]kgo.Offset, len(ends))
-	next := make(map[int32]int64, len(ends))
-	remaining := 0
-	for p, end := range ends {
-		if end > 0 {
-			parts[p] = kgo.NewOffset().At(0)
-			next[p] = 0
-			remaining++
-		}
-	}
-	cl, err := kgo.NewClient(
-		kgo.SeedBrokers(addr),
-		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: parts}),
-		kgo.FetchMaxBytes(fetchMaxBytes),
-		kgo.FetchMaxPartitionBytes(fetchMaxPartitionBytes),
-		kgo.FetchMaxWait(500*time.Millisecond),
-	)
-	if err != nil {
-		return res, err
-	}
-	defer cl.Close()
-
 	seen := make([]uint64, (total+63)/64) // bit per record number
-	start := time.Now()
-	for remaining > 0 {
-		fs := cl.PollFetches(ctx)
-		if err := ctx.Err(); err != nil {
-			return res, fmt.Errorf("consume %s: %w after %d records (next offsets %v, ends %v)", topic, err, res.records, next, ends)
-		}
-		var errs []error
-		fs.EachError(func(t string, p int32, err error) {
-			errs = append(errs, fmt.Errorf("fetch %s/%d: %w", t, p, err))
-		})
-		if len(errs) > 0 {
-			return res, errors.Join(errs...)
-		}
-		var bad error
-		fs.EachRecord(func(r *kgo.Record) {
-			if bad != nil {
-				return
-			}
-			bad = checkTierRecord(r, next, ends, seen, pool, total)
-			if bad != nil {
-				return
-			}
-			next[r.Partition] = r.Offset + 1
-			res.records++
-			res.bytes += int64(len(r.Value))
-			if r.Offset+1 == ends[r.Partition] {
-				remaining--
-			}
-		})
-		if bad != nil {
-			return res, fmt.Errorf("consume %s: %w", topic, bad)
-		}
+	res, err := consumeUpTo(ctx, addr, topic, ends, func(r *kgo.Record) error { return checkTierRecord(r, seen, pool, total) })
+	if err == nil && res.records != total {
+		err = fmt.Errorf("consume %s: %d records up to the end offsets %v, want %d", topic, res.records, ends, total)
 	}
-	res.elapsed = time.Since(start)
-	if res.records != total {
-		return res, fmt.Errorf("consume %s: %d records up to the end offsets %v, want %d", topic, res.records, ends, total)
-	}
-	return res, nil
+	return res, err
 }
 
 // spotCheckEvery: consumeRecords compares the value bytes of every
@@ -167,18 +111,10 @@ func consumeRecords(ctx context.Context, addr, topic string, ends map[int32]int6
 // broker would lose; keys, lengths and counts are checked for every record.
 const spotCheckEvery = 16
 
-// checkTierRecord checks one consumed record (see consumeRecords) and marks
-// its number seen.
-func checkTierRecord(r *kgo.Record, next, ends map[int32]int64, seen []uint64, pool []byte, total int64) error {
-	want, ok := next[r.Partition]
-	switch {
-	case !ok:
-		return fmt.Errorf("record from unexpected partition %d", r.Partition)
-	case r.Offset != want:
-		return fmt.Errorf("partition %d: offset %d, want %d (gap or duplicate)", r.Partition, r.Offset, want)
-	case r.Offset >= ends[r.Partition]:
-		return fmt.Errorf("partition %d: offset %d at or past the end offset %d", r.Partition, r.Offset, ends[r.Partition])
-	case len(r.Key) != 8:
+// checkTierRecord checks one consumed record's key and value (see
+// consumeRecords; consumeUpTo checks its offset) and marks its number seen.
+func checkTierRecord(r *kgo.Record, seen []uint64, pool []byte, total int64) error {
+	if len(r.Key) != 8 {
 		return fmt.Errorf("partition %d offset %d: key of %d bytes, want 8", r.Partition, r.Offset, len(r.Key))
 	}
 	seq := int64(binary.BigEndian.Uint64(r.Key))

@@ -250,11 +250,33 @@ func endOffsets(ctx context.Context, addr string) (map[int32]int64, error) {
 // consume reads every partition from offset 0 up to ends and checks that
 // offsets are contiguous and each value is 1 KiB.
 func consume(ctx context.Context, addr string, ends map[int32]int64) (consumeResult, error) {
+	return consumeUpTo(ctx, addr, benchTopic, ends, func(r *kgo.Record) error {
+		if len(r.Value) != recordBytes {
+			return fmt.Errorf("partition %d offset %d: value of %d bytes, want %d", r.Partition, r.Offset, len(r.Value), recordBytes)
+		}
+		return nil
+	})
+}
+
+// consumeUpTo reads every partition p of topic from offset 0 up to (not
+// including) ends[p], checking that offsets are contiguous and calling
+// check on every record; it fails on the first fetch error or wrong
+// record.
+func consumeUpTo(ctx context.Context, addr, topic string, ends map[int32]int64, check func(r *kgo.Record) error) (consumeResult, error) {
 	var res consumeResult
+	parts := make(map[int32]kgo.Offset, len(ends))
+	next := make(map[int32]int64, len(ends))
+	remaining := 0
+	for p, end := range ends {
+		if end > 0 {
+			parts[p] = kgo.NewOffset().At(0)
+			next[p] = 0
+			remaining++
+		}
+	}
 	cl, err := kgo.NewClient(
 		kgo.SeedBrokers(addr),
-		kgo.ConsumeTopics(benchTopic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: parts}),
 		kgo.FetchMaxBytes(fetchMaxBytes),
 		kgo.FetchMaxPartitionBytes(fetchMaxPartitionBytes),
 		kgo.FetchMaxWait(500*time.Millisecond),
@@ -264,19 +286,11 @@ func consume(ctx context.Context, addr string, ends map[int32]int64) (consumeRes
 	}
 	defer cl.Close()
 
-	next := make(map[int32]int64, len(ends))
-	remaining := 0
-	for p, end := range ends {
-		next[p] = 0
-		if end > 0 {
-			remaining++
-		}
-	}
 	start := time.Now()
 	for remaining > 0 {
 		fs := cl.PollFetches(ctx)
 		if err := ctx.Err(); err != nil {
-			return res, fmt.Errorf("consume: %w after %d records (next offsets %v, ends %v)", err, res.records, next, ends)
+			return res, fmt.Errorf("consume %s: %w after %d records (next offsets %v, ends %v)", topic, err, res.records, next, ends)
 		}
 		var errs []error
 		fs.EachError(func(t string, p int32, err error) {
@@ -296,8 +310,13 @@ func consume(ctx context.Context, addr string, ends map[int32]int64) (consumeRes
 				bad = fmt.Errorf("record from unexpected partition %d", r.Partition)
 			case r.Offset != want:
 				bad = fmt.Errorf("partition %d: offset %d, want %d (gap or duplicate)", r.Partition, r.Offset, want)
-			case len(r.Value) != recordBytes:
-				bad = fmt.Errorf("partition %d offset %d: value of %d bytes, want %d", r.Partition, r.Offset, len(r.Value), recordBytes)
+			case r.Offset >= ends[r.Partition]:
+				bad = fmt.Errorf("partition %d: offset %d at or past the end offset %d", r.Partition, r.Offset, ends[r.Partition])
+			default:
+				bad = check(r)
+			}
+			if bad != nil {
+				return
 			}
 			next[r.Partition] = r.Offset + 1
 			res.records++
@@ -307,7 +326,7 @@ func consume(ctx context.Context, addr string, ends map[int32]int64) (consumeRes
 			}
 		})
 		if bad != nil {
-			return res, bad
+			return res, fmt.Errorf("consume %s: %w", topic, bad)
 		}
 	}
 	res.elapsed = time.Since(start)
