@@ -821,8 +821,10 @@ func (tm *tierManager) deleteRecords(ctx context.Context, p *replica.Partition, 
 }
 
 // parseTopicConfig is ParseTopicConfig with remote.storage.enable forced
-// off when the broker has no object store, so that such a topic's local
-// retention does not wait for uploads that never come.
+// off when the broker has no object store (topicDefaults already says
+// false; this covers overrides kept from a run that had one), so that
+// such a topic's local retention does not wait for uploads that never
+// come.
 func (b *Broker) parseTopicConfig(base TopicConfig, overrides map[string]string) (TopicConfig, error) {
 	c, err := ParseTopicConfig(base, overrides)
 	if err == nil && b.tier == nil {

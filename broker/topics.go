@@ -829,11 +829,18 @@ func parseTopicID(s string) ([16]byte, error) {
 // topicDefaults is the base every topic's overrides apply to: the broker's
 // configured defaults, or Kafka's when none were configured (Config built
 // by hand, as in tests).
+//
+// remote.storage.enable defaults to false on a broker without an object
+// store, so that DescribeConfigs tells the truth.
 func (b *Broker) topicDefaults() TopicConfig {
-	if b.cfg.TopicDefaults == (TopicConfig{}) {
-		return DefaultTopicConfig()
+	d := b.cfg.TopicDefaults
+	if d == (TopicConfig{}) {
+		d = DefaultTopicConfig()
 	}
-	return b.cfg.TopicDefaults
+	if b.tier == nil {
+		d.RemoteStorage = false
+	}
+	return d
 }
 
 func cloneStrings(m map[string]string) map[string]string {
