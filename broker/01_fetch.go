@@ -417,7 +417,9 @@ func (c *fetchCall) readPartition(rd *fetchRead, part fetchRequestPart, remainin
 		return
 	}
 	limit := min(int64(max(part.maxBytes, 0)), remaining)
-	if c.b.tier.readsRemote(p, part.fetchOffset) {
+	// Not below the log start (checked above) but below the local one:
+	// the remote tier has it.
+	if c.b.tier != nil && part.fetchOffset < p.LocalLogStartOffset() {
 		if limit > 0 || minOneBatch {
 			rd.remote = c.b.tier.startRead(p, part.fetchOffset, int32(limit), minOneBatch)
 		}

@@ -36,12 +36,6 @@ type remoteRead struct {
 	gone bool
 }
 
-// readsRemote reports whether a fetch at offset from is served by the
-// remote tier: below the local log start and not below the log start.
-func (tm *tierManager) readsRemote(p *replica.Partition, from segments.Offset) bool {
-	return tm != nil && from < p.LocalLogStartOffset() && from >= p.LogStartOffset()
-}
-
 // startRead starts reading p's remote tier from offset from.
 func (tm *tierManager) startRead(p *replica.Partition, from segments.Offset, maxBytes int32, minOneBatch bool) *remoteRead {
 	rr := &remoteRead{done: make(chan struct{})}
