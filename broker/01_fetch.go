@@ -20,8 +20,10 @@ package broker
 //     (the largest epoch ≤ LastFetchedEpoch is older, or ends before the
 //     fetch offset) → DivergingEpoch in the response and no records.
 //     Consumers (franz-go, Java) send -1 and skip this.
-//   - fetch offset below the log start offset or above the log end offset
-//     → OFFSET_OUT_OF_RANGE. An offset between the high watermark and the
+//   - fetch offset below the local log start of a tiered partition whose
+//     manifest is not loaded → KAFKA_STORAGE_ERROR (its log start is
+//     unknown; tiering_read.go); below the log start offset or above the
+//     log end offset → OFFSET_OUT_OF_RANGE. An offset between the high watermark and the
 //     log end offset (data not yet fsynced) reads nothing, without error,
 //     as in Kafka.
 //   - records come from Partition.Read, bounded by the high watermark, by
@@ -378,10 +380,8 @@ func (c *fetchCall) awaitRemote(reads []fetchRead) {
 		switch {
 		case !ok:
 		case err != nil:
-			rd.errCode = remoteReadErrorCode(err)
-			if rd.errCode == kerr.KafkaStorageError.Code {
-				c.b.log.Warn("fetch: remote read failed", "topic", rd.p.Topic(), "partition", rd.p.Index(), "err", err)
-			}
+			// Logged, rate-limited, where the read failed (tiering_read.go).
+			rd.errCode = errorCode(err)
 			rd.highWatermark, rd.logStartOffset = -1, -1
 		default:
 			rd.res = res
@@ -394,6 +394,13 @@ func (c *fetchCall) readPartition(rd *fetchRead, part fetchRequestPart, remainin
 	p := rd.p
 	fail := func(code int16) {
 		rd.errCode, rd.highWatermark, rd.logStartOffset = code, -1, -1
+	}
+	// Below the local log start of a tiered partition whose manifest is
+	// not loaded, the log start itself is unknown: a retriable error,
+	// never OFFSET_OUT_OF_RANGE (tiering_read.go).
+	if err := c.b.tier.checkRemoteKnown(p, part.fetchOffset); err != nil {
+		fail(errorCode(err))
+		return
 	}
 	start := p.LogStartOffset()
 	if part.lastFetchedEpoch >= 0 {

@@ -8,7 +8,9 @@ package broker
 //     named twice in one request → INVALID_REQUEST for each occurrence;
 //   - CurrentLeaderEpoch (v4+), when given: older than the partition's →
 //     FENCED_LEADER_EPOCH, newer → UNKNOWN_LEADER_EPOCH;
-//   - timestamp -2 (earliest): the log start offset, remote tier included;
+//   - timestamp -2 (earliest): the log start offset, remote tier included
+//     (KAFKA_STORAGE_ERROR while a tiered partition's remote tier is not
+//     loaded and its local log starts above 0: tiering_read.go);
 //     -4 (earliest local, v8, KIP-1005): the local log start offset;
 //     timestamp -1;
 //   - timestamp -1 (latest): the high watermark for consumers (ReplicaID
@@ -127,6 +129,13 @@ type partitionView interface {
 	MaxTimestamp() (int64, segments.Offset)
 }
 
+// earliestView is a partitionView whose log start can be unknown (a tiered
+// partition whose manifest is not loaded: tieredView); EarliestOffset then
+// fails, with a retriable error, instead of answering the local start.
+type earliestView interface {
+	EarliestOffset() (segments.Offset, error)
+}
+
 // listOffset answers one ListOffsets partition query: the timestamp,
 // offset and leader epoch to return (-1, -1, -1 when nothing matches).
 // consumer limits the answer to data below the high watermark.
@@ -137,6 +146,13 @@ func listOffset(p partitionView, ts int64, consumer bool) (int64, segments.Offse
 	}
 	switch ts {
 	case listOffsetsEarliest:
+		if e, ok := p.(earliestView); ok {
+			off, err := e.EarliestOffset()
+			if err != nil {
+				return -1, -1, -1, err
+			}
+			return -1, off, -1, nil
+		}
 		return -1, p.LogStartOffset(), -1, nil
 	case listOffsetsEarliestLocal:
 		return -1, p.LocalLogStartOffset(), -1, nil

@@ -14,7 +14,14 @@ package broker
 //   - an existing name: TOPIC_ALREADY_EXISTS; one colliding under '.'/'_'
 //     equivalence: INVALID_TOPIC_EXCEPTION (checked right after the name);
 //   - configs through ParseTopicConfig: INVALID_CONFIG naming key and value
-//     (a null value or a key given twice is INVALID_CONFIG / INVALID_REQUEST).
+//     (a null value or a key given twice is INVALID_CONFIG / INVALID_REQUEST;
+//     segment.bytes below 1 MiB, Kafka 4.0's minimum, too);
+//   - max.broker.partitions and the file-handle budget (handles.go):
+//     POLICY_VIOLATION naming the limit and the counts, before anything is
+//     created (as Kafka 4.0 answers a request beyond its partition limit).
+//
+// A topic whose partitions fail to open half-way is not created, and the
+// directories made for it are removed (topics.go, leftovers.go).
 //
 // validate_only (v1+) checks everything and creates nothing. v5+ responses
 // carry the effective configs, partition count and replication factor (also

@@ -92,6 +92,9 @@ func (b *Broker) topicConfigEntries(t *topic, synonyms bool) []kmsg.DescribeConf
 	out := make([]kmsg.DescribeConfigsResponseResourceConfig, 0, len(topicConfigDefs))
 	for i := range topicConfigDefs {
 		d := &topicConfigDefs[i]
+		if d.internal && d.get(t.config) == "" {
+			continue // a test-only key is listed only while set
+		}
 		e := kmsg.NewDescribeConfigsResponseResourceConfig()
 		e.Name = d.key
 		e.Value = strPtr(d.get(t.config))
@@ -191,6 +194,9 @@ func (b *Broker) brokerConfigs() []brokerConfig {
 	}
 	defaults := b.topicDefaults()
 	for _, d := range topicConfigDefs {
+		if d.internal && d.get(defaults) == "" {
+			continue
+		}
 		out = append(out, brokerConfig{d.brokerKey, d.get(defaults), d.typ, "Default for topic config " + d.key + ": " + d.doc})
 	}
 	slices.SortFunc(out, func(a, b brokerConfig) int { return strings.Compare(a.name, b.name) })

@@ -22,7 +22,7 @@ func admAlter(typ kmsg.ConfigResourceType, name string, kv ...string) kmsg.Alter
 func TestAlterConfigs(t *testing.T) {
 	cfg := admTestConfig(t.TempDir())
 	b := admOpen(t, cfg)
-	seg := "1000000"
+	seg := "2000000"
 	if _, err := b.topics.create("alter", 2, map[string]*string{"segment.bytes": &seg}); err != nil {
 		t.Fatal(err)
 	}

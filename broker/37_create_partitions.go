@@ -7,9 +7,12 @@ package broker
 // limit. A manual assignment, if given, must list exactly count − current
 // new partitions, each with this broker as its only replica (else
 // INVALID_REPLICA_ASSIGNMENT). An unknown topic is UNKNOWN_TOPIC_OR_PARTITION,
-// a topic named twice INVALID_REQUEST for each mention. validate_only
-// changes nothing. New partitions are opened and topics.json is updated
-// before the response; the timeout is ignored.
+// a topic named twice INVALID_REQUEST for each mention. New partitions
+// beyond max.broker.partitions or the file-handle budget are
+// POLICY_VIOLATION (handles.go), checked before anything is created.
+// validate_only changes nothing. New partitions are opened and topics.json
+// is updated before the response; if one fails to open, the others are
+// deleted and their directories removed (topics.go); the timeout is ignored.
 
 import (
 	"github.com/twmb/franz-go/pkg/kerr"

@@ -26,7 +26,7 @@ func admIncAlter(t *testing.T, b *Broker, v int16, validateOnly bool, topic stri
 
 func TestIncrementalAlterConfigs(t *testing.T) {
 	b := admNew(t)
-	seg := "1000000"
+	seg := "2000000"
 	if _, err := b.topics.create("inc", 1, map[string]*string{"segment.bytes": &seg}); err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +84,7 @@ func TestIncrementalAlterConfigs(t *testing.T) {
 func TestIncrementalAlterConfigsAppliesToPartitions(t *testing.T) {
 	b := admNew(t)
 	seg := "100" // about one batch per segment
-	if _, err := b.topics.create("live", 1, map[string]*string{"segment.bytes": &seg}); err != nil {
+	if _, err := b.topics.create("live", 1, map[string]*string{"internal.segment.bytes": &seg}); err != nil {
 		t.Fatal(err)
 	}
 	admProduce(t, b, "live", 0, 5, 2)

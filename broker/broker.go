@@ -12,11 +12,15 @@ import (
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/metric"
-	"golang.org/x/sync/semaphore"
 
 	"github.com/stratalog/strata/broker/replica"
 	"github.com/stratalog/strata/broker/txn"
+	"github.com/stratalog/strata/internal/logutil"
 )
+
+// badInputLogEvery is how often a kind of bad input is logged at most; the
+// next line says how many were not (the metric counts every one).
+const badInputLogEvery = 10 * time.Second
 
 // Config is the broker's configuration. internal/config builds it from
 // flags, YAML and the environment, validates it and fills the defaults
@@ -29,12 +33,16 @@ type Config struct {
 	SocketRequestMaxBytes       int32         // socket.request.max.bytes (100 MiB)
 	QueuedMaxRequestBytes       int64         // queued.max.request.bytes (512 MiB; <= 0 unlimited)
 	ConnectionsMaxIdle          time.Duration // connections.max.idle.ms (10 min)
+	RequestReadTimeout          time.Duration // socket.request.read.timeout.ms (60 s; 0 none): a frame's time to arrive once its size is read
+	MaxConnections              int           // max.connections (10000; 0 unlimited): connections open at once; beyond it, accepting waits
+	MaxConnectionsPerIP         int           // max.connections.per.ip (2000; 0 unlimited): beyond it, a new connection is closed at once
 	MaxInFlightPerConnection    int           // queued.max.requests per connection (100)
 	NumPartitions               int32         // num.partitions (1)
 	DefaultReplicationFactor    int16         // default.replication.factor (1)
 	AutoCreateTopics            bool          // auto.create.topics.enable (true)
 	MaxIncrementalFetchSessions int           // max.incremental.fetch.session.cache.slots (1000)
 	RetentionCheckInterval      time.Duration // log.retention.check.interval.ms (5 min)
+	MaxBrokerPartitions         int           // max.broker.partitions (10000; all topics, internal ones too; handles.go)
 	TopicDefaults               TopicConfig   // segment.bytes, retention.ms, … (Kafka's defaults)
 	Group                       GroupConfig   // offsets.topic.num.partitions, group.* (group_driver.go)
 	Cleaner                     CleanerConfig // log.cleaner.* (cleaner.go)
@@ -62,9 +70,13 @@ type Broker struct {
 	groups    *groupDriver       // group coordinator (group_driver.go)
 	cleaner   *logCleaner        // log compaction (cleaner.go); nil if disabled
 	tier      *tierManager       // tiered storage (tiering.go); nil if no object store
-	// requestBytes bounds the request frames held in memory by all
-	// connections together (queued.max.request.bytes); nil if unlimited.
-	requestBytes *semaphore.Weighted
+	// badInputLog rate-limits the log lines of bad requests per kind, so a
+	// client looping on bad input cannot flood the log.
+	badInputLog *logutil.Limiter
+	// frameBytes and decodedBytes bound the request frames, and the
+	// decoded requests, held in memory by all connections together
+	// (queued.max.request.bytes each; budget.go); nil if unlimited.
+	frameBytes, decodedBytes *memBudget
 	// partitionGauges observes every partition's offsets and size at
 	// collection time (partition_metrics.go).
 	partitionGauges metric.Registration
@@ -97,8 +109,10 @@ func New(cfg Config) (*Broker, error) {
 		return fail(err)
 	}
 	b.metrics = newBrokerMetrics()
+	b.badInputLog = logutil.NewLimiter(b.log, badInputLogEvery, nil)
 	if cfg.QueuedMaxRequestBytes > 0 {
-		b.requestBytes = semaphore.NewWeighted(cfg.QueuedMaxRequestBytes)
+		b.frameBytes = newMemBudget(cfg.QueuedMaxRequestBytes)
+		b.decodedBytes = newMemBudget(cfg.QueuedMaxRequestBytes)
 	}
 	b.committer = replica.NewCommitter(b.log)
 	if b.producers, err = txn.OpenProducerIDs(cfg.DataDir); err != nil {
@@ -106,7 +120,7 @@ func New(cfg Config) (*Broker, error) {
 		return fail(fmt.Errorf("producer ids: %w", err))
 	}
 	b.sessions = newFetchSessionCache(cfg.MaxIncrementalFetchSessions)
-	b.conns = newConnTracker()
+	b.conns = newConnTracker(cfg.MaxConnections, cfg.MaxConnectionsPerIP)
 	if b.topics, err = openTopicRegistry(b); err != nil {
 		b.committer.Close()
 		return fail(fmt.Errorf("topics: %w", err))
@@ -127,6 +141,7 @@ func New(cfg Config) (*Broker, error) {
 		return nil, fmt.Errorf("group coordinator: %w", err)
 	}
 	b.cleaner = startLogCleaner(b, cfg.Cleaner)
+	b.topics.logHandleBudget(cfg.MaxConnections) // handles.go
 	if b.partitionGauges, err = registerPartitionMetrics(otel.Meter(meterName), b); err != nil {
 		b.log.Warn("per-partition metrics unavailable", "err", err) // metrics must never stop the broker
 	}

@@ -58,11 +58,13 @@ type clientConn struct {
 	apis   map[int16]*api
 	log    *slog.Logger
 	remote string // peer address, for logs
+	ip     string // peer IP, for max.connections.per.ip
 	// clientID is the client id of the connection's first request. The
 	// reader sets it once, before handling that request, and never changes
 	// it, so handlers and the goroutines they start may read it freely.
 	clientID string
 	idSet    bool // reader-only
+	inFrame  bool // reader-only: a frame's size prefix has arrived, its body not yet
 
 	ctx    context.Context // request context: cancelled by close() or the broker stopping
 	cancel context.CancelFunc
@@ -82,16 +84,15 @@ type pending struct {
 	// decoded body aliases it, so it goes back to its pool only once the
 	// reply is written or abandoned (release).
 	frame []byte
-	held  int64 // bytes of queued.max.request.bytes held for frame
+	mem   requestMemory // what frame and body hold of the request budgets
 }
 
-// release returns p's request frame to its pool and its bytes to
-// queued.max.request.bytes.
+// release returns p's request frame to its pool and its memory to the
+// request budgets.
 func (c *clientConn) release(p *pending) {
 	putFrame(p.frame)
 	p.frame = nil
-	c.b.releaseRequestBytes(p.held)
-	p.held = 0
+	c.b.releaseMemory(&p.mem)
 }
 
 func newClientConn(b *Broker, nc net.Conn, apis map[int16]*api) *clientConn {
@@ -104,6 +105,7 @@ func newClientConn(b *Broker, nc net.Conn, apis map[int16]*api) *clientConn {
 		nc:     nc,
 		apis:   apis,
 		remote: nc.RemoteAddr().String(),
+		ip:     remoteIP(nc.RemoteAddr()),
 		queue:  make(chan *pending, inFlight),
 		kill:   make(chan struct{}),
 	}
@@ -147,8 +149,11 @@ func (c *clientConn) readLoop() {
 	defer close(c.queue)
 	br := bufio.NewReaderSize(c.nc, readBufferBytes)
 	var sizeBuf [4]byte
-	idle := c.b.cfg.ConnectionsMaxIdle
+	idle, frameTimeout := c.b.cfg.ConnectionsMaxIdle, c.b.cfg.RequestReadTimeout
 	for {
+		// Between frames the idle timeout applies; once a size prefix has
+		// arrived, the whole frame must arrive within frameTimeout, so a
+		// sender that stops half-way releases what its frame holds.
 		if idle > 0 {
 			c.nc.SetReadDeadline(time.Now().Add(idle))
 		}
@@ -158,26 +163,38 @@ func (c *clientConn) readLoop() {
 		if c.b.conns.stopping.Load() {
 			return
 		}
-		var held int64 // bytes of queued.max.request.bytes held for this frame
-		frame, err := readFrame(br, &sizeBuf, c.b.cfg.SocketRequestMaxBytes, func(size int32) error {
-			var err error
-			held, err = c.b.reserveRequestBytes(c.ctx, size)
-			return err
+		var mem requestMemory
+		c.inFrame = false
+		frame, err := readFrame(br, &sizeBuf, c.b.cfg.SocketRequestMaxBytes, frameHooks{
+			started: func(int32) {
+				c.inFrame = true
+				if frameTimeout > 0 && !c.b.conns.stopping.Load() {
+					c.nc.SetReadDeadline(time.Now().Add(frameTimeout))
+				}
+			},
+			reserve: func(n int64, growth bool) error { return c.b.reserveFrame(c.ctx, &mem, n, growth) },
 		})
+		c.b.frameRead(&mem)
 		if err != nil {
-			c.b.releaseRequestBytes(held)
+			c.b.releaseMemory(&mem)
 			c.readFailed(err)
 			return
 		}
 		start := time.Now()
 		c.b.metrics.read(4 + len(frame))
 
-		d, err := decodeRequest(frame, c.apis)
+		d, err := decodeRequest(frame, c.apis, func(n int64) error { return c.b.reserveDecoded(c.ctx, &mem, n) })
+		if d.decodeTime > 0 {
+			c.b.metrics.decoded(d.header.APIKey, d.decodeTime)
+		}
 		if err != nil {
 			putFrame(frame) // nothing decoded from it is kept
-			c.b.releaseRequestBytes(held)
+			c.b.releaseMemory(&mem)
 			var bad *badInputError
-			errors.As(err, &bad)
+			if !errors.As(err, &bad) {
+				c.readFailed(err) // the connection's context ended while waiting for memory
+				return
+			}
 			if bad.kind == badAPIVersions {
 				// Normal negotiation (KIP-511): clients open with their
 				// newest ApiVersions and retry at the version we answer.
@@ -192,8 +209,7 @@ func (c *clientConn) readLoop() {
 				}
 				continue
 			}
-			c.b.metrics.badInputEvent(bad.kind)
-			c.log.Warn("closing connection: bad request", "kind", bad.kind, "err", bad.err)
+			c.badRequest(bad)
 			c.close()
 			return
 		}
@@ -208,17 +224,26 @@ func (c *clientConn) readLoop() {
 		r := &request{ctx: c.ctx, header: d.header, body: d.body, conn: c}
 		rep, err := c.handle(d.api, r)
 		if err != nil {
-			c.b.releaseRequestBytes(held)
+			c.b.releaseMemory(&mem)
 			c.log.Warn("closing connection: handler failed", "api", kmsg.NameForKey(key), "version", version,
 				"client_id", c.clientID, "err", err)
 			c.close()
 			return
 		}
-		p := &pending{key: key, version: version, respVersion: version, correlationID: d.header.CorrelationID, rep: rep, start: start, frame: frame, held: held}
+		p := &pending{key: key, version: version, respVersion: version, correlationID: d.header.CorrelationID, rep: rep, start: start, frame: frame, mem: mem}
 		if !c.enqueue(p) {
 			return
 		}
 	}
+}
+
+// badRequest logs and counts a protocol violation (the caller closes the
+// connection). The log line is rate-limited per kind, so a client looping
+// on bad input cannot flood the log.
+func (c *clientConn) badRequest(bad *badInputError) {
+	c.b.metrics.badInputEvent(bad.kind)
+	c.b.badInputLog.Log(slog.LevelWarn, "bad input: "+bad.kind, "closing connection: bad request",
+		"remote", c.remote, "kind", bad.kind, "client_id", c.clientID, "err", bad.err)
 }
 
 // readFailed handles the end of reading.
@@ -232,8 +257,12 @@ func (c *clientConn) readFailed(err error) {
 	case errors.Is(err, os.ErrDeadlineExceeded) && c.b.conns.stopping.Load():
 		// Graceful shutdown: stop reading, let the writer drain.
 	case errors.As(err, &bad):
-		c.b.metrics.badInputEvent(bad.kind)
-		c.log.Warn("closing connection: bad request", "kind", bad.kind, "err", bad.err)
+		c.badRequest(bad)
+		c.close()
+	case errors.Is(err, os.ErrDeadlineExceeded) && c.inFrame:
+		// A frame started but did not arrive in time: a slow or stalled
+		// sender (slowloris), or a lying size prefix.
+		c.badRequest(badInput(badSlowFrame, "request frame not complete within %v (socket.request.read.timeout.ms)", c.b.cfg.RequestReadTimeout))
 		c.close()
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		c.log.Info("closing idle connection", "idle", c.b.cfg.ConnectionsMaxIdle, "client_id", c.clientID)
@@ -440,43 +469,94 @@ func (c *clientConn) writeReply(bw *bufio.Writer, raw syscall.RawConn, scratch *
 }
 
 // connTracker owns the listener and the set of open connections, for
-// Shutdown. apis is the dispatch table (apiByKey; tests substitute their
-// own).
+// Shutdown, and enforces max.connections (slots) and
+// max.connections.per.ip. apis is the dispatch table (apiByKey; tests
+// substitute their own).
 type connTracker struct {
 	apis     map[int16]*api
 	stopping atomic.Bool    // set once by Shutdown, before readers are interrupted
 	wg       sync.WaitGroup // one per connection
+	// slots holds a token per open connection (or accept in progress);
+	// nil when max.connections is 0 (unlimited).
+	slots chan struct{}
+	perIP int // max.connections.per.ip; 0 unlimited
 
 	mu struct {
 		sync.Mutex
 		serving  bool // Serve was called
 		shutdown bool // Shutdown was called: no new connections
 		conns    map[*clientConn]struct{}
+		byIP     map[string]int // open connections per remote IP
 	}
 }
 
-func newConnTracker() *connTracker {
-	t := &connTracker{apis: apiByKey}
+func newConnTracker(maxConns, maxPerIP int) *connTracker {
+	t := &connTracker{apis: apiByKey, perIP: maxPerIP}
+	if maxConns > 0 {
+		t.slots = make(chan struct{}, maxConns)
+	}
 	t.mu.conns = make(map[*clientConn]struct{})
+	t.mu.byIP = make(map[string]int)
 	return t
 }
 
-// add registers c; false once Shutdown has begun (the caller closes it).
-func (t *connTracker) add(c *clientConn) bool {
+// waitSlot takes a connection slot before an accept, waiting while
+// max.connections are open (logged once per wait). False when ctx ends.
+func (t *connTracker) waitSlot(ctx context.Context, log *slog.Logger) bool {
+	if t.slots == nil {
+		return true
+	}
+	select {
+	case t.slots <- struct{}{}:
+		return true
+	default:
+	}
+	log.Warn("max.connections reached: not accepting new connections until one closes", "max_connections", cap(t.slots))
+	select {
+	case t.slots <- struct{}{}:
+		log.Info("accepting connections again", "max_connections", cap(t.slots))
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// freeSlot gives back a slot taken by waitSlot.
+func (t *connTracker) freeSlot() {
+	if t.slots != nil {
+		<-t.slots
+	}
+}
+
+// errPerIPLimit refuses a connection over max.connections.per.ip.
+var errPerIPLimit = errors.New("max.connections.per.ip reached")
+
+// add registers c (holding a slot); errBrokerClosed once Shutdown has
+// begun, errPerIPLimit when c's address has max.connections.per.ip open.
+// On error the caller closes c and frees the slot.
+func (t *connTracker) add(c *clientConn) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.mu.shutdown {
-		return false
+		return errBrokerClosed
+	}
+	if t.perIP > 0 && t.mu.byIP[c.ip] >= t.perIP {
+		return errPerIPLimit
 	}
 	t.mu.conns[c] = struct{}{}
+	t.mu.byIP[c.ip]++
 	t.wg.Add(1)
-	return true
+	return nil
 }
 
 func (t *connTracker) remove(c *clientConn) {
 	t.mu.Lock()
 	delete(t.mu.conns, c)
+	if t.mu.byIP[c.ip]--; t.mu.byIP[c.ip] <= 0 {
+		delete(t.mu.byIP, c.ip)
+	}
 	t.mu.Unlock()
+	t.freeSlot()
 	t.wg.Done()
 }
 
@@ -491,11 +571,17 @@ func (t *connTracker) snapshot() []*clientConn {
 	return out
 }
 
-// serveConn starts serving an accepted connection.
+// serveConn starts serving an accepted connection, which holds a slot.
 func (b *Broker) serveConn(nc net.Conn) {
 	c := newClientConn(b, nc, b.conns.apis)
-	if !b.conns.add(c) {
+	if err := b.conns.add(c); err != nil {
 		nc.Close()
+		b.conns.freeSlot()
+		if errors.Is(err, errPerIPLimit) {
+			b.metrics.connRejected("max_connections_per_ip")
+			b.badInputLog.Log(slog.LevelWarn, "max.connections.per.ip "+c.ip, "closing new connection: max.connections.per.ip reached",
+				"remote", c.remote, "max_connections_per_ip", b.conns.perIP)
+		}
 		return
 	}
 	b.metrics.connOpened()
@@ -505,4 +591,16 @@ func (b *Broker) serveConn(nc net.Conn) {
 		defer b.metrics.connClosed()
 		c.run()
 	}()
+}
+
+// remoteIP is the IP of a peer address (the whole address if it has none).
+func remoteIP(a net.Addr) string {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		return ta.IP.String()
+	}
+	host, _, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	return host
 }

@@ -16,6 +16,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/stratalog/strata/internal/logutil"
 )
 
 // testBroker is a Broker with only the connection layer wired (no topics,
@@ -44,7 +46,8 @@ func newTestBroker(t *testing.T, table map[int16]*api, mutate func(*Config), opt
 	b := &Broker{cfg: cfg, log: cfg.Logger, clusterID: "AAAAAAAAAAAAAAAAAAAAAA", done: make(chan struct{})}
 	b.stopCtx, b.stop = context.WithCancel(context.Background())
 	b.metrics = newBrokerMetrics()
-	b.conns = newConnTracker()
+	b.badInputLog = logutil.NewLimiter(b.log, badInputLogEvery, nil)
+	b.conns = newConnTracker(cfg.MaxConnections, cfg.MaxConnectionsPerIP)
 	if table != nil {
 		b.conns.apis = table
 	}

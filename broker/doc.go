@@ -5,7 +5,9 @@
 // request header and framing, one file per Kafka API key (00_produce.go,
 // 01_fetch.go, 03_metadata.go, 18_api_versions.go, …) each opening with a
 // comment on its supported versions, the topic registry (topics.go), fetch
-// sessions, and the single translation from domain errors to Kafka error
+// sessions, the partition and file-handle limits checked before a create
+// (handles.go, leftovers.go), the readiness detail of offline partitions
+// (offline.go), and the single translation from domain errors to Kafka error
 // codes (errors.go), and the group coordinator's driver (group_driver.go,
 // group_records.go), which owns the timers, the __consumer_offsets I/O and
 // the deferred JoinGroup/SyncGroup replies around broker/group's state
@@ -21,6 +23,12 @@
 // timer goroutine and, at startup, a loader goroutine (group_driver.go).
 // The number of replies queued per connection is bounded
 // (queued.max.requests); when full the reader stops reading.
+//
+// Every byte from a client is hostile until checked: frames take memory
+// from the request budgets as their bytes arrive (budget.go) and must arrive
+// within socket.request.read.timeout.ms; a body's shape is checked by
+// broker/shape, at a cost linear in its size, before kmsg decodes it.
+// Connections are capped broker-wide and per IP (conn.go, server.go).
 //
 // All encoding and decoding goes through franz-go's kmsg, except the Fetch
 // response framing in fetchframe.go, which is computed by hand around record

@@ -13,8 +13,9 @@ import (
 // errorCode is the one translation from domain errors to Kafka error codes.
 // nil maps to 0; anything unrecognised is UNKNOWN_SERVER_ERROR (and should
 // be logged by the caller).
-// errRemoteStorage marks a failure of the object store (tiering.go):
-// KAFKA_STORAGE_ERROR, which clients retry.
+// errRemoteStorage marks a failure of the remote tier (tiering.go,
+// tiering_read.go): the object store down, the manifest not loaded, or
+// corrupt bucket data. KAFKA_STORAGE_ERROR, which clients retry.
 var errRemoteStorage = errors.New("remote storage unavailable")
 
 func errorCode(err error) int16 {
@@ -22,6 +23,10 @@ func errorCode(err error) int16 {
 	switch {
 	case err == nil:
 		return 0
+	case errors.Is(err, errRemoteStorage):
+		// Before the corrupt case: damaged bucket data is a failure of
+		// the remote storage, not a client's corrupt message.
+		return kerr.KafkaStorageError.Code
 	case errors.As(err, &corrupt):
 		return kerr.CorruptMessage.Code
 	case errors.Is(err, segments.ErrOffsetOutOfRange):
@@ -32,7 +37,8 @@ func errorCode(err error) int16 {
 		return kerr.InvalidTimestamp.Code
 	case errors.Is(err, segments.ErrInvalidRecord):
 		return kerr.InvalidRecord.Code
-	case errors.Is(err, replica.ErrStorage), errors.Is(err, errRemoteStorage):
+	case errors.Is(err, replica.ErrStorage),
+		errors.Is(err, segments.ErrNotWritten): // ErrRollFailed too: retriable, nothing written
 		return kerr.KafkaStorageError.Code
 	case errors.Is(err, segments.ErrClosed):
 		return kerr.NotLeaderForPartition.Code

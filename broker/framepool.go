@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"context"
 	"math/bits"
 	"sync"
 )
@@ -61,27 +60,4 @@ func putFrame(b []byte) {
 	}
 	b = b[:0]
 	framePools[c].Put(&b)
-}
-
-// reserveRequestBytes takes a frame's bytes from queued.max.request.bytes,
-// waiting while other connections' frames hold the budget (the reader then
-// stops reading: backpressure). A frame larger than the whole budget takes
-// all of it. It returns the amount held, to be given to
-// releaseRequestBytes; an error only when ctx ends.
-func (b *Broker) reserveRequestBytes(ctx context.Context, size int32) (int64, error) {
-	if b.requestBytes == nil {
-		return 0, nil
-	}
-	n := min(int64(size), b.cfg.QueuedMaxRequestBytes)
-	if err := b.requestBytes.Acquire(ctx, n); err != nil {
-		return 0, err
-	}
-	return n, nil
-}
-
-// releaseRequestBytes returns bytes taken by reserveRequestBytes.
-func (b *Broker) releaseRequestBytes(n int64) {
-	if n > 0 && b.requestBytes != nil {
-		b.requestBytes.Release(n)
-	}
 }

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
-	"golang.org/x/sync/semaphore"
 )
 
 // TestQueuedMaxRequestBytes: a request frame holds its bytes of the
@@ -33,7 +32,7 @@ func TestQueuedMaxRequestBytes(t *testing.T) {
 	}
 	tb := newTestBroker(t, tableWith(api{kmsg.Metadata.Int16(), 0, 12, handler}),
 		func(c *Config) { c.QueuedMaxRequestBytes = budget },
-		func(b *Broker) { b.requestBytes = semaphore.NewWeighted(budget) })
+		func(b *Broker) { b.frameBytes, b.decodedBytes = newMemBudget(budget), newMemBudget(budget) })
 
 	big := func() *kmsg.MetadataRequest { // a frame of ~600 bytes: over half the budget
 		req := kmsg.NewPtrMetadataRequest()
@@ -66,11 +65,11 @@ func TestQueuedMaxRequestBytes(t *testing.T) {
 	readResponse(t, b, 2, resp)
 	// Released after the write; give the writer a moment to finish it.
 	deadline := time.Now().Add(5 * time.Second)
-	for !tb.requestBytes.TryAcquire(budget) {
+	for tb.frameBytes.used() != 0 || tb.decodedBytes.used() != 0 {
 		if time.Now().After(deadline) {
-			t.Fatal("request bytes still held after every reply was written")
+			t.Fatalf("request memory still held after every reply was written: %d frame, %d decoded bytes",
+				tb.frameBytes.used(), tb.decodedBytes.used())
 		}
 		time.Sleep(time.Millisecond)
 	}
-	tb.requestBytes.Release(budget)
 }

@@ -17,9 +17,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kbin"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/stratalog/strata/broker/shape"
 )
 
 // Bad-input kinds, the values of the "kind" attribute of the bad-input
@@ -29,11 +32,13 @@ import (
 const (
 	badFrameSize      = "frame_size"          // size prefix <= 0 or above socket.request.max.bytes
 	badTruncatedFrame = "truncated_frame"     // connection ended inside a frame
+	badSlowFrame      = "slow_frame"          // a frame did not arrive within socket.request.read.timeout.ms
 	badHeader         = "header"              // header shorter than its fields
 	badUnknownAPI     = "unknown_api"         // API key we do not serve
 	badVersion        = "unsupported_version" // version outside our range (not ApiVersions)
 	badAPIVersions    = "api_versions_version"
-	badBody           = "body" // kmsg could not decode the body
+	badShape          = "shape" // the body claims more elements, bytes or tagged fields than it holds (shape.Check)
+	badBody           = "body"  // the body's shape held, but kmsg could not decode it
 )
 
 // minRequestHeaderBytes is the smallest valid header: api key (2) + api
@@ -54,39 +59,58 @@ func badInput(kind, format string, args ...any) *badInputError {
 	return &badInputError{kind: kind, err: fmt.Errorf(format, args...)}
 }
 
-// readFrame reads one request frame from r into a new buffer. The size is
-// checked against maxBytes before anything is allocated, so a hostile size
-// (2 GiB, negative) costs nothing. The returned buffer is owned by the
-// caller and never reused: decoded []byte fields alias it (Produce record
-// batches), so handlers may keep them.
+// frameHooks lets the connection follow a frame as it is read. Either
+// may be nil.
+type frameHooks struct {
+	// started is called once the size prefix has arrived, before any body
+	// byte is read (the connection arms the frame's read deadline).
+	started func(size int32)
+	// reserve is called with n before each allocation of n more bytes of
+	// the frame: the first with growth false, later ones (the frame
+	// doubling once full) with growth true. An error from it is returned
+	// as is.
+	reserve func(n int64, growth bool) error
+}
+
+// readFrame reads one request frame from r. The size is checked against
+// maxBytes before anything is allocated, so a hostile size (2 GiB,
+// negative) costs nothing, and memory follows the bytes that actually
+// arrive: the first step is at most firstFrameStep, and the buffer doubles
+// only once it is full, so a frame holds at most twice what its sender
+// sent. Frames come from the frame pools; the caller owns the result and
+// returns it with putFrame once nothing aliases it (decoded []byte fields,
+// such as Produce's records, do).
 //
 // io.EOF means the peer closed cleanly between frames; a frame cut short is
 // a badTruncatedFrame.
-// reserve, if non-nil, is called with a valid size before any of the
-// frame's memory is allocated; an error from it is returned as is.
-func readFrame(r *bufio.Reader, sizeBuf *[4]byte, maxBytes int32, reserve func(size int32) error) ([]byte, error) {
+func readFrame(r *bufio.Reader, sizeBuf *[4]byte, maxBytes int32, hooks frameHooks) ([]byte, error) {
 	if _, err := io.ReadFull(r, sizeBuf[:]); err != nil {
 		if err == io.ErrUnexpectedEOF {
 			return nil, &badInputError{kind: badTruncatedFrame, err: err}
 		}
 		return nil, err
 	}
-	size := int32(binary.BigEndian.Uint32(sizeBuf[:]))
-	if size <= 0 || size > maxBytes {
+	size := int(int32(binary.BigEndian.Uint32(sizeBuf[:])))
+	if size <= 0 || size > int(maxBytes) {
 		return nil, badInput(badFrameSize, "request size %d outside 1..%d (socket.request.max.bytes)", size, maxBytes)
 	}
-	if reserve != nil {
-		if err := reserve(size); err != nil {
-			return nil, err
-		}
+	if hooks.started != nil {
+		hooks.started(int32(size))
 	}
-	// Memory follows the bytes that actually arrive: a size prefix alone
-	// (4 bytes from a hostile client) commits at most frameAllocStep; only
-	// once that much has arrived is the whole frame allocated. Frames come
-	// from the frame pools; the caller returns them with putFrame.
-	frame := getFrame(min(int(size), frameAllocStep))
+	var frame []byte
 	n := 0
 	for {
+		next := min(size, max(2*len(frame), firstFrameStep))
+		if hooks.reserve != nil {
+			if err := hooks.reserve(int64(next-len(frame)), frame != nil); err != nil {
+				putFrame(frame)
+				return nil, err
+			}
+		}
+		grown := getFrame(next)
+		copy(grown, frame[:n])
+		putFrame(frame)
+		frame = grown
 		m, err := io.ReadFull(r, frame[n:])
 		n += m
 		if err != nil {
@@ -96,42 +120,37 @@ func readFrame(r *bufio.Reader, sizeBuf *[4]byte, maxBytes int32, reserve func(s
 			}
 			return nil, err
 		}
-		if n == int(size) {
+		if n == size {
 			return frame, nil
 		}
-		whole := getFrame(int(size))
-		copy(whole, frame[:n])
-		putFrame(frame)
-		frame = whole
 	}
 }
-
-// frameAllocStep is the most readFrame allocates for a frame before its
-// bytes arrive: 1 MiB covers a typical produce request (librdkafka and
-// franz-go default to 1 MiB batches) in one step.
-const frameAllocStep = 1 << 20
 
 // decodedRequest is a parsed frame.
 type decodedRequest struct {
 	header requestHeader
 	api    *api
 	body   kmsg.Request
+	// decodeTime is what checking the body's shape and decoding it took
+	// (waiting for memory in between not included).
+	decodeTime time.Duration
 }
 
-// decodeRequest parses a frame's header and decodes its body with kmsg,
-// for the APIs in table. Errors are *badInputError. For an ApiVersions
-// request above our maximum version the error's kind is badAPIVersions and
-// the returned header has the key, version and correlation id: the caller
-// answers it with apiVersionsUnsupported.
-//
-// Allocation is bounded by the frame: kmsg refuses array lengths larger than
-// the bytes left, so decoding allocates at most a small multiple of
-// len(frame).
-func decodeRequest(frame []byte, table map[int16]*api) (decodedRequest, error) {
+// decodeRequest parses a frame's header, checks its body's shape
+// (shape.Check: every count and length bounded by the bytes present, at a
+// cost linear in the frame) and decodes the body with kmsg, for the APIs
+// in table. Between the two it calls reserve, if non-nil, with the memory
+// the decode will allocate; an error from reserve is returned as is.
+// Other errors are *badInputError. For an ApiVersions request above our
+// maximum version the error's kind is badAPIVersions and the returned
+// header has the key, version and correlation id: the caller answers it
+// with apiVersionsUnsupported.
+func decodeRequest(frame []byte, table map[int16]*api, reserve func(decodedBytes int64) error) (decodedRequest, error) {
 	var d decodedRequest
 	if len(frame) < minRequestHeaderBytes {
 		return d, badInput(badHeader, "%d-byte request, shorter than a header", len(frame))
 	}
+	start := time.Now()
 	r := kbin.Reader{Src: frame}
 	d.header.APIKey = r.Int16()
 	d.header.APIVersion = r.Int16()
@@ -155,7 +174,8 @@ func decodeRequest(frame []byte, table map[int16]*api) (decodedRequest, error) {
 	req.SetVersion(version)
 
 	// Header v1 and v2 both carry a non-compact nullable client id; v2
-	// (flexible requests) adds tagged fields, none of which we use.
+	// (flexible requests) adds tagged fields, none of which we use. Each
+	// tag takes at least two bytes, which the loop's Ok check enforces.
 	d.header.ClientID = r.NullableString()
 	if req.IsFlexible() {
 		n := r.Uvarint()
@@ -167,9 +187,23 @@ func decodeRequest(frame []byte, table map[int16]*api) (decodedRequest, error) {
 	if !r.Ok() {
 		return d, badInput(badHeader, "%s v%d: truncated request header", kmsg.NameForKey(key), version)
 	}
-	if err := req.ReadFrom(r.Src); err != nil {
-		return d, badInput(badBody, "%s v%d: %v", kmsg.NameForKey(key), version, err)
+	decodedBytes, err := shape.Check(req, r.Src)
+	d.decodeTime = time.Since(start)
+	if err != nil {
+		return d, badInput(badShape, "%v", err)
 	}
+	if reserve != nil {
+		if err := reserve(decodedBytes); err != nil {
+			return d, err
+		}
+	}
+	start = time.Now()
+	if err := req.ReadFrom(r.Src); err != nil {
+		// The shape held, so kmsg refused a value, not a length: most
+		// likely a null where its field allows none.
+		return d, badInput(badBody, "%s v%d: body does not decode although its lengths hold (a null in a field that takes none?)", kmsg.NameForKey(key), version)
+	}
+	d.decodeTime += time.Since(start)
 	d.api = a
 	d.body = req
 	return d, nil

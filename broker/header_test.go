@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/stratalog/strata/broker/shape"
 )
 
 func frameOf(req kmsg.Request, corr int32) []byte {
@@ -23,7 +25,7 @@ func TestDecodeRequestHeaders(t *testing.T) {
 			req := kmsg.RequestForKey(a.key)
 			req.SetVersion(v)
 			frame := frameOf(req, 42)
-			d, err := decodeRequest(frame[4:], apiByKey)
+			d, err := decodeRequest(frame[4:], apiByKey, nil)
 			if err != nil {
 				t.Fatalf("%s v%d: %v", kmsg.NameForKey(a.key), v, err)
 			}
@@ -46,7 +48,7 @@ func TestDecodeRequestFlexibleHeaderTags(t *testing.T) {
 	req.Topics = []kmsg.MetadataRequestTopic{{Topic: &topic}}
 	frame := []byte{0, 3, 0, 12, 0, 0, 0, 9, 0xff, 0xff, 2, 1, 2, 'h', 'i', 5, 0}
 	frame = req.AppendTo(frame)
-	d, err := decodeRequest(frame, apiByKey)
+	d, err := decodeRequest(frame, apiByKey, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,11 +78,13 @@ func TestDecodeRequestErrors(t *testing.T) {
 		{"ApiVersions too new", tooNew, badAPIVersions},
 		{"client id past end", []byte{0, 18, 0, 0, 0, 0, 0, 1, 0, 9, 'a'}, badHeader},
 		{"tag past end", []byte{0, 18, 0, 3, 0, 0, 0, 1, 0, 0, 1, 0, 9, 'x'}, badHeader},
-		{"body truncated", []byte{0, 3, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0}, badBody},
-		{"array longer than frame", []byte{0, 3, 0, 1, 0, 0, 0, 1, 0, 0, 0x7f, 0xff, 0xff, 0xff}, badBody},
+		{"body truncated", []byte{0, 3, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0}, badShape},
+		{"array longer than frame", []byte{0, 3, 0, 1, 0, 0, 0, 1, 0, 0, 0x7f, 0xff, 0xff, 0xff}, badShape},
+		// One topic whose name is null: the shape holds, kmsg refuses it.
+		{"null where none is allowed", []byte{0, 3, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 1, 0xff, 0xff}, badBody},
 	}
 	for _, c := range cases {
-		d, err := decodeRequest(c.frame, apiByKey)
+		d, err := decodeRequest(c.frame, apiByKey, nil)
 		var bad *badInputError
 		if !errors.As(err, &bad) || bad.kind != c.kind {
 			t.Fatalf("%s: got %v, want kind %s", c.name, err, c.kind)
@@ -97,21 +101,21 @@ func TestReadFrameRefusesSizesBeforeAllocating(t *testing.T) {
 		// No body follows: reading one would fail differently.
 		r := bufio.NewReader(bytes.NewReader(binary.BigEndian.AppendUint32(nil, size)))
 		var bad *badInputError
-		if _, err := readFrame(r, &sizeBuf, 1024, nil); !errors.As(err, &bad) || bad.kind != badFrameSize {
+		if _, err := readFrame(r, &sizeBuf, 1024, frameHooks{}); !errors.As(err, &bad) || bad.kind != badFrameSize {
 			t.Fatalf("size %d: got %v, want a frame_size error", size, err)
 		}
 	}
 	r := bufio.NewReader(bytes.NewReader([]byte{0, 0, 0, 8, 1, 2, 3}))
 	var bad *badInputError
-	if _, err := readFrame(r, &sizeBuf, 1024, nil); !errors.As(err, &bad) || bad.kind != badTruncatedFrame {
+	if _, err := readFrame(r, &sizeBuf, 1024, frameHooks{}); !errors.As(err, &bad) || bad.kind != badTruncatedFrame {
 		t.Fatalf("truncated body: got %v", err)
 	}
 	r = bufio.NewReader(bytes.NewReader([]byte{0, 0}))
-	if _, err := readFrame(r, &sizeBuf, 1024, nil); !errors.As(err, &bad) || bad.kind != badTruncatedFrame {
+	if _, err := readFrame(r, &sizeBuf, 1024, frameHooks{}); !errors.As(err, &bad) || bad.kind != badTruncatedFrame {
 		t.Fatalf("truncated size: got %v", err)
 	}
 	r = bufio.NewReader(bytes.NewReader(nil))
-	if _, err := readFrame(r, &sizeBuf, 1024, nil); err != io.EOF {
+	if _, err := readFrame(r, &sizeBuf, 1024, frameHooks{}); err != io.EOF {
 		t.Fatalf("clean EOF: got %v", err)
 	}
 }
@@ -169,14 +173,14 @@ func FuzzRequestFrame(f *testing.F) {
 		br := bufio.NewReader(bytes.NewReader(data))
 		var sizeBuf [4]byte
 		for {
-			frame, err := readFrame(br, &sizeBuf, maxBytes, nil)
+			frame, err := readFrame(br, &sizeBuf, maxBytes, frameHooks{})
 			if err != nil {
 				break
 			}
 			if len(frame) > maxBytes {
 				t.Fatalf("accepted a %d-byte frame", len(frame))
 			}
-			d, err := decodeRequest(frame, apiByKey)
+			d, err := decodeRequest(frame, apiByKey, nil)
 			if err != nil {
 				var bad *badInputError
 				if !errors.As(err, &bad) {
@@ -202,7 +206,7 @@ func FuzzRequestFrame(f *testing.F) {
 
 func TestReadFrameLargeFrames(t *testing.T) {
 	var sizeBuf [4]byte
-	for _, size := range []int{1, frameAllocStep - 1, frameAllocStep, frameAllocStep + 1, 3*frameAllocStep + 12345} {
+	for _, size := range []int{1, firstFrameStep - 1, firstFrameStep, firstFrameStep + 1, 3*firstFrameStep + 12345} {
 		body := make([]byte, size)
 		for i := range body {
 			body[i] = byte(i * 7)
@@ -210,18 +214,83 @@ func TestReadFrameLargeFrames(t *testing.T) {
 		in := append(binary.BigEndian.AppendUint32(nil, uint32(size)), body...)
 		in = append(in, 0, 0, 0, 1, 9) // a second frame follows
 		r := bufio.NewReader(bytes.NewReader(in))
-		got, err := readFrame(r, &sizeBuf, 8*frameAllocStep, nil)
+		got, err := readFrame(r, &sizeBuf, 8*firstFrameStep, frameHooks{})
 		if err != nil || !bytes.Equal(got, body) {
 			t.Fatalf("size %d: %v (got %d bytes)", size, err, len(got))
 		}
-		if got, err := readFrame(r, &sizeBuf, 8*frameAllocStep, nil); err != nil || !bytes.Equal(got, []byte{9}) {
+		if got, err := readFrame(r, &sizeBuf, 8*firstFrameStep, frameHooks{}); err != nil || !bytes.Equal(got, []byte{9}) {
 			t.Fatalf("size %d: next frame %v, %v", size, got, err)
 		}
 		// Cut anywhere inside: a truncated frame.
 		r = bufio.NewReader(bytes.NewReader(in[:4+size/2]))
 		var bad *badInputError
-		if _, err := readFrame(r, &sizeBuf, 8*frameAllocStep, nil); !errors.As(err, &bad) || bad.kind != badTruncatedFrame {
+		if _, err := readFrame(r, &sizeBuf, 8*firstFrameStep, frameHooks{}); !errors.As(err, &bad) || bad.kind != badTruncatedFrame {
 			t.Fatalf("size %d cut: %v", size, err)
+		}
+	}
+}
+
+// TestReadFrameMemoryFollowsBytes: a frame takes memory as its bytes
+// arrive, never on the strength of its size prefix. A sender that claims
+// 100 MiB and sends k bytes makes the broker reserve at most
+// max(firstFrameStep, 2k); a complete frame reserves exactly its size, and
+// only steps after the first are growth (the overdraft is for those).
+func TestReadFrameMemoryFollowsBytes(t *testing.T) {
+	const claimed = 100 << 20
+	for _, sent := range []int{0, 1, firstFrameStep - 1, firstFrameStep, firstFrameStep + 1, 5 << 20, 33<<20 + 7} {
+		in := binary.BigEndian.AppendUint32(nil, claimed)
+		in = append(in, make([]byte, sent)...)
+		var reserved int64
+		var growths int
+		_, err := readFrame(bufio.NewReader(bytes.NewReader(in)), new([4]byte), claimed, frameHooks{
+			reserve: func(n int64, growth bool) error {
+				if growth != (reserved > 0) {
+					t.Errorf("sent %d: growth=%v with %d reserved", sent, growth, reserved)
+				}
+				if growth {
+					growths++
+				}
+				reserved += n
+				return nil
+			},
+		})
+		var bad *badInputError
+		if !errors.As(err, &bad) || bad.kind != badTruncatedFrame {
+			t.Fatalf("sent %d of %d: %v, want a truncated frame", sent, claimed, err)
+		}
+		if limit := int64(max(firstFrameStep, 2*sent)); reserved > limit {
+			t.Errorf("sent %d bytes of a %d-byte frame: %d reserved, more than %d", sent, claimed, reserved, limit)
+		}
+	}
+	// A whole frame: exactly its size, in doubling steps.
+	size := 3<<20 + 5
+	in := append(binary.BigEndian.AppendUint32(nil, uint32(size)), make([]byte, size)...)
+	var reserved int64
+	var steps []int64
+	if _, err := readFrame(bufio.NewReader(bytes.NewReader(in)), new([4]byte), int32(size), frameHooks{
+		reserve: func(n int64, _ bool) error { reserved += n; steps = append(steps, n); return nil },
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if reserved != int64(size) {
+		t.Errorf("a %d-byte frame reserved %d bytes (steps %v)", size, reserved, steps)
+	}
+	// A refused reservation ends the read with its error.
+	stop := errors.New("no memory")
+	if _, err := readFrame(bufio.NewReader(bytes.NewReader(in)), new([4]byte), int32(size), frameHooks{
+		reserve: func(int64, bool) error { return stop },
+	}); err != stop {
+		t.Errorf("refused reservation: %v", err)
+	}
+}
+
+// TestEveryServedAPIHasShape: decodeRequest refuses a body it cannot bound
+// (shape.Check has no schema), so every API the broker serves needs one;
+// shape's own tests check each schema against kmsg at every version.
+func TestEveryServedAPIHasShape(t *testing.T) {
+	for _, a := range apis {
+		if !shape.Known(a.key) {
+			t.Errorf("%s (key %d) is served but broker/shape has no schema for it", kmsg.NameForKey(a.key), a.key)
 		}
 	}
 }

@@ -39,8 +39,16 @@ func (b *Broker) Serve(ln net.Listener) error {
 	b.log.Info("serving the Kafka protocol", "addr", ln.Addr().String(), "cluster_id", b.clusterID, "node_id", b.cfg.NodeID)
 	var backoff time.Duration
 	for {
+		// max.connections: as in Kafka, at the limit the broker stops
+		// accepting (new connections wait in the listen backlog) until a
+		// connection closes.
+		if !t.waitSlot(b.stopCtx, b.log) {
+			<-b.done
+			return nil
+		}
 		nc, err := ln.Accept()
 		if err != nil {
+			t.freeSlot()
 			if t.stopping.Load() {
 				<-b.done
 				return nil

@@ -14,11 +14,27 @@ package broker
 // offset cover offsets only the bucket holds.
 //
 // Reads below the local log start go to the bucket through one chunk cache
-// (fetch: tiering_fetch.go). The bucket describes the cluster: every topic
+// (tiering_read.go). The bucket describes the cluster: every topic
 // change rewrites cluster/metadata.json in the background (metadataLoop),
 // and a broker that starts on an empty data directory against a bucket
 // with metadata adopts its cluster id and topics and restarts each
 // partition's local log where its manifest ends (bootstrapFromBucket).
+//
+// Failures. Whatever fails — the store unreachable or full, a corrupt or
+// missing manifest — a partition loop retries with exponential backoff
+// from the task interval up to maxTierBackoff, and nothing shortens that
+// wait (tierSchedule). Lasting failures are logged through one rate
+// limiter (logutil.Limiter, tierLogEvery per partition and step) and
+// shown in the status. A partition whose manifest was never loaded in
+// this run (missing with local evidence that it tiered, corrupt, or the
+// store down at start) does not know its remote log start: reads and
+// ListOffsets below its local log start answer KAFKA_STORAGE_ERROR, which
+// clients retry, instead of OFFSET_OUT_OF_RANGE, which would make
+// consumers with auto.offset.reset=earliest skip the tiered history
+// (tiering_read.go). The tier checkpoint in the partition directory
+// (replica.TierCheckpoint) records the newest manifest generation seen, so
+// that a manifest deleted or rolled back is refused
+// (tiering.ErrManifestLost) rather than started over and cleaned against.
 //
 // Concurrency: tierManager.mu guards the partition map only; each
 // tieredPartition's mutable state belongs to its goroutine, except the
@@ -32,12 +48,14 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/stratalog/strata/broker/replica"
+	"github.com/stratalog/strata/internal/logutil"
 	"github.com/stratalog/strata/objectstore"
 	"github.com/stratalog/strata/segments"
 	"github.com/stratalog/strata/tiering"
@@ -89,6 +107,11 @@ const (
 	// maxTierBackoff caps the delay between retries of a failing
 	// partition loop.
 	maxTierBackoff = time.Minute
+	// tierLogEvery is the most often one lasting tiering failure (per
+	// partition and step, or per remote-read condition) is logged: the
+	// first occurrence at once, then one line per interval with the count
+	// of lines suppressed. The status endpoint shows the latest error.
+	tierLogEvery = time.Minute
 )
 
 func (c TieringConfig) withDefaults(dataDir string) TieringConfig {
@@ -125,6 +148,7 @@ type tierManager struct {
 	cache     *tiering.ChunkCache
 	reader    *tiering.RemoteReader
 	metrics   *tierMetrics
+	logs      *logutil.Limiter // every repeated tiering log line goes through it
 
 	ctx    context.Context // cancelled by close
 	cancel context.CancelFunc
@@ -164,6 +188,7 @@ func openTierManager(b *Broker, cfg TieringConfig) (*tierManager, error) {
 		manifests: tiering.NewManifestStore(store),
 		cache:     cache,
 		reader:    tiering.NewRemoteReader(store, cache, tiering.ReaderOptions{}),
+		logs:      logutil.NewLimiter(b.log, tierLogEvery, nil),
 		metaDirty: make(chan struct{}, 1),
 	}
 	tm.ctx, tm.cancel = context.WithCancel(context.Background())
@@ -206,9 +231,13 @@ func bootstrapTopics(dataDir string, md *tiering.ClusterMetadata) error {
 // log start, so that the log start offsets are right from the first
 // request; a partition whose local log is empty (a new or wiped data
 // directory) restarts it where the bucket's history ends. Then it starts
-// the partition loops and the metadata writer. An unreadable manifest
-// stops the start only for an empty partition (appending at offset 0
-// could fork a history the bucket holds); for the others the loop retries.
+// the partition loops and the metadata writer. An unreadable manifest, or
+// one that is missing or older than the partition's tier checkpoint says
+// it was (tiering.ErrManifestLost), stops the start only for an empty
+// partition (appending at offset 0 could fork a history the bucket holds);
+// for the others it is logged and the loop retries, uploading, trimming
+// and deleting nothing until the manifest loads, while reads below the
+// local log start answer a retriable error.
 func (tm *tierManager) start() error {
 	type job struct {
 		t *topic
@@ -229,15 +258,31 @@ func (tm *tierManager) start() error {
 	errs := inParallel(len(jobs), func(i int) error {
 		j := jobs[i]
 		empty := j.p.LogEndOffset() == 0
-		m, etag, err := tm.manifests.Load(ctx, tierPartitionOf(j.t, j.p.Index()))
+		tp := tierPartitionOf(j.t, j.p.Index())
+		m, etag, err := tm.manifests.Load(ctx, tp)
+		if err == nil {
+			err = tiering.CheckManifestFloor(m, tierFloor(tm.log, j.p))
+		}
 		switch {
 		case err != nil && empty:
 			return fmt.Errorf("partition %s-%d: loading its manifest: %w", j.t.name, j.p.Index(), err)
+		case errors.Is(err, tiering.ErrManifestLost):
+			// Through the loop's key: its first failure is this one.
+			tm.logs.Log(slog.LevelError, tierLoopLogKey(j.t.name, j.p.Index()), manifestLostMsg,
+				"topic", j.t.name, "partition", j.p.Index(), "manifest", tiering.ManifestKey(tp), "err", err)
+			return nil
 		case err != nil:
-			tm.log.Warn("tiering: cannot load the partition's manifest; its remote history is unavailable until it loads", "topic", j.t.name, "partition", j.p.Index(), "err", err)
+			tm.logs.Log(slog.LevelWarn, tierLoopLogKey(j.t.name, j.p.Index()), "tiering: cannot load the partition's manifest; its remote history is unavailable until it loads",
+				"topic", j.t.name, "partition", j.p.Index(), "err", err)
 			return nil
 		}
-		loaded[i] = loadedManifest{m, etag}
+		if m.Generation > 0 || j.p.LocalLogStartOffset() == 0 {
+			// A missing manifest of a log that starts above 0 goes
+			// to the loop instead, whose Uploader checks the bucket
+			// for evidence that it was lost (a LIST, which
+			// reconcileWith must not make under tm.mu).
+			loaded[i] = loadedManifest{m, etag}
+		}
 		if empty && len(m.Segments) > 0 {
 			return j.p.StartAt(m.EndOffset(), max(m.LeaderEpoch, m.Segments[len(m.Segments)-1].LastEpoch()))
 		}
@@ -319,8 +364,7 @@ func (tm *tierManager) reconcileWith(loaded map[*replica.Partition]loadedManifes
 			tm.log.Error("tiering: cannot start the partition's tiering", "topic", t.name, "partition", p.Index(), "err", err)
 			continue
 		}
-		if l, ok := loaded[p]; ok {
-			tpart.up.Use(l.m, l.etag)
+		if l, ok := loaded[p]; ok && tpart.up.Use(tm.ctx, l.m, l.etag) == nil {
 			tpart.publish(l.m)
 		}
 		tm.mu.parts[p] = tpart
@@ -413,16 +457,18 @@ func (tm *tierManager) deleteTopicData(name string, id [16]byte) {
 }
 
 // retry runs fn until it succeeds or the broker stops, backing off between
-// failures and logging each one (what, attrs).
+// failures and logging them (what, attrs) through the rate limiter.
 func (tm *tierManager) retry(what string, attrs []any, fn func() error) {
 	backoff := newTierBackoff(tm.cfg.TaskInterval)
+	key := fmt.Sprint(append([]any{"tiering retry", what}, attrs...)...)
+	defer tm.logs.Reset(key)
 	for {
 		err := fn()
 		if err == nil {
 			return
 		}
 		delay := backoff.next()
-		tm.log.Warn("tiering: "+what+" failed; retrying", append(attrs, "err", err, "retry_in", delay.String())...)
+		tm.logs.Log(slog.LevelWarn, key, "tiering: "+what+" failed; retrying", append(attrs, "err", err, "retry_in", delay.String())...)
 		if !sleepCtx(tm.ctx, delay) {
 			return
 		}
@@ -447,21 +493,23 @@ func (tm *tierManager) close() error {
 	return errors.Join(tm.cache.Close(), tm.store.Close())
 }
 
-// tierBackoff is exponential backoff between base and maxTierBackoff,
-// each delay jittered over its upper half.
+// tierBackoff is exponential backoff between base and maxTierBackoff
+// (or base, if larger), each delay jittered over its upper half.
 type tierBackoff struct {
 	base, step time.Duration
+	jitter     func(n time.Duration) time.Duration // uniform in [0, n); rand.N
 }
 
 func newTierBackoff(base time.Duration) *tierBackoff {
-	return &tierBackoff{base: base, step: base}
+	return &tierBackoff{base: base, step: base, jitter: rand.N[time.Duration]}
 }
 
 func (b *tierBackoff) reset() { b.step = b.base }
 
-// next returns the delay before the next retry and doubles the step.
+// next returns the delay before the next retry, in [step/2, step], and
+// doubles the step.
 func (b *tierBackoff) next() time.Duration {
-	d := b.step/2 + rand.N(b.step/2+1)
+	d := b.step/2 + b.jitter(b.step/2+1)
 	b.step = min(b.step*2, max(maxTierBackoff, b.base))
 	return d
 }
@@ -478,6 +526,74 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 	}
 }
 
+// tierSchedule decides when a partition's tiering loop runs its next
+// round and which periodic steps a round runs. It is pure — every method
+// takes now — and belongs to the loop's goroutine.
+//
+// The rule that keeps a lasting failure from becoming a hot loop: after a
+// failed round the next one comes after the backoff delay, whatever
+// deadline passed meanwhile. A retention or orphan pass that fell due
+// while rounds fail waits for the next round like everything else (a round
+// stops at its first failing step, so the pass runs once the earlier steps
+// succeed); only a good round resets the backoff. After a good round the
+// loop waits for the task interval, or less if a periodic pass falls due
+// sooner.
+type tierSchedule struct {
+	interval       time.Duration // remote.log.manager.task.interval.ms
+	retentionEvery time.Duration // log.retention.check.interval.ms
+	orphansEvery   time.Duration // orphanCleanInterval
+	orphanGrace    time.Duration // remote.log.orphan.grace.ms
+	nextRetention  time.Time
+	nextOrphans    time.Time
+	backoff        *tierBackoff
+}
+
+// newTierSchedule returns the schedule of a loop starting at now:
+// retention is due at once, orphan cleanup one grace period later (no
+// upload of a previous run can be younger than that then).
+func newTierSchedule(now time.Time, interval, retentionEvery, orphanGrace time.Duration) *tierSchedule {
+	return &tierSchedule{
+		interval: interval, retentionEvery: retentionEvery, orphansEvery: orphanCleanInterval, orphanGrace: orphanGrace,
+		nextRetention: now, nextOrphans: now.Add(orphanGrace),
+		backoff: newTierBackoff(interval),
+	}
+}
+
+func (s *tierSchedule) retentionDue(now time.Time) bool { return !now.Before(s.nextRetention) }
+func (s *tierSchedule) retentionDone(now time.Time)     { s.nextRetention = now.Add(s.retentionEvery) }
+func (s *tierSchedule) orphansDue(now time.Time) bool   { return !now.Before(s.nextOrphans) }
+
+// orphansDone schedules the next orphan pass: after orphanCleanInterval,
+// or one grace period if this pass kept unlisted objects that a commit may
+// soon cover (tiering.OrphanStats.Kept), so they do not wait an hour.
+func (s *tierSchedule) orphansDone(now time.Time, kept bool) {
+	if kept {
+		s.nextOrphans = now.Add(min(s.orphanGrace, s.orphansEvery))
+		return
+	}
+	s.nextOrphans = now.Add(s.orphansEvery)
+}
+
+// wait returns how long the loop waits after a round that ended at now,
+// failed or not.
+func (s *tierSchedule) wait(now time.Time, failed bool) time.Duration {
+	if failed {
+		return s.backoff.next()
+	}
+	s.backoff.reset()
+	d := s.interval
+	for _, next := range []time.Time{s.nextRetention, s.nextOrphans} {
+		d = min(d, next.Sub(now))
+	}
+	// A good round ran every pass that was due, so both deadlines lie
+	// ahead; the floor only guards that reasoning.
+	return max(d, minTierWait)
+}
+
+// minTierWait is the shortest wait between two rounds of a partition loop
+// that no event (a segment roll, a trim) cut short.
+const minTierWait = time.Millisecond
+
 // tieredPartition is one partition's tiering: its uploader (the manifest's
 // only writer on this node) and what it publishes for readers.
 type tieredPartition struct {
@@ -490,6 +606,7 @@ type tieredPartition struct {
 	log   *slog.Logger
 
 	manifest atomic.Pointer[tiering.Manifest] // last loaded or committed; nil before the first load
+	recorded uint64                           // generation in the tier checkpoint (the loop's)
 	trims    chan trimRequest                 // DeleteRecords' remote trims
 	quit     chan struct{}
 	done     chan struct{}
@@ -520,14 +637,29 @@ type trimRequest struct {
 	reply  chan error
 }
 
+// tierFloor is the manifest generation p's tier checkpoint records (0 if
+// none); an unreadable checkpoint is logged and counts as generation 1
+// (it exists, so the partition tiered).
+func tierFloor(log *slog.Logger, p *replica.Partition) uint64 {
+	ck, err := p.TierCheckpoint()
+	if err != nil {
+		log.Warn("tiering: unreadable tier checkpoint; taking it as proof that the partition has remote history", "topic", p.Topic(), "partition", p.Index(), "err", err)
+	}
+	return ck.Generation
+}
+
 func newTieredPartition(tm *tierManager, t *topic, p *replica.Partition) (*tieredPartition, error) {
 	tp := tierPartitionOf(t, p.Index())
-	up, err := tiering.NewUploader(tm.store, tm.manifests, tp, p, tiering.UploaderOptions{})
+	floor := tierFloor(tm.log, p)
+	up, err := tiering.NewUploader(tm.store, tm.manifests, tp, p, tiering.UploaderOptions{
+		ChunkBytes:    tm.cache.ChunkBytes(),
+		MinGeneration: floor,
+	})
 	if err != nil {
 		return nil, err
 	}
 	return &tieredPartition{
-		tm: tm, p: p, topic: t.name, id: t.id, tp: tp, up: up,
+		tm: tm, p: p, topic: t.name, id: t.id, tp: tp, up: up, recorded: floor,
 		log:   tm.log.With("topic", t.name, "partition", p.Index()),
 		trims: make(chan trimRequest),
 		quit:  make(chan struct{}),
@@ -553,6 +685,7 @@ func (tp *tieredPartition) config() (TopicConfig, bool) {
 // segment waits, applies remote retention every retention interval,
 // cleans orphans every orphanCleanInterval (the first time one grace
 // period after it starts), and serves trims, until stopped or fenced.
+// tierSchedule decides when each round runs.
 func (tp *tieredPartition) run() {
 	defer tp.tm.wg.Done()
 	defer close(tp.done)
@@ -566,57 +699,27 @@ func (tp *tieredPartition) run() {
 		}
 	}()
 
-	retentionEvery := tp.tm.b.retentionInterval()
-	nextRetention := time.Now()
-	nextOrphans := time.Now().Add(tp.tm.cfg.OrphanGrace)
-	backoff := newTierBackoff(tp.tm.cfg.TaskInterval)
+	sched := newTierSchedule(time.Now(), tp.tm.cfg.TaskInterval, tp.tm.b.retentionInterval(), tp.tm.cfg.OrphanGrace)
 	for {
-		// Uploading checks the manifest for changes itself (before each
-		// segment); otherwise one Stat per round does.
-		var failed bool
-		if tp.p.UploadPending() {
-			failed = tp.upload(ctx)
-		} else if err := tp.refresh(ctx); err != nil {
-			failed = tp.failed(ctx, "loading the manifest", err)
-		}
-		if !failed && !time.Now().Before(nextRetention) {
-			if err := tp.applyRetention(ctx, time.Now()); err != nil {
-				failed = tp.failed(ctx, "remote retention", err)
-			} else {
-				nextRetention = time.Now().Add(retentionEvery)
-			}
-		}
-		if !failed && !time.Now().Before(nextOrphans) {
-			if n, err := tp.up.CleanOrphans(ctx, tp.tm.cfg.OrphanGrace); err != nil {
-				failed = tp.failed(ctx, "orphan cleanup", err)
-			} else {
-				nextOrphans = time.Now().Add(orphanCleanInterval)
-				if n > 0 {
-					tp.log.Info("tiering: deleted orphan objects", "objects", n)
-				}
-			}
-		}
+		failed, waitHW := tp.round(ctx, sched)
 		if tp.up.Fenced() != nil || ctx.Err() != nil {
 			tp.drainTrims(ctx)
 			return
 		}
 		if !failed {
-			backoff.reset()
-			tp.setError("")
+			tp.recovered()
 		}
 
 		// Wait for work: a roll (the high watermark moves on every
-		// append; UploadPending is the cheap check), the task interval
-		// (or the backoff after a failure), a trim, or the stop.
-		delay := tp.tm.cfg.TaskInterval
-		if failed {
-			delay = backoff.next()
-		}
-		timer := time.NewTimer(min(delay, time.Until(nextRetention)+time.Millisecond))
+		// append; UploadPending is the cheap check), the schedule's
+		// delay (the backoff after a failure), a trim, or the stop. A
+		// closed segment left for the high watermark (waitHW) is worth
+		// a round only once the high watermark reaches its end.
+		timer := time.NewTimer(sched.wait(time.Now(), failed))
 	wait:
 		for {
 			changed := tp.p.Changed()
-			if !failed && tp.p.UploadPending() {
+			if !failed && tp.p.UploadPending() && tp.p.HighWatermark() >= waitHW {
 				break
 			}
 			select {
@@ -629,13 +732,46 @@ func (tp *tieredPartition) run() {
 			case req := <-tp.trims:
 				req.reply <- tp.trim(ctx, req.before)
 			case <-changed:
-				if failed {
-					continue
-				}
 			}
 		}
 		timer.Stop()
 	}
+}
+
+// round runs the steps that are due, in order, stopping at the first that
+// fails: the upload of waiting segments (or, with none, a check of the
+// manifest for changes), remote retention, orphan cleanup. It reports
+// whether a step failed, and the high watermark a segment left for later
+// waits for (0: none).
+func (tp *tieredPartition) round(ctx context.Context, sched *tierSchedule) (failed bool, waitHW segments.Offset) {
+	// Uploading checks the manifest for changes itself (before each
+	// segment); otherwise one Stat per round does.
+	if tp.p.UploadPending() {
+		var st tiering.UploadStats
+		if st, failed = tp.upload(ctx); failed {
+			return true, 0
+		}
+		waitHW = st.WaitingForHW
+	} else if err := tp.refresh(ctx); err != nil {
+		return tp.failed(ctx, "loading the manifest", err), 0
+	}
+	if sched.retentionDue(time.Now()) {
+		if err := tp.applyRetention(ctx, time.Now()); err != nil {
+			return tp.failed(ctx, "remote retention", err), waitHW
+		}
+		sched.retentionDone(time.Now())
+	}
+	if sched.orphansDue(time.Now()) {
+		st, err := tp.up.CleanOrphans(ctx, tp.tm.cfg.OrphanGrace)
+		if st.Deleted > 0 {
+			tp.log.Info("tiering: deleted orphan objects", "objects", st.Deleted)
+		}
+		if err != nil {
+			return tp.failed(ctx, "orphan cleanup", err), waitHW
+		}
+		sched.orphansDone(time.Now(), st.Kept > 0)
+	}
+	return false, waitHW
 }
 
 // drainTrims answers trims that arrive while the loop exits.
@@ -652,20 +788,50 @@ func (tp *tieredPartition) drainTrims(ctx context.Context) {
 
 var errTierStopped = errors.New("partition tiering stopped")
 
+// logKey is the rate limiter's key of this partition's loop failures.
+func (tp *tieredPartition) logKey() string { return tierLoopLogKey(tp.topic, tp.p.Index()) }
+
+// tierLoopLogKey is the rate limiter's key of the failures of partition p
+// of topic's tiering: the loop's, and the manifest load's at start.
+func tierLoopLogKey(topic string, p int32) string {
+	return "tiering loop " + topic + "-" + strconv.Itoa(int(p))
+}
+
+// manifestLostMsg is the log message of tiering.ErrManifestLost.
+const manifestLostMsg = "tiering: the partition's manifest is lost; its remote history is unavailable and nothing is uploaded, trimmed or deleted until it is restored" +
+	" (to start the remote history over instead, stop the broker and delete the partition's " + replica.TierCheckpointFile + ")"
+
 // failed records a failure of step and reports true (the loop backs off),
-// logging it; fencing stops the loop.
+// logging it through the rate limiter: the first failure at once, then at
+// most one line per tierLogEvery with the count of those suppressed.
+// Fencing stops the loop; a lost manifest is an error, not a warning.
 func (tp *tieredPartition) failed(ctx context.Context, step string, err error) bool {
 	if ctx.Err() != nil {
 		return true
 	}
-	if errors.Is(err, tiering.ErrFenced) {
-		tp.log.Error("tiering: a newer leader committed this partition's manifest; stopping uploads", "leader_epoch", int32(tp.p.LeaderEpoch()), "err", err)
-	}
 	tp.setError(step + ": " + err.Error())
-	lag := tp.uploadLag(time.Now())
-	tp.log.Warn("tiering: uploads failing", "step", step, "err", err,
-		"lag_bytes", lag.Bytes, "lag_segments", lag.Segments, "lag_seconds", int64(lag.Age.Seconds()))
+	switch {
+	case errors.Is(err, tiering.ErrFenced):
+		tp.log.Error("tiering: a newer leader committed this partition's manifest; stopping uploads", "leader_epoch", int32(tp.p.LeaderEpoch()), "err", err)
+	case errors.Is(err, tiering.ErrManifestLost):
+		tp.tm.logs.Log(slog.LevelError, tp.logKey(), manifestLostMsg,
+			"topic", tp.topic, "partition", tp.p.Index(), "step", step, "manifest", tiering.ManifestKey(tp.tp), "err", err)
+	default:
+		lag := tp.uploadLag(time.Now())
+		tp.tm.logs.Log(slog.LevelWarn, tp.logKey(), "tiering: uploads failing", "topic", tp.topic, "partition", tp.p.Index(), "step", step, "err", err,
+			"lag_bytes", lag.Bytes, "lag_segments", lag.Segments, "lag_seconds", int64(lag.Age.Seconds()))
+	}
 	return true
+}
+
+// recovered clears the failure state after a good round, saying so in the
+// log if a failure was logged.
+func (tp *tieredPartition) recovered() {
+	tp.setError("")
+	if tp.tm.logs.Active(tp.logKey()) {
+		n := tp.tm.logs.Reset(tp.logKey())
+		tp.log.Info("tiering: uploads recovered", "failures_not_logged", n)
+	}
 }
 
 func (tp *tieredPartition) setError(msg string) {
@@ -690,14 +856,24 @@ func (tp *tieredPartition) refresh(ctx context.Context) error {
 	return nil
 }
 
-// publish makes m the manifest remote reads use and moves the partition's
-// remote log start to it.
+// publish makes m the manifest remote reads use, moves the partition's
+// remote log start to it, and records its generation in the tier
+// checkpoint when it is newer than the one there.
 func (tp *tieredPartition) publish(m *tiering.Manifest) {
 	if m == nil {
 		return
 	}
 	tp.manifest.Store(m)
 	tp.p.SetRemoteLogStart(remoteLogStart(m))
+	if m.Generation > tp.recorded {
+		ck := replica.TierCheckpoint{Generation: m.Generation, EndOffset: m.EndOffset()}
+		if err := tp.p.SetTierCheckpoint(ck); err != nil {
+			tp.tm.logs.Log(slog.LevelWarn, tp.logKey()+" checkpoint", "tiering: cannot write the tier checkpoint; a lost manifest may then go unnoticed",
+				"topic", tp.topic, "partition", tp.p.Index(), "err", err)
+			return
+		}
+		tp.recorded = m.Generation
+	}
 }
 
 // remoteLogStart is the first offset m serves, -1 if it has no segment.
@@ -708,9 +884,9 @@ func remoteLogStart(m *tiering.Manifest) segments.Offset {
 	return max(m.LogStartOffset, m.Segments[0].BaseOffset)
 }
 
-// upload uploads every closed segment that waits and reports whether it
-// failed.
-func (tp *tieredPartition) upload(ctx context.Context) bool {
+// upload uploads every closed segment that waits; it returns the stats
+// and whether it failed.
+func (tp *tieredPartition) upload(ctx context.Context) (tiering.UploadStats, bool) {
 	st, err := tp.up.UploadOnce(ctx)
 	m := tp.up.Cached()
 	tp.publish(m)
@@ -723,9 +899,9 @@ func (tp *tieredPartition) upload(ctx context.Context) bool {
 		tp.log.Info("uploaded segments", attrs...)
 	}
 	if err != nil {
-		return tp.failed(ctx, "upload", err)
+		return st, tp.failed(ctx, "upload", err)
 	}
-	return false
+	return st, false
 }
 
 // applyRetention expires remote segments by retention.ms/retention.bytes
@@ -798,10 +974,21 @@ func (tp *tieredPartition) trim(ctx context.Context, before segments.Offset) err
 
 // deleteRecords moves p's remote log start to before (through p's loop,
 // the manifest's only writer), for DeleteRecords. A partition that is not
-// tiered has nothing to do.
+// tiered has nothing to do. One whose manifest is not loaded and whose
+// local log starts above 0 fails with errRemoteUnavailable: the remote
+// tier may hold offsets that the trim must cover, and moving only the
+// local start would let them reappear once the manifest loads.
 func (tm *tierManager) deleteRecords(ctx context.Context, p *replica.Partition, before segments.Offset) error {
 	tp := tm.partition(p)
-	if tp == nil || tp.p.RemoteLogStart() < 0 || before <= tp.p.RemoteLogStart() {
+	if tp == nil {
+		return nil
+	}
+	if before > 0 {
+		if err := tm.checkRemoteKnown(p, 0); err != nil {
+			return err
+		}
+	}
+	if tp.p.RemoteLogStart() < 0 || before <= tp.p.RemoteLogStart() {
 		return nil
 	}
 	req := trimRequest{before: before, reply: make(chan error, 1)}

@@ -9,6 +9,7 @@ package broker
 //	strata.tiering.remote_read{topic,partition}        bytes served from the remote tier
 //	strata.tiering.remote_read.duration                seconds per remote read (cache hits included)
 //	strata.tiering.remote_read.errors{topic,partition} failed remote reads
+//	strata.tiering.remote_read.corrupt{topic,partition} of those, reads refused because bucket data failed verification
 //	strata.tiering.cache.hits / .misses                chunk-cache lookups
 //	strata.tiering.cache.size                          bytes of the chunk cache on disk
 //
@@ -17,12 +18,14 @@ package broker
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 
+	"github.com/stratalog/strata/segments"
 	"github.com/stratalog/strata/tiering"
 )
 
@@ -31,6 +34,7 @@ type tierMetrics struct {
 	uploadedSegments metric.Int64Counter
 	readBytes        metric.Int64Counter
 	readErrors       metric.Int64Counter
+	readCorrupt      metric.Int64Counter
 	readDuration     metric.Float64Histogram
 	reg              metric.Registration
 }
@@ -55,6 +59,7 @@ func newTierMetrics(tm *tierManager) *tierMetrics {
 	m.uploadedSegments = counter("strata.tiering.uploaded_segments", "Segment objects uploaded and committed, by topic and partition.", "{segment}")
 	m.readBytes = counter("strata.tiering.remote_read", "Record bytes served from the remote tier, by topic and partition.", "By")
 	m.readErrors = counter("strata.tiering.remote_read.errors", "Remote reads that failed, by topic and partition.", "{read}")
+	m.readCorrupt = counter("strata.tiering.remote_read.corrupt", "Remote reads refused because bucket data failed verification (chunk or batch checksum, framing), by topic and partition; also counted in remote_read.errors.", "{read}")
 	h, e := meter.Float64Histogram("strata.tiering.remote_read.duration", metric.WithDescription("Time to serve one remote read (chunk-cache hits included)."), metric.WithUnit("s"))
 	report(e)
 	m.readDuration = h
@@ -113,6 +118,9 @@ func (m *tierMetrics) remoteRead(tp *tieredPartition, n int64, d time.Duration, 
 	ctx := context.Background()
 	if err != nil {
 		m.readErrors.Add(ctx, 1, tp.attrs())
+		if errors.As(err, new(*segments.CorruptError)) {
+			m.readCorrupt.Add(ctx, 1, tp.attrs())
+		}
 		return
 	}
 	m.readBytes.Add(ctx, n, tp.attrs())

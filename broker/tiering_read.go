@@ -11,14 +11,26 @@ package broker
 // partition without records in this response (the client fetches the same
 // offset again) while the download goes on filling the cache; one that
 // failed gives its partition KAFKA_STORAGE_ERROR, which clients retry.
+//
+// Corrupt bucket data is never served: the remote reader verifies every
+// byte it returns (tiering/reader.go), and a read that finds damage fails
+// with KAFKA_STORAGE_ERROR for that range, is counted
+// (strata.tiering.remote_read.corrupt) and logged at error level with the
+// partition, the offset read, the segment's offset range and the object
+// key, at most once per object per tierLogEvery.
+//
+// A tiered partition whose manifest is not loaded (tierManager.
+// checkRemoteKnown) answers Fetch below its local log start, ListOffsets
+// earliest and by timestamp, and DeleteRecords with KAFKA_STORAGE_ERROR
+// too, never OFFSET_OUT_OF_RANGE: it cannot know where its log starts.
 
 import (
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
 	"sync"
 	"time"
-
-	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/stratalog/strata/broker/replica"
 	"github.com/stratalog/strata/segments"
@@ -52,6 +64,10 @@ func (tm *tierManager) startRead(p *replica.Partition, from segments.Offset, max
 			res, err = tm.reader.Read(ctx, m, from, maxBytes, minOneBatch)
 			cancel()
 			tm.metrics.remoteRead(tp, res.Bytes, time.Since(start), err)
+			if err != nil {
+				tm.logReadFailure(tp, m, from, err)
+			}
+			err = remoteFailure(err)
 		}
 		rr.mu.Lock()
 		rr.res, rr.err = res, err
@@ -64,8 +80,68 @@ func (tm *tierManager) startRead(p *replica.Partition, from segments.Offset, max
 	return rr
 }
 
-// errRemoteUnavailable: the partition's manifest is not loaded (yet).
-var errRemoteUnavailable = errors.New("tiering: the partition's remote tier is not available yet")
+// errRemoteUnavailable: the partition's manifest is not loaded (yet, or
+// any more in this run: missing, corrupt, the store unreachable). It is a
+// remote storage failure: KAFKA_STORAGE_ERROR (errors.go).
+var errRemoteUnavailable = fmt.Errorf("%w: the partition's manifest is not loaded, so its remote tier is not available", errRemoteStorage)
+
+// remoteFailure marks the error of a remote read or lookup as a failure of
+// the remote storage (KAFKA_STORAGE_ERROR, errors.go) — corrupt bucket data
+// included, which is not the client's CORRUPT_MESSAGE — except an offset
+// out of range (the log start moved meanwhile), which stays what it is.
+func remoteFailure(err error) error {
+	if err == nil || errors.Is(err, segments.ErrOffsetOutOfRange) || errors.Is(err, errRemoteStorage) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", errRemoteStorage, err)
+}
+
+// checkRemoteKnown returns errRemoteUnavailable if p is tiered, its
+// manifest has not been loaded in this run (missing while the tier
+// checkpoint says it existed, corrupt, or the store unreachable since the
+// start), and offset o lies below p's local log start: only the remote
+// tier can answer for o, and without its manifest p's log start offset is
+// just the local one, so OFFSET_OUT_OF_RANGE would be a lie that makes
+// consumers with auto.offset.reset=earliest skip the remote history. nil
+// otherwise. Nil-safe (no tiering: nil).
+func (tm *tierManager) checkRemoteKnown(p *replica.Partition, o segments.Offset) error {
+	// The offset first: every Fetch of every partition comes here, and
+	// most read at or above the local start, which needs no lock.
+	local := p.LocalLogStartOffset()
+	if tm == nil || o >= local {
+		return nil
+	}
+	if tp := tm.partition(p); tp != nil && tp.currentManifest() == nil {
+		return fmt.Errorf("%w (%s-%d: offset %d is below the local log start %d)", errRemoteUnavailable, tp.topic, p.Index(), o, local)
+	}
+	return nil
+}
+
+// logReadFailure logs a failed remote read through the rate limiter.
+// Corrupt bucket data is an error naming the partition, the offset read,
+// the segment's offset range and the object key, once per object and
+// tierLogEvery; other failures a warning, once per partition and
+// tierLogEvery. Reads cancelled by the shutdown and reads that raced
+// retention (offset out of range) are not logged.
+func (tm *tierManager) logReadFailure(tp *tieredPartition, m *tiering.Manifest, from segments.Offset, err error) {
+	if tm.ctx.Err() != nil || errors.Is(err, segments.ErrOffsetOutOfRange) {
+		return
+	}
+	var ce *segments.CorruptError
+	if !errors.As(err, &ce) {
+		tm.logs.Log(slog.LevelWarn, "tiering read "+tp.topic+"-"+fmt.Sprint(tp.p.Index()), "tiering: remote read failed",
+			"topic", tp.topic, "partition", tp.p.Index(), "offset", int64(from), "err", err)
+		return
+	}
+	attrs := []any{"topic", tp.topic, "partition", tp.p.Index(), "offset", int64(from), "object", ce.Path, "position", ce.Position}
+	if ref, perr := tiering.ParseSegmentKey(ce.Path); perr == nil {
+		if seg, ok := m.Find(ref.BaseOffset); ok && seg.BaseOffset == ref.BaseOffset {
+			attrs = append(attrs, "segment_offsets", fmt.Sprintf("[%d, %d)", seg.BaseOffset, seg.EndOffset))
+		}
+	}
+	tm.logs.Log(slog.LevelError, "tiering corrupt "+ce.Path, "tiering: corrupt data in the remote tier; not served, the range answers KAFKA_STORAGE_ERROR",
+		append(attrs, "err", err)...)
+}
 
 // currentManifest is the manifest remote reads use (nil-safe).
 func (tp *tieredPartition) currentManifest() *tiering.Manifest {
@@ -94,28 +170,29 @@ func (rr *remoteRead) wait(stop <-chan struct{}) (segments.ReadResult, bool, err
 	}
 }
 
-// remoteReadErrorCode maps a remote read failure to the partition's error
-// code: the log start moved (retention raced the fetch) is
-// OFFSET_OUT_OF_RANGE; anything else (store down, timeout, bad object) is
-// KAFKA_STORAGE_ERROR, which clients retry.
-func remoteReadErrorCode(err error) int16 {
-	if errors.Is(err, segments.ErrOffsetOutOfRange) {
-		return kerr.OffsetOutOfRange.Code
-	}
-	return kerr.KafkaStorageError.Code
-}
-
 // offsetForTimestamp answers a ListOffsets timestamp query for p: from the
 // remote tier when a remote-only segment (below the local log start) has a
 // timestamp at or after ts, else from the local log.
+// Errors: errRemoteUnavailable while the partition's manifest is not
+// loaded (the answer may lie in the remote tier); a failed remote lookup
+// as a remote storage failure (remoteFailure).
 func (tm *tierManager) offsetForTimestamp(ctx context.Context, p *replica.Partition, ts int64) (segments.Offset, int64, bool, error) {
-	if m := tm.partition(p).currentManifest(); m != nil {
-		if seg, ok := m.FindByTimestamp(ts); ok && seg.BaseOffset < p.LocalLogStartOffset() && seg.EndOffset > p.LogStartOffset() {
-			ctx, cancel := context.WithTimeout(ctx, tm.cfg.ReadTimeout)
-			defer cancel()
-			off, bts, found, err := tm.reader.OffsetForTimestamp(ctx, m, ts)
-			if err != nil || found {
-				return off, bts, found, err
+	if err := tm.checkRemoteKnown(p, 0); err != nil {
+		return -1, -1, false, err
+	}
+	if tp := tm.partition(p); tp != nil {
+		if m := tp.currentManifest(); m != nil {
+			if seg, ok := m.FindByTimestamp(ts); ok && seg.BaseOffset < p.LocalLogStartOffset() && seg.EndOffset > p.LogStartOffset() {
+				ctx, cancel := context.WithTimeout(ctx, tm.cfg.ReadTimeout)
+				defer cancel()
+				off, bts, found, err := tm.reader.OffsetForTimestamp(ctx, m, ts)
+				if err != nil {
+					tm.logReadFailure(tp, m, -1, err)
+					return off, bts, found, remoteFailure(err)
+				}
+				if found {
+					return off, bts, found, nil
+				}
 			}
 		}
 	}
@@ -129,6 +206,17 @@ type tieredView struct {
 	*replica.Partition
 	tm  *tierManager
 	ctx context.Context
+}
+
+// EarliestOffset answers ListOffsets -2 (earliest): the log start offset,
+// remote tier included; errRemoteUnavailable while the partition's
+// manifest is not loaded and its local log starts above 0 (see
+// checkRemoteKnown).
+func (v tieredView) EarliestOffset() (segments.Offset, error) {
+	if err := v.tm.checkRemoteKnown(v.Partition, 0); err != nil {
+		return -1, err
+	}
+	return v.LogStartOffset(), nil
 }
 
 func (v tieredView) OffsetForTimestamp(ts int64) (segments.Offset, int64, bool, error) {

@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -25,13 +28,14 @@ import (
 // data directory, so that the data directory can be wiped and the bucket
 // kept. Loops run every few milliseconds.
 type tierBroker struct {
-	t       *testing.T
-	dataDir string
-	bucket  string            // file store directory
-	store   objectstore.Store // instead of the file store, if set
-	b       *Broker
-	addr    string
-	stop    func()
+	t           *testing.T
+	dataDir     string
+	bucket      string            // file store directory
+	store       objectstore.Store // instead of the file store, if set
+	orphanGrace time.Duration     // remote.log.orphan.grace.ms, if set
+	b           *Broker
+	addr        string
+	stop        func()
 }
 
 func newTierBroker(t *testing.T) *tierBroker {
@@ -64,6 +68,7 @@ func (tb *tierBroker) start() {
 			TaskInterval: 20 * time.Millisecond,
 			CacheBytes:   64 << 20,
 			FetchMaxWait: 200 * time.Millisecond,
+			OrphanGrace:  tb.orphanGrace,
 			Store:        tb.store,
 		},
 		Logger: slog.New(slog.DiscardHandler),
@@ -168,7 +173,7 @@ func TestTieringEndToEnd(t *testing.T) {
 	cl := tb.client(kgo.ProducerLinger(0))
 	const topic = "tiered"
 	if err := createTopicWith(t, cl, topic, map[string]*string{
-		"segment.bytes": strp("4096"), "local.retention.bytes": strp("8192"),
+		"internal.segment.bytes": strp("4096"), "local.retention.bytes": strp("8192"),
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -338,7 +343,7 @@ func TestTieringSlowStoreFetch(t *testing.T) {
 	store := objectstore.NewFaulty(objectstore.NewMem(), 1)
 	tb := newTierBrokerWith(t, store)
 	cl := tb.client(kgo.ProducerLinger(0))
-	if err := createTopicWith(t, cl, "remote", map[string]*string{"segment.bytes": strp("4096"), "local.retention.bytes": strp("0")}); err != nil {
+	if err := createTopicWith(t, cl, "remote", map[string]*string{"internal.segment.bytes": strp("4096"), "local.retention.bytes": strp("0")}); err != nil {
 		t.Fatal(err)
 	}
 	if err := createTopicWith(t, cl, "local", map[string]*string{"remote.storage.enable": strp("false")}); err != nil {
@@ -393,4 +398,271 @@ func TestTieringSlowStoreFetch(t *testing.T) {
 type kmsgPartition struct {
 	code  int16
 	bytes int
+}
+
+// The loop's schedule: after a failed round the next comes after the
+// backoff, never sooner, however overdue retention and orphan cleanup are
+// (the hot loop of issue 9 came from waiting min(backoff, time until the
+// retention deadline) once that deadline had passed); a good round resets
+// the backoff and waits for the interval or the next pass due.
+func TestTierScheduleFailuresBackOff(t *testing.T) {
+	const interval = 200 * time.Millisecond
+	for _, c := range []struct {
+		name   string
+		jitter func(time.Duration) time.Duration
+	}{
+		{"shortest delays", func(time.Duration) time.Duration { return 0 }},
+		{"longest delays", func(n time.Duration) time.Duration { return n - 1 }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			now := time.Unix(1_700_000_000, 0)
+			s := newTierSchedule(now, interval, 50*time.Millisecond, time.Second)
+			s.backoff.jitter = c.jitter
+			rounds := 0
+			prev := time.Duration(0)
+			for end := now.Add(10 * time.Minute); now.Before(end); rounds++ {
+				if !s.retentionDue(now) || (now.After(time.Unix(1_700_000_001, 0)) && !s.orphansDue(now)) {
+					t.Fatal("a pass that was never run is not due")
+				}
+				d := s.wait(now, true)
+				if d < interval/2 || d > maxTierBackoff || d < prev/2 {
+					t.Fatalf("round %d: wait %v after a failure (previous %v); want within [%v, %v], not shrinking", rounds, d, prev, interval/2, maxTierBackoff)
+				}
+				prev = d
+				now = now.Add(d)
+			}
+			// Shortest: 0.1, 0.2, 0.4, … 25.6 s (51 s in 10 rounds), then
+			// 30 s each: 28 rounds in 10 minutes. Longest: about half.
+			if rounds > 30 {
+				t.Fatalf("%d rounds in 10 minutes of failures", rounds)
+			}
+			// A good round ran the due passes and resets the backoff.
+			s.retentionDone(now)
+			s.orphansDone(now, false)
+			if d := s.wait(now, false); d != 50*time.Millisecond {
+				t.Fatalf("wait after a good round: %v, want the retention interval 50ms (shorter than the task interval)", d)
+			}
+			if d := s.wait(now, true); d > interval {
+				t.Fatalf("first wait after the backoff was reset: %v, want at most %v", d, interval)
+			}
+		})
+	}
+	// With passes far apart, a good round waits for the task interval.
+	now := time.Unix(1_700_000_000, 0)
+	s := newTierSchedule(now, interval, time.Hour, time.Hour)
+	s.retentionDone(now)
+	if d := s.wait(now, false); d != interval {
+		t.Fatalf("wait after a good round: %v, want the task interval", d)
+	}
+	// Orphan passes: hourly, or one grace period after a pass that kept
+	// objects a commit may soon cover.
+	s = newTierSchedule(now, interval, time.Hour, 3*time.Second)
+	if s.orphansDue(now) || !s.orphansDue(now.Add(3*time.Second)) {
+		t.Fatal("the first orphan pass is not one grace period after the start")
+	}
+	s.orphansDone(now, true)
+	if !s.orphansDue(now.Add(3 * time.Second)) {
+		t.Fatal("a pass that kept objects is not followed by one a grace period later")
+	}
+	s.orphansDone(now, false)
+	if s.orphansDue(now.Add(orphanCleanInterval-time.Second)) || !s.orphansDue(now.Add(orphanCleanInterval)) {
+		t.Fatal("a pass that kept nothing is not followed by one after orphanCleanInterval")
+	}
+}
+
+// countingStore counts reads of manifests (Get and Stat): the partition
+// loops' rounds.
+type countingStore struct {
+	objectstore.Store
+	manifestReads atomic.Int64
+}
+
+func (s *countingStore) count(key string) {
+	if _, err := tiering.ParseManifestKey(key); err == nil {
+		s.manifestReads.Add(1)
+	}
+}
+
+func (s *countingStore) Get(ctx context.Context, key string, off, n int64) (io.ReadCloser, objectstore.ObjectInfo, error) {
+	s.count(key)
+	return s.Store.Get(ctx, key, off, n)
+}
+
+func (s *countingStore) Stat(ctx context.Context, key string) (objectstore.ObjectInfo, error) {
+	s.count(key)
+	return s.Store.Stat(ctx, key)
+}
+
+// fetchAt fetches partition 0 of topic from offset with a raw Fetch and
+// returns the partition's error code and record bytes.
+func (tb *tierBroker) fetchAt(cl *kgo.Client, topic string, offset int64) (int16, int) {
+	tb.t.Helper()
+	req := kmsg.NewPtrFetchRequest()
+	req.MaxWaitMillis, req.MinBytes, req.MaxBytes = 100, 1, 2<<20
+	rt := kmsg.NewFetchRequestTopic()
+	rt.Topic, rt.TopicID = topic, tb.b.topics.get(topic).id
+	rp := kmsg.NewFetchRequestTopicPartition()
+	rp.FetchOffset, rp.PartitionMaxBytes = offset, 1<<20
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(context.Background(), cl)
+	if err != nil {
+		tb.t.Fatal(err)
+	}
+	p := resp.Topics[0].Partitions[0]
+	return p.ErrorCode, len(p.RecordBatches)
+}
+
+// listOffsetCode answers ListOffsets for partition 0 of topic at ts (-2
+// earliest, -1 latest, or a timestamp): the error code and offset.
+func (tb *tierBroker) listOffsetCode(cl *kgo.Client, topic string, ts int64) (int16, int64) {
+	tb.t.Helper()
+	req := kmsg.NewPtrListOffsetsRequest()
+	req.ReplicaID = -1
+	rt := kmsg.NewListOffsetsRequestTopic()
+	rt.Topic = topic
+	rp := kmsg.NewListOffsetsRequestTopicPartition()
+	rp.Timestamp = ts
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(context.Background(), cl)
+	if err != nil {
+		tb.t.Fatal(err)
+	}
+	p := resp.Topics[0].Partitions[0]
+	return p.ErrorCode, p.Offset
+}
+
+// TestTieringManifestLostOrCorrupt: after a restart with one partition's
+// manifest deleted and another's corrupt, neither loop runs hot (manifest
+// reads stay few), no object is deleted although orphan cleanup is due,
+// reads, ListOffsets and DeleteRecords below the local log start answer
+// KAFKA_STORAGE_ERROR (retriable) instead of OFFSET_OUT_OF_RANGE, local
+// reads go on, and once the manifests are restored the history reads
+// again from offset 0.
+func TestTieringManifestLostOrCorrupt(t *testing.T) {
+	tb := &tierBroker{t: t, dataDir: t.TempDir(), bucket: t.TempDir(), orphanGrace: time.Millisecond}
+	openStore := func() *countingStore {
+		fs, err := objectstore.NewFile(tb.bucket)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &countingStore{Store: fs}
+	}
+	tb.store = openStore()
+	tb.start()
+	t.Cleanup(func() {
+		if tb.stop != nil {
+			tb.stop()
+		}
+	})
+	cl := tb.client(kgo.ProducerLinger(0))
+	topics := []string{"lost", "corrupt"}
+	for _, topic := range topics {
+		if err := createTopicWith(t, cl, topic, map[string]*string{"internal.segment.bytes": strp("4096"), "local.retention.bytes": strp("0")}); err != nil {
+			t.Fatal(err)
+		}
+		produceN(t, cl, topic, 0, 200, time.Now())
+	}
+	for _, topic := range topics {
+		waitFor(t, topic+": the head to be remote only", func() bool { return tb.status(topic, 0).LocalStartOffset > 100 })
+	}
+	keys := map[string]string{}      // topic → manifest key
+	manifests := map[string][]byte{} // topic → its bytes
+	objects := map[string][]string{} // topic → segment object files
+	localStart := map[string]int64{} // topic → local log start
+	for _, topic := range topics {
+		tp := tierPartitionOf(tb.b.topics.get(topic), 0)
+		keys[topic] = tiering.ManifestKey(tp)
+		localStart[topic] = tb.status(topic, 0).LocalStartOffset
+		objects[topic], _ = filepath.Glob(filepath.Join(tb.bucket, tiering.SegmentsPrefix(tp), "*.seg"))
+		if len(objects[topic]) < 3 {
+			t.Fatalf("%s: %d segment objects", topic, len(objects[topic]))
+		}
+	}
+	tb.stop()
+	for _, topic := range topics {
+		path := filepath.Join(tb.bucket, keys[topic])
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		manifests[topic] = b
+	}
+	if err := os.Remove(filepath.Join(tb.bucket, keys["lost"])); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(tb.bucket, keys["corrupt"]), []byte(`{"version":2,"topic":`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	store := openStore()
+	tb.store = store
+	tb.start()
+	cl = tb.client()
+	const window = 1500 * time.Millisecond
+	time.Sleep(window)
+	// The loops run every 20 ms when healthy; failing, they back off
+	// (20, 40, 80, … ms): about 7 rounds each in the window. The hot loop
+	// made thousands.
+	if n := store.manifestReads.Load(); n > 40 {
+		t.Errorf("%d manifest reads in %v of failures (two partitions)", n, window)
+	}
+	for _, topic := range topics {
+		st := tb.status(topic, 0)
+		if st.LastError == "" || st.RemoteSegments != 0 {
+			t.Errorf("%s: status %+v; want the failure shown and no remote tier", topic, st)
+		}
+		for _, path := range objects[topic] {
+			if _, err := os.Stat(path); err != nil {
+				t.Errorf("%s: segment object deleted while the manifest is unavailable: %v", topic, err)
+			}
+		}
+		if code, _ := tb.fetchAt(cl, topic, 0); code != kerr.KafkaStorageError.Code {
+			t.Errorf("%s: Fetch at 0: %v, want KAFKA_STORAGE_ERROR", topic, kerr.ErrorForCode(code))
+		}
+		if code, n := tb.fetchAt(cl, topic, localStart[topic]); code != 0 || n == 0 {
+			t.Errorf("%s: Fetch at the local log start %d: %v, %d bytes; want records", topic, localStart[topic], kerr.ErrorForCode(code), n)
+		}
+		for _, ts := range []int64{-2, 1} {
+			if code, _ := tb.listOffsetCode(cl, topic, ts); code != kerr.KafkaStorageError.Code {
+				t.Errorf("%s: ListOffsets at %d: %v, want KAFKA_STORAGE_ERROR", topic, ts, kerr.ErrorForCode(code))
+			}
+		}
+		if code, off := tb.listOffsetCode(cl, topic, -1); code != 0 || off != 200 {
+			t.Errorf("%s: ListOffsets latest: %v, %d; want 200", topic, kerr.ErrorForCode(code), off)
+		}
+		del, err := kadm.NewClient(cl).DeleteRecords(context.Background(), kadm.Offsets{topic: {0: {Topic: topic, Partition: 0, At: 10}}})
+		if err != nil || !errors.Is(del[topic][0].Err, kerr.KafkaStorageError) {
+			t.Errorf("%s: DeleteRecords: %v %+v; want KAFKA_STORAGE_ERROR", topic, err, del[topic][0])
+		}
+	}
+	if !strings.Contains(tb.status("lost", 0).LastError, "manifest lost") || !strings.Contains(tb.status("corrupt", 0).LastError, "invalid manifest") {
+		t.Errorf("status errors %q and %q", tb.status("lost", 0).LastError, tb.status("corrupt", 0).LastError)
+	}
+	if t.Failed() {
+		t.FailNow()
+	}
+
+	// Restored: the loops pick the manifests up, orphan cleanup (due since
+	// the start) runs and keeps every listed object, and the history reads.
+	for _, topic := range topics {
+		if err := os.WriteFile(filepath.Join(tb.bucket, keys[topic]), manifests[topic], 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, topic := range topics {
+		waitFor(t, topic+": the restored manifest to load", func() bool {
+			st := tb.status(topic, 0)
+			return st.RemoteSegments > 0 && st.LastError == "" && st.LogStartOffset == 0
+		})
+		if n := consumeFrom(t, tb, topic, 0); n != 200 {
+			t.Fatalf("%s: consumed %d records from 0 after the restore, want 200", topic, n)
+		}
+		for _, path := range objects[topic] {
+			if _, err := os.Stat(path); err != nil {
+				t.Errorf("%s: a listed segment object is gone after the restore: %v", topic, err)
+			}
+		}
+	}
 }

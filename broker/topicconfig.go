@@ -14,24 +14,28 @@ import (
 // keys) are the base; per-topic overrides from CreateTopics/AlterConfigs
 // apply on top.
 type TopicConfig struct {
-	CleanupPolicy      string                 // cleanup.policy: delete, compact or compact,delete (delete)
-	SegmentBytes       int64                  // segment.bytes (1 GiB)
-	SegmentRollAge     time.Duration          // segment.ms (7 days)
-	SegmentIndexBytes  int32                  // segment.index.bytes (10 MiB)
-	IndexIntervalBytes int32                  // index.interval.bytes (4096)
-	RetentionAge       time.Duration          // retention.ms (7 days; -1 unlimited)
-	RetentionBytes     int64                  // retention.bytes (-1 unlimited)
-	MaxMessageBytes    int32                  // max.message.bytes (1048588)
-	TimestampType      segments.TimestampType // message.timestamp.type (CreateTime)
-	TimestampBeforeMax time.Duration          // message.timestamp.before.max.ms (unlimited)
-	TimestampAfterMax  time.Duration          // message.timestamp.after.max.ms (1 hour, as Kafka 4.0)
-	MinInsyncReplicas  int16                  // min.insync.replicas (1)
-	CompressionType    string                 // compression.type (producer)
-	FileDeleteDelay    time.Duration          // file.delete.delay.ms (60 s)
-	DeleteRetention    time.Duration          // delete.retention.ms (1 day): how long tombstones stay after their first cleaning
-	MinCleanableRatio  float64                // min.cleanable.dirty.ratio (0.5)
-	MinCompactionLag   time.Duration          // min.compaction.lag.ms (0)
-	MaxCompactionLag   time.Duration          // max.compaction.lag.ms (unlimited)
+	CleanupPolicy string // cleanup.policy: delete, compact or compact,delete (delete)
+	SegmentBytes  int64  // segment.bytes (1 GiB; at least 1 MiB)
+	// InternalSegmentBytes is internal.segment.bytes, for tests only: when
+	// non-zero it replaces segment.bytes, without the 1 MiB minimum
+	// (Kafka 4.0's internal config of that name). 0 means unset.
+	InternalSegmentBytes int64
+	SegmentRollAge       time.Duration          // segment.ms (7 days)
+	SegmentIndexBytes    int32                  // segment.index.bytes (10 MiB)
+	IndexIntervalBytes   int32                  // index.interval.bytes (4096)
+	RetentionAge         time.Duration          // retention.ms (7 days; -1 unlimited)
+	RetentionBytes       int64                  // retention.bytes (-1 unlimited)
+	MaxMessageBytes      int32                  // max.message.bytes (1048588)
+	TimestampType        segments.TimestampType // message.timestamp.type (CreateTime)
+	TimestampBeforeMax   time.Duration          // message.timestamp.before.max.ms (unlimited)
+	TimestampAfterMax    time.Duration          // message.timestamp.after.max.ms (1 hour, as Kafka 4.0)
+	MinInsyncReplicas    int16                  // min.insync.replicas (1)
+	CompressionType      string                 // compression.type (producer)
+	FileDeleteDelay      time.Duration          // file.delete.delay.ms (60 s)
+	DeleteRetention      time.Duration          // delete.retention.ms (1 day): how long tombstones stay after their first cleaning
+	MinCleanableRatio    float64                // min.cleanable.dirty.ratio (0.5)
+	MinCompactionLag     time.Duration          // min.compaction.lag.ms (0)
+	MaxCompactionLag     time.Duration          // max.compaction.lag.ms (unlimited)
 	// Tiered storage (tiering.go). RemoteStorage is remote.storage.enable
 	// (true; the broker forces it off when no object store is configured,
 	// and compacted topics are never tiered: see Tiered).
@@ -73,10 +77,19 @@ func (c TopicConfig) deletes() bool {
 	return slices.Contains(strings.Split(c.CleanupPolicy, ","), "delete")
 }
 
+// segmentBytes is the roll size in effect: internal.segment.bytes when
+// set, else segment.bytes.
+func (c TopicConfig) segmentBytes() int64 {
+	if c.InternalSegmentBytes > 0 {
+		return c.InternalSegmentBytes
+	}
+	return c.SegmentBytes
+}
+
 // LogConfig projects the topic config onto the segments layer.
 func (c TopicConfig) LogConfig() segments.Config {
 	lc := segments.Config{
-		SegmentBytes:       c.SegmentBytes,
+		SegmentBytes:       c.segmentBytes(),
 		SegmentRollAge:     c.SegmentRollAge,
 		IndexIntervalBytes: c.IndexIntervalBytes,
 		SegmentIndexBytes:  c.SegmentIndexBytes,

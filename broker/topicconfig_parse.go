@@ -35,6 +35,21 @@ func (e *ConfigError) Error() string {
 	return fmt.Sprintf("invalid value %q for configuration %s: %s", e.Value, e.Key, e.Reason)
 }
 
+// MinSegmentBytes is the smallest segment.bytes accepted: 1 MiB, Kafka
+// 4.0's minimum (KIP-1030; Kafka 3.x accepted 14 bytes). A segment keeps
+// three files open for as long as it exists, so a topic of 14-byte segments
+// turns every produced batch into three file handles.
+const MinSegmentBytes = 1 << 20 // 1048576
+
+// InternalSegmentBytesKey is Kafka 4.0's test-only topic config that
+// overrides segment.bytes without its minimum. Strata's tests use it to
+// roll segments with little data, as Kafka's do; operators should not.
+const InternalSegmentBytesKey = "internal.segment.bytes"
+
+// minInternalSegmentBytes is internal.segment.bytes' floor: Kafka 3.x's
+// segment.bytes minimum, the v0 record overhead (14 bytes).
+const minInternalSegmentBytes = 14
+
 // DefaultTopicConfig returns Kafka's topic defaults.
 func DefaultTopicConfig() TopicConfig {
 	return TopicConfig{
@@ -112,21 +127,27 @@ func checkLocalRetention(c TopicConfig, kv map[string]string) error {
 	return check("local.retention.bytes", c.LocalRetentionBytes, c.RetentionBytes, strconv.FormatInt(c.LocalRetentionBytes, 10))
 }
 
-// TopicConfigKeys lists the supported topic config keys, sorted.
+// TopicConfigKeys lists the supported topic config keys, sorted, without
+// the test-only internal.segment.bytes (which ParseTopicConfig accepts too).
 func TopicConfigKeys() []string {
-	keys := make([]string, len(topicConfigDefs))
-	for i, d := range topicConfigDefs {
-		keys[i] = d.key
+	keys := make([]string, 0, len(topicConfigDefs))
+	for _, d := range topicConfigDefs {
+		if !d.internal {
+			keys = append(keys, d.key)
+		}
 	}
 	return keys
 }
 
 // TopicConfigEntries renders every key of c as Kafka would print it
-// (durations in milliseconds). ParseTopicConfig accepts the result.
+// (durations in milliseconds); internal.segment.bytes only when set.
+// ParseTopicConfig accepts the result.
 func TopicConfigEntries(c TopicConfig) map[string]string {
 	m := make(map[string]string, len(topicConfigDefs))
 	for _, d := range topicConfigDefs {
-		m[d.key] = d.get(c)
+		if v := d.get(c); v != "" || !d.internal {
+			m[d.key] = v
+		}
 	}
 	return m
 }
@@ -136,9 +157,12 @@ type topicConfigDef struct {
 	key       string
 	brokerKey string // Kafka's broker-level synonym (the default for all topics)
 	typ       kmsg.ConfigType
-	doc       string
-	set       func(c *TopicConfig, v string) error
-	get       func(c TopicConfig) string
+	// internal: a test-only key (Kafka's internal configs). DescribeConfigs
+	// and CreateTopics responses list it only while it is set.
+	internal bool
+	doc      string
+	set      func(c *TopicConfig, v string) error
+	get      func(c TopicConfig) string
 }
 
 func topicConfigDefByKey(key string) *topicConfigDef {
@@ -214,6 +238,27 @@ var topicConfigDefs = []topicConfigDef{
 			return err
 		},
 		get: func(c TopicConfig) string { return strconv.FormatInt(int64(c.IndexIntervalBytes), 10) },
+	},
+	{
+		key: InternalSegmentBytesKey, brokerKey: InternalSegmentBytesKey, typ: kmsg.ConfigTypeInt, internal: true,
+		doc: "For tests only (Kafka 4.0's internal.segment.bytes): when set, the size at which a segment file is rolled instead of segment.bytes, with no 1 MiB minimum, so that tests can roll segments with little data. Empty means unset.",
+		set: func(c *TopicConfig, v string) error {
+			if v == "" {
+				c.InternalSegmentBytes = 0
+				return nil
+			}
+			n, err := parseInt(v, minInternalSegmentBytes, math.MaxInt32)
+			if err == nil {
+				c.InternalSegmentBytes = n
+			}
+			return err
+		},
+		get: func(c TopicConfig) string {
+			if c.InternalSegmentBytes == 0 {
+				return ""
+			}
+			return strconv.FormatInt(c.InternalSegmentBytes, 10)
+		},
 	},
 	{
 		key: "local.retention.bytes", brokerKey: "log.local.retention.bytes", typ: kmsg.ConfigTypeLong,
@@ -397,10 +442,11 @@ var topicConfigDefs = []topicConfigDef{
 	},
 	{
 		key: "segment.bytes", brokerKey: "log.segment.bytes", typ: kmsg.ConfigTypeInt,
-		// Kafka's minimum is the v0 record overhead, 14 bytes (Kafka 3.x LogConfig).
-		doc: "The size at which a segment file is rolled.",
+		// Kafka 4.0's minimum (KIP-1030): every segment holds three open
+		// files, so tiny segments exhaust file handles.
+		doc: "The size at which a segment file is rolled; at least 1048576 (1 MiB), as in Kafka 4.0.",
 		set: func(c *TopicConfig, v string) error {
-			n, err := parseInt(v, 14, math.MaxInt32)
+			n, err := parseInt(v, MinSegmentBytes, math.MaxInt32)
 			if err == nil {
 				c.SegmentBytes = n
 			}
@@ -508,4 +554,30 @@ func formatMillis(d time.Duration) string {
 		return strconv.FormatInt(math.MaxInt64, 10)
 	}
 	return strconv.FormatInt(int64(d/time.Millisecond), 10)
+}
+
+// legacySegmentBytes rewrites the persisted overrides of a topic created
+// before segment.bytes had Kafka 4.0's 1 MiB minimum: a smaller
+// segment.bytes (at least the old minimum of 14) becomes
+// internal.segment.bytes, so the topic keeps rolling as before. ok is
+// false if there is nothing to rewrite.
+func legacySegmentBytes(overrides map[string]string) (map[string]string, bool) {
+	v, ok := overrides["segment.bytes"]
+	if !ok {
+		return nil, false
+	}
+	if _, set := overrides[InternalSegmentBytesKey]; set {
+		return nil, false
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+	if err != nil || n < minInternalSegmentBytes || n >= MinSegmentBytes {
+		return nil, false
+	}
+	out := make(map[string]string, len(overrides))
+	for k, val := range overrides {
+		out[k] = val
+	}
+	delete(out, "segment.bytes")
+	out[InternalSegmentBytesKey] = strings.TrimSpace(v)
+	return out, true
 }

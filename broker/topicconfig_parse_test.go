@@ -4,6 +4,7 @@ import (
 	"errors"
 	"maps"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -56,7 +57,8 @@ func TestDefaultTopicConfigIsKafkas(t *testing.T) {
 func TestParseTopicConfigValid(t *testing.T) {
 	base := DefaultTopicConfig()
 	c, err := ParseTopicConfig(base, map[string]string{
-		"segment.bytes":             " 14 ",
+		"segment.bytes":             " 1048576 ",
+		"internal.segment.bytes":    " 14 ",
 		"segment.ms":                "1",
 		"retention.ms":              "-1",
 		"retention.bytes":           "1000",
@@ -80,26 +82,27 @@ func TestParseTopicConfigValid(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := TopicConfig{
-		CleanupPolicy:       "compact,delete",
-		SegmentBytes:        14,
-		SegmentRollAge:      time.Millisecond,
-		SegmentIndexBytes:   4,
-		IndexIntervalBytes:  0,
-		RetentionAge:        -time.Millisecond,
-		RetentionBytes:      1000,
-		MaxMessageBytes:     0,
-		TimestampType:       segments.LogAppendTime,
-		TimestampBeforeMax:  time.Duration(math.MaxInt64),
-		TimestampAfterMax:   time.Hour,
-		MinInsyncReplicas:   2,
-		CompressionType:     "producer",
-		FileDeleteDelay:     0,
-		DeleteRetention:     0,
-		MinCleanableRatio:   0.25,
-		MinCompactionLag:    5 * time.Millisecond,
-		MaxCompactionLag:    time.Millisecond,
-		LocalRetentionAge:   -time.Millisecond,
-		LocalRetentionBytes: 500,
+		CleanupPolicy:        "compact,delete",
+		SegmentBytes:         1 << 20,
+		InternalSegmentBytes: 14,
+		SegmentRollAge:       time.Millisecond,
+		SegmentIndexBytes:    4,
+		IndexIntervalBytes:   0,
+		RetentionAge:         -time.Millisecond,
+		RetentionBytes:       1000,
+		MaxMessageBytes:      0,
+		TimestampType:        segments.LogAppendTime,
+		TimestampBeforeMax:   time.Duration(math.MaxInt64),
+		TimestampAfterMax:    time.Hour,
+		MinInsyncReplicas:    2,
+		CompressionType:      "producer",
+		FileDeleteDelay:      0,
+		DeleteRetention:      0,
+		MinCleanableRatio:    0.25,
+		MinCompactionLag:     5 * time.Millisecond,
+		MaxCompactionLag:     time.Millisecond,
+		LocalRetentionAge:    -time.Millisecond,
+		LocalRetentionBytes:  500,
 	}
 	if c != want {
 		t.Fatalf("got %+v\nwant %+v", c, want)
@@ -123,7 +126,10 @@ func TestParseTopicConfigInvalid(t *testing.T) {
 	cases := []struct {
 		key, value, reason string
 	}{
-		{"segment.bytes", "13", "at least 14"},
+		{"segment.bytes", "1048575", "at least 1048576"}, // Kafka 4.0's minimum
+		{"segment.bytes", "14", "at least 1048576"},
+		{"internal.segment.bytes", "13", "at least 14"},
+		{"internal.segment.bytes", "2147483648", "at most"},
 		{"segment.bytes", "2147483648", "at most"},
 		{"segment.bytes", "1MB", "not a number"},
 		{"segment.ms", "0", "at least 1"},
@@ -225,5 +231,30 @@ func TestTopicIDString(t *testing.T) {
 	}
 	if _, err := parseTopicID(topicIDString([16]byte{})); err == nil {
 		t.Fatal("all-zero id accepted")
+	}
+}
+
+// internal.segment.bytes (test-only, as in Kafka 4.0) replaces
+// segment.bytes in the log config while set, and is hidden while not.
+func TestInternalSegmentBytes(t *testing.T) {
+	c, err := ParseTopicConfig(DefaultTopicConfig(), map[string]string{"internal.segment.bytes": "400"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lc := c.LogConfig(); lc.SegmentBytes != 400 || c.SegmentBytes != 1<<30 {
+		t.Fatalf("log config segment bytes %d, segment.bytes %d", lc.SegmentBytes, c.SegmentBytes)
+	}
+	if got := TopicConfigEntries(c)["internal.segment.bytes"]; got != "400" {
+		t.Fatalf("rendered %q", got)
+	}
+	if _, ok := TopicConfigEntries(DefaultTopicConfig())["internal.segment.bytes"]; ok {
+		t.Fatal("an unset internal.segment.bytes is rendered")
+	}
+	if slices.Contains(TopicConfigKeys(), "internal.segment.bytes") {
+		t.Fatal("TopicConfigKeys lists the internal key")
+	}
+	unset, err := ParseTopicConfig(c, map[string]string{"internal.segment.bytes": ""})
+	if err != nil || unset.InternalSegmentBytes != 0 || unset.LogConfig().SegmentBytes != 1<<30 {
+		t.Fatalf("unsetting: %+v, %v", unset, err)
 	}
 }

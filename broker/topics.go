@@ -11,7 +11,13 @@ package broker
 // delete interrupted by a crash (created before, or removed after, the file
 // was written); they never held acknowledged data the registry published,
 // so openTopicRegistry removes them (and create removes a stale one before
-// reusing its name).
+// reusing its name). A create that fails removes the directories it made
+// at once; whatever cannot be removed then (no file handle to list a
+// directory with, say) is retried in the background with backoff
+// (leftovers.go), not left until the next start.
+//
+// Before a create does any work it checks max.broker.partitions and the
+// file-handle budget (handles.go).
 //
 // Format (version 1):
 //
@@ -36,6 +42,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -134,6 +141,17 @@ type topicRegistry struct {
 
 	stopRetention chan struct{}
 	retentionDone chan struct{}
+
+	// handles is the file-handle budget (handles.go); countOpenFiles
+	// counts the descriptors open now (tests replace it).
+	handles        handleBudget
+	countOpenFiles func() (int, error)
+	// removeAll removes a directory tree (os.RemoveAll; tests inject
+	// failures), and openFault, if set, fails the opening of a partition
+	// after its directory was made (tests of failed creates).
+	removeAll func(string) error
+	openFault func(topic string, partition int32) error
+	leftovers leftovers // directories of failed creates still to remove (leftovers.go)
 }
 
 // persistedTopics is the JSON shape of topics.json.
@@ -153,13 +171,22 @@ type persistedTopic struct {
 // every partition with replica.Open (recovering as needed), removes orphan
 // partition directories and starts the retention loop.
 func openTopicRegistry(b *Broker) (*topicRegistry, error) {
-	r := &topicRegistry{
-		b:             b,
-		dir:           b.cfg.DataDir,
-		log:           b.log,
-		stopRetention: make(chan struct{}),
-		retentionDone: make(chan struct{}),
+	limit, err := fileLimit()
+	if err != nil {
+		b.log.Warn("cannot read the open-file limit; the file-handle budget is not enforced", "err", err)
+		limit = math.MaxInt32
 	}
+	r := &topicRegistry{
+		b:              b,
+		dir:            b.cfg.DataDir,
+		log:            b.log,
+		stopRetention:  make(chan struct{}),
+		retentionDone:  make(chan struct{}),
+		handles:        newHandleBudget(limit, b.cfg.MaxConnections),
+		countOpenFiles: countOpenFiles,
+		removeAll:      os.RemoveAll,
+	}
+	r.leftovers.stop = make(chan struct{})
 	r.mu.byName = map[string]*topic{}
 	r.mu.byID = map[[16]byte]*topic{}
 	if err := os.MkdirAll(r.dir, 0o755); err != nil {
@@ -242,14 +269,26 @@ func (r *topicRegistry) decodeTopic(p persistedTopic, defaults TopicConfig) (*to
 	if p.Partitions < 1 || p.Partitions > maxPartitionsPerTopic {
 		return nil, fmt.Errorf("invalid partition count %d", p.Partitions)
 	}
-	cfg, err := r.b.parseTopicConfig(defaults, p.Configs)
+	overrides := p.Configs
+	cfg, err := r.b.parseTopicConfig(defaults, overrides)
 	if err != nil {
-		return nil, err
+		// A topic created before Kafka 4.0's 1 MiB minimum keeps its
+		// small segments, as internal.segment.bytes.
+		legacy, ok := legacySegmentBytes(overrides)
+		if !ok {
+			return nil, err
+		}
+		if cfg, err = r.b.parseTopicConfig(defaults, legacy); err != nil {
+			return nil, err
+		}
+		r.log.Warn("topic has segment.bytes below the minimum of 1048576 (1 MiB, as Kafka 4.0); it is kept as the test-only internal.segment.bytes: set segment.bytes to 1048576 or more",
+			"topic", p.Name, "segment.bytes", overrides["segment.bytes"])
+		overrides = legacy
 	}
 	return &topic{
 		name:       p.Name,
 		id:         id,
-		overrides:  cloneStrings(p.Configs),
+		overrides:  cloneStrings(overrides),
 		config:     cfg,
 		partitions: make([]*replica.Partition, p.Partitions),
 	}, nil
@@ -318,6 +357,11 @@ func (r *topicRegistry) openPartition(name string, p int32, cfg TopicConfig) (*r
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
+	if r.openFault != nil {
+		if err := r.openFault(name, p); err != nil {
+			return nil, fmt.Errorf("open partition %s-%d: %w", name, p, err)
+		}
+	}
 	part, err := replica.Open(replica.Options{
 		Dir:       dir,
 		Topic:     name,
@@ -327,6 +371,9 @@ func (r *topicRegistry) openPartition(name string, p int32, cfg TopicConfig) (*r
 		Logger:    r.log, // replica.Open adds topic and partition
 	})
 	if err != nil {
+		if hint := fsutil.Hint(err); hint != "" {
+			return nil, fmt.Errorf("open partition %s-%d: %w (%s)", name, p, err, hint)
+		}
 		return nil, fmt.Errorf("open partition %s-%d: %w", name, p, err)
 	}
 	return part, nil
@@ -334,7 +381,8 @@ func (r *topicRegistry) openPartition(name string, p int32, cfg TopicConfig) (*r
 
 // openNewPartitions opens partitions [from, to) of a topic that has never
 // had them, first removing any stale directory an interrupted operation
-// left (see the file comment). On error, the ones opened are deleted.
+// left (see the file comment). On error, every directory of the range is
+// removed again (discardNew). Caller holds adminMu.
 func (r *topicRegistry) openNewPartitions(name string, from, to int32, cfg TopicConfig) ([]*replica.Partition, error) {
 	parts := make([]*replica.Partition, to-from)
 	errs := inParallel(len(parts), func(k int) error {
@@ -342,7 +390,7 @@ func (r *topicRegistry) openNewPartitions(name string, from, to int32, cfg Topic
 		dir := r.partitionDir(name, i)
 		if _, err := os.Stat(dir); err == nil {
 			r.log.Warn("removing stale partition directory before creating the partition", "dir", dir)
-			if err := os.RemoveAll(dir); err != nil {
+			if err := r.removeAll(dir); err != nil {
 				return err
 			}
 		}
@@ -351,22 +399,45 @@ func (r *topicRegistry) openNewPartitions(name string, from, to int32, cfg Topic
 		return err
 	})
 	if err := errors.Join(errs...); err != nil {
-		var opened []*replica.Partition
-		for _, p := range parts {
-			if p != nil {
-				opened = append(opened, p)
-			}
-		}
-		deletePartitions(opened, r.log)
+		r.log.Warn("creating partitions failed; removing the directories made for them", "topic", name,
+			"from", from, "to", to, "err", err, "hint", fsutil.Hint(err))
+		r.discardNew(name, from, parts)
 		return nil, err
 	}
 	return parts, nil
 }
 
-func deletePartitions(parts []*replica.Partition, log *slog.Logger) {
+// discardNew undoes openNewPartitions for partitions from, from+1, … of
+// topic name: parts[k] (nil if it was never opened) is deleted, and the
+// directory of partition from+k removed either way. A directory that
+// cannot be removed now is retried in the background (leftovers.go).
+// Caller holds adminMu; the partitions were never published.
+func (r *topicRegistry) discardNew(name string, from int32, parts []*replica.Partition) {
+	for k, p := range parts {
+		dir := r.partitionDir(name, from+int32(k))
+		if p != nil {
+			err := p.Delete()
+			if err == nil {
+				continue // Delete removed the directory
+			}
+			r.log.Warn("deleting a partition of a failed create", "topic", name, "partition", p.Index(), "err", err)
+		}
+		if err := r.removeAll(dir); err != nil {
+			r.removeLater(dir, err)
+		}
+	}
+}
+
+// deletePartitions deletes the partitions of a topic that is gone from the
+// registry; directories that cannot be removed now are retried in the
+// background.
+func (r *topicRegistry) deletePartitions(parts []*replica.Partition) {
 	for _, p := range parts {
 		if err := p.Delete(); err != nil {
-			log.Error("deleting partition", "topic", p.Topic(), "partition", p.Index(), "err", err)
+			r.log.Error("deleting partition", "topic", p.Topic(), "partition", p.Index(), "err", err, "hint", fsutil.Hint(err))
+			if dir := r.partitionDir(p.Topic(), p.Index()); r.removeAll(dir) != nil {
+				r.removeLater(dir, err)
+			}
 		}
 	}
 }
@@ -439,6 +510,9 @@ func (r *topicRegistry) createTopic(name string, partitions int32, overrides map
 	if err := r.checkNewName(name); err != nil {
 		return nil, err
 	}
+	if err := r.checkNewPartitions(int(partitions)); err != nil {
+		return nil, err
+	}
 	t := &topic{name: name, overrides: cloneStrings(overrides), config: cfg, partitions: make([]*replica.Partition, partitions)}
 	if validateOnly {
 		return t, nil
@@ -452,7 +526,7 @@ func (r *topicRegistry) createTopic(name string, partitions int32, overrides map
 	}
 	t.partitions = parts
 	if err := r.persistLocked(t.name, t); err != nil {
-		deletePartitions(parts, r.log)
+		r.discardNew(name, 0, parts)
 		return nil, err
 	}
 	r.publishLocked(nil, t)
@@ -519,7 +593,7 @@ func (r *topicRegistry) deleteTopic(t *topic) error {
 		return err
 	}
 	r.publishLocked(cur, nil)
-	deletePartitions(cur.partitions, r.log)
+	r.deletePartitions(cur.partitions)
 	r.b.tier.deleteTopicData(cur.name, cur.id)
 	r.log.Info("topic deleted", "topic", cur.name, "id", topicIDString(cur.id))
 	return nil
@@ -562,6 +636,9 @@ func (r *topicRegistry) addPartitions(name string, count int32, validateOnly boo
 	case count > maxPartitionsPerTopic:
 		return newAdminError(kerr.InvalidPartitions, "Number of partitions %d exceeds Strata's limit of %d per topic.", count, maxPartitionsPerTopic)
 	}
+	if err := r.checkNewPartitions(int(count) - len(cur.partitions)); err != nil {
+		return err
+	}
 	if validateOnly {
 		return nil
 	}
@@ -572,7 +649,7 @@ func (r *topicRegistry) addPartitions(name string, count int32, validateOnly boo
 	nt := *cur
 	nt.partitions = append(slices.Clip(cur.partitions), parts...)
 	if err := r.persistLocked(name, &nt); err != nil {
-		deletePartitions(parts, r.log)
+		r.discardNew(name, int32(len(cur.partitions)), parts)
 		return err
 	}
 	r.publishLocked(cur, &nt)
@@ -730,6 +807,8 @@ func (r *topicRegistry) applyRetention(now time.Time) {
 // partition syncs and writes its clean-shutdown state). Later mutations fail
 // with errRegistryClosed. Safe to call more than once.
 func (r *topicRegistry) close() error {
+	// The leftover remover takes adminMu: stop it first.
+	r.stopLeftovers()
 	r.adminMu.Lock()
 	defer r.adminMu.Unlock()
 	r.mu.Lock()

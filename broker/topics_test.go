@@ -261,7 +261,7 @@ func TestTopicRegistryRetention(t *testing.T) {
 	// Tiny segments (one batch each) and a byte limit of about one batch:
 	// a retention pass must delete the older closed segments.
 	segBytes, retBytes := "100", "100"
-	if _, err := b.topics.create("logs", 1, map[string]*string{"segment.bytes": &segBytes, "retention.bytes": &retBytes}); err != nil {
+	if _, err := b.topics.create("logs", 1, map[string]*string{"internal.segment.bytes": &segBytes, "retention.bytes": &retBytes}); err != nil {
 		t.Fatal(err)
 	}
 	admProduce(t, b, "logs", 0, 5, 2)

@@ -167,7 +167,7 @@ func TestAdminCLI(t *testing.T) {
 // partition tiered with a remote range, and the errors are clear.
 func TestTieringStatusCLI(t *testing.T) {
 	b := startStrata(t, "--remote.log.manager.task.interval.ms=100")
-	b.createTopic(t, "cli-tiered", 1, map[string]*string{"segment.bytes": kadm.StringPtr("1024")})
+	b.createTopic(t, "cli-tiered", 1, map[string]*string{"internal.segment.bytes": kadm.StringPtr("1024")})
 	for range 3 { // one batch (> segment.bytes) each: two closed segments
 		produceValues(t, b, "cli-tiered", "v", 100)
 	}

@@ -19,7 +19,7 @@ import (
 // offsets continue after the restart instead of being reused.
 func TestRestartKeepsEverything(t *testing.T) {
 	// Small segments and a dense index, so the data spans many segment files and indexes.
-	b := startStrata(t, "--segment.bytes=131072", "--index.interval.bytes=1024")
+	b := startStrata(t, "--internal.segment.bytes=131072", "--index.interval.bytes=1024")
 	const n = 4000
 	topics := []struct {
 		name       string
@@ -239,7 +239,7 @@ func checkAcked(t *testing.T, topic, tag string, acked []*kgo.Record, got map[in
 // rolls too. After each restart every record that was ever acknowledged is at the offset it was
 // acknowledged with, byte-exact, in the order it was produced.
 func TestKill9DuringAcksAllStream(t *testing.T) {
-	b := startStrata(t, "--segment.bytes=131072", "--index.interval.bytes=1024")
+	b := startStrata(t, "--internal.segment.bytes=131072", "--index.interval.bytes=1024")
 	const topic, tag = "kill9-acks-all", "kill9"
 	b.createTopic(t, topic, 3, nil)
 	var acked []*kgo.Record
@@ -257,7 +257,7 @@ func TestKill9DuringAcksAllStream(t *testing.T) {
 // requests, exits 0, keeps every acknowledged record, and the next start finds a clean log (it
 // logs no warning: nothing to recover).
 func TestSIGTERMDuringAcksAllStream(t *testing.T) {
-	b := startStrata(t, "--segment.bytes=131072")
+	b := startStrata(t, "--internal.segment.bytes=131072")
 	const topic, tag = "sigterm-acks-all", "sigterm"
 	b.createTopic(t, topic, 3, nil)
 	acked, _ := streamUntil(t, b, topic, tag, 0, 15_000, b.Stop)
@@ -275,7 +275,7 @@ func TestSIGTERMDuringAcksAllStream(t *testing.T) {
 // and sequence numbers. Afterwards every record is present exactly once, in order, at the offset
 // it was acknowledged with.
 func TestIdempotentProducerAcrossKill9(t *testing.T) {
-	b := startStrata(t, "--segment.bytes=262144")
+	b := startStrata(t, "--internal.segment.bytes=262144")
 	const topic, tag, n = "idempotent-kill9", "idem", 60_000
 	b.createTopic(t, topic, 3, nil)
 	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()), kgo.DefaultProduceTopic(topic),

@@ -117,7 +117,7 @@ func TestKcatOffsetsByTimestamp(t *testing.T) {
 	kcat := requireCommand(t, "kcat")
 	// Tiny segments (a roll every few batches) and an index entry per batch: the lookup must
 	// find the right segment through the time indexes, not just scan one file.
-	b := startStrata(t, "--segment.bytes=400", "--index.interval.bytes=1")
+	b := startStrata(t, "--internal.segment.bytes=400", "--index.interval.bytes=1")
 	const topic = "kcat-timestamps"
 	b.createTopic(t, topic, 1, nil)
 

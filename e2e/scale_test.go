@@ -154,8 +154,8 @@ func TestRetention(t *testing.T) {
 		configs map[string]*string
 		ts      time.Time
 	}{
-		{"retention-bytes", map[string]*string{"segment.bytes": &seg, "retention.bytes": &rbytes}, time.Time{}},
-		{"retention-ms", map[string]*string{"segment.bytes": &seg, "retention.ms": &rms}, time.Date(2001, 1, 1, 0, 0, 0, 0, time.UTC)},
+		{"retention-bytes", map[string]*string{"internal.segment.bytes": &seg, "retention.bytes": &rbytes}, time.Time{}},
+		{"retention-ms", map[string]*string{"internal.segment.bytes": &seg, "retention.ms": &rms}, time.Date(2001, 1, 1, 0, 0, 0, 0, time.UTC)},
 	}
 	const n = 2000
 	for _, c := range cases {

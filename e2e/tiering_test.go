@@ -489,9 +489,9 @@ func TestTieringWipeDataDir(t *testing.T) {
 		partitions int32
 		configs    map[string]string
 	}{
-		{"wipe-three", 3, map[string]string{"segment.bytes": strconv.Itoa(segmentBytes), "retention.ms": "864000000",
+		{"wipe-three", 3, map[string]string{"internal.segment.bytes": strconv.Itoa(segmentBytes), "retention.ms": "864000000",
 			"max.message.bytes": "2000000"}},
-		{"wipe-one", 1, map[string]string{"segment.bytes": strconv.Itoa(segmentBytes), "local.retention.bytes": "65536",
+		{"wipe-one", 1, map[string]string{"internal.segment.bytes": strconv.Itoa(segmentBytes), "local.retention.bytes": "65536",
 			"message.timestamp.type": "LogAppendTime"}},
 	}
 	acked := map[string][]*kgo.Record{}
@@ -620,7 +620,7 @@ func TestTieringStoreOutage(t *testing.T) {
 	const topic, tag, partitions, segmentBytes = "tier-outage", "outage", 2, 131072
 	const outage = 30 * time.Second
 	b.createTopic(t, topic, partitions, strPtrs(map[string]string{
-		"segment.bytes": strconv.Itoa(segmentBytes), "local.retention.bytes": strconv.Itoa(segmentBytes),
+		"internal.segment.bytes": strconv.Itoa(segmentBytes), "local.retention.bytes": strconv.Itoa(segmentBytes),
 	}))
 	cl := b.kgoClient(t, kgo.DefaultProduceTopic(topic), kgo.RequiredAcks(kgo.AllISRAcks()), kgo.ProducerLinger(5*time.Millisecond),
 		kgo.ProducerBatchCompression(kgo.NoCompression()))
@@ -760,7 +760,7 @@ func TestTieringKill9(t *testing.T) {
 	b := startTiered(t, s, s.minioURL(), "--remote.log.orphan.grace.ms=3000")
 	const topic, tag, partitions, segmentBytes = "tier-kill9", "tkill", 3, 32768
 	b.createTopic(t, topic, partitions, strPtrs(map[string]string{
-		"segment.bytes": strconv.Itoa(segmentBytes), "local.retention.bytes": strconv.Itoa(2 * segmentBytes),
+		"internal.segment.bytes": strconv.Itoa(segmentBytes), "local.retention.bytes": strconv.Itoa(2 * segmentBytes),
 	}))
 	// Kill once this run has put a new segment object into the bucket: uploads are under way.
 	killAfterUpload := func() {
@@ -936,7 +936,7 @@ func TestTieringOnOffSameResults(t *testing.T) {
 		configs  map[string]string
 		tieredTo *tierStore
 	}{
-		{"tiny segments, minio", map[string]string{"segment.bytes": "16384", "local.retention.bytes": "0"}, newTierBucket(t, srv)},
+		{"tiny segments, minio", map[string]string{"internal.segment.bytes": "16384", "local.retention.bytes": "0"}, newTierBucket(t, srv)},
 		{"large segments, s3", map[string]string{"segment.bytes": "1048576", "local.retention.bytes": "0"}, newTierBucket(t, srv)},
 		{"tiering off", nil, nil},
 	}

@@ -3,6 +3,7 @@
 #   - Debian packages: kcat (librdkafka), python3-kafka, python3-confluent-kafka, and the codec
 #     modules kafka-python needs for snappy/lz4/zstd (python3-snappy, python3-lz4,
 #     python3-zstandard). The tests run /usr/bin/python3 (Debian's), not a pyenv python.
+#     util-linux for prlimit (e2e/handles_test.go starts a broker with a low open-file limit).
 #   - kafkajs for e2e/js, from e2e/js/package-lock.json via `npm ci`.
 # Idempotent: installs only what is missing, runs `apt-get update` at most once, and prints
 # what it installs. Uses sudo only when not root.
@@ -38,6 +39,7 @@ need_deb python3-confluent-kafka /usr/bin/python3 -c 'import confluent_kafka'
 need_deb python3-snappy /usr/bin/python3 -c 'import snappy'
 need_deb python3-lz4 /usr/bin/python3 -c 'import lz4.frame'
 need_deb python3-zstandard /usr/bin/python3 -c 'import zstandard'
+need_deb util-linux command -v prlimit
 
 if [ "${#deb_missing[@]}" -gt 0 ]; then
 	echo "install-test-deps: apt-get install ${deb_missing[*]}"
@@ -46,7 +48,7 @@ if [ "${#deb_missing[@]}" -gt 0 ]; then
 	$SUDO apt-get update -q
 	$SUDO apt-get install -y -q --no-install-recommends "${deb_missing[@]}"
 else
-	echo "install-test-deps: Debian packages present (kcat python3-kafka python3-confluent-kafka python3-snappy python3-lz4 python3-zstandard)"
+	echo "install-test-deps: Debian packages present (kcat python3-kafka python3-confluent-kafka python3-snappy python3-lz4 python3-zstandard util-linux)"
 fi
 
 # kafkajs: reinstall when node_modules is missing or older than the lockfile.

@@ -17,7 +17,7 @@
 //	index.go       .index files and the shared entry-file / lookup code
 //	timeindex.go   .timeindex entries and checks
 //	segment.go     one segment: files, reference count, indexer, header scanner, recovery scan
-//	log.go         Log: Open, Append, roll, Sync, Close, Delete, epochs
+//	log.go         Log: Open, Append, roll (Roll), Sync, Close, Delete, Recover, epochs
 //	recover.go     Open's loading and recovery of segments
 //	read.go        Read, OffsetForTimestamp, MaxTimestamp, ScanBatches
 //	retention.go   DeleteRecordsBefore, ApplyRetention, Truncate
@@ -68,9 +68,23 @@
 // data. A damaged index entry is detected (the batch it names is not at its
 // position) and bypassed by scanning from the segment start.
 //
-// After any failed write or fsync the Log refuses further writes and Syncs
-// (Linux may drop unwritten pages after reporting an fsync error, so a
-// retry could report success over lost data). Reopening recovers.
+// After a failed fsync, or a failed write that cannot be cut off again,
+// the Log refuses further writes and Syncs (Linux may drop unwritten pages
+// after reporting an fsync error, so a retry could report success over
+// lost data). Recover reloads it in place as Open would and cuts it at the
+// durable offset; reopening does the same. Failures that leave nothing
+// behind keep the log writable: a roll whose files cannot be created
+// (ErrRollFailed: too many open files, disk full; the files it did create
+// are removed) and a write that was cut off again (ErrNotWritten).
+//
+// # File handles
+//
+// Every listed segment keeps its three files open (as Kafka's do), so a
+// log holds 3 × segments handles (OpenFiles). A roll takes four more: the
+// new segment's files and a directory handle, held until the Sync that
+// fsyncs the directory, so that making a roll durable never needs a handle
+// it might not get. Warnings about failed rolls are rate-limited per log
+// (fileWarnInterval) and name the limit that was hit.
 //
 // # Locking
 //

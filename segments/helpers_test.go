@@ -200,6 +200,7 @@ func crash(l *Log) {
 	l.mu.Lock()
 	segs := l.mu.segs
 	l.mu.segs, l.mu.closed = nil, true
+	l.closeDirLocked()
 	l.mu.Unlock()
 	for _, s := range segs {
 		s.release()

@@ -12,8 +12,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/stratalog/strata/internal/fsutil"
 	"golang.org/x/sys/unix"
+
+	"github.com/stratalog/strata/internal/fsutil"
+	"github.com/stratalog/strata/internal/logutil"
 )
 
 // Defaults applied to zero or negative Config fields (Kafka's defaults).
@@ -75,8 +77,15 @@ type Log struct {
 		end      Offset     // log end offset: next offset to assign
 		durable  Offset     // end offset covered by the last Sync
 		epochs   []EpochEntry
-		dirDirty bool   // files were created since the directory was fsynced
-		ckptRP   Offset // recovery point last written to its checkpoint
+		dirDirty bool // files were created or removed since the directory was fsynced
+		// dirF is a handle on the directory, opened by a roll (or restart)
+		// before it creates files and closed by the Sync that fsyncs the
+		// directory: making a roll durable never needs a new file handle,
+		// so it cannot fail for want of one. Without dirF, the directory
+		// only has removals to make durable, which no acknowledged data
+		// depends on.
+		dirF   *os.File
+		ckptRP Offset // recovery point last written to its checkpoint
 		// cleanedTo is the cleaner's first dirty offset: everything below
 		// it has been compacted. horizonMs is the earliest delete horizon
 		// of cleaned batches holding tombstones, 0 if none.
@@ -85,9 +94,17 @@ type Log struct {
 		// uploadedTo: offsets below it are in the remote tier (tier.go).
 		uploadedTo Offset
 		closed     bool
-		failed     error // a write or fsync failed: the log refuses writes
+		failed     error // a write or fsync failed: the log refuses writes until Recover
 	}
+	// fileWarns rate-limits the warnings about failed rolls, appends and
+	// directory opens (fileWarnInterval).
+	fileWarns *logutil.Limiter
 }
+
+// fileWarnInterval rate-limits the warnings a log gives about failed rolls
+// and directory opens: with file handles exhausted, every produce request
+// would otherwise log one.
+const fileWarnInterval = 10 * time.Second
 
 // Dir returns the partition directory.
 func (l *Log) Dir() string { return l.dir }
@@ -101,6 +118,7 @@ func Open(dir string, cfg Config, logger *slog.Logger) (*Log, error) {
 		logger = slog.Default()
 	}
 	l := &Log{dir: dir, logger: logger.With("dir", dir), ckptOnDisk: map[string][]byte{}}
+	l.fileWarns = logutil.NewLimiter(l.logger, fileWarnInterval, nil)
 	l.mu.cfg = cfg.normalized()
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
@@ -256,14 +274,20 @@ func (l *Log) Append(payload []byte, headers []BatchHeader, epoch LeaderEpoch, n
 
 	if _, err := seg.log.WriteAt(payload, startPos); err != nil {
 		// Cut off whatever part was written; if even that fails the file
-		// no longer matches our state and the log stops taking writes.
-		err = fmt.Errorf("append to %s: %w", seg.log.Name(), err)
+		// no longer matches our state and the log stops taking writes
+		// (until Recover). Otherwise nothing was written: ErrNotWritten.
 		if terr := seg.log.Truncate(startPos); terr != nil {
+			err = fmt.Errorf("append to %s: %w (cutting it off again: %v)", seg.log.Name(), err, terr)
 			l.mu.Lock()
 			l.mu.failed = err
 			l.mu.Unlock()
+			return AppendInfo{}, err
 		}
-		return AppendInfo{}, err
+		l.mu.Lock()
+		l.warnLocked("append failed and was cut off again: nothing was written; the producer retries",
+			"segment", seg.log.Name(), "err", err, "hint", fsutil.Hint(err))
+		l.mu.Unlock()
+		return AppendInfo{}, fmt.Errorf("%w: append to %s: %w", ErrNotWritten, seg.log.Name(), err)
 	}
 
 	l.mu.Lock()
@@ -311,12 +335,29 @@ func (l *Log) shouldRollLocked(s *segment, n, deltas int64, now time.Time) bool 
 
 // rollLocked closes the active segment and starts a new one at the end
 // offset. The old segment's indexes are written and fsynced by the next
-// Sync (it stays "dirty" until then).
+// Sync (it stays "dirty" until then). It needs four file handles: the new
+// segment's three files, kept open, and a directory handle kept until that
+// Sync. If any cannot be had, the log is left as it was and the error
+// wraps ErrRollFailed and the cause.
 func (l *Log) rollLocked() (*segment, error) {
 	old := l.mu.segs[len(l.mu.segs)-1]
-	s, err := openSegmentFiles(l.dir, l.mu.end, true, l.mu.cfg.IndexIntervalBytes)
+	base := l.mu.end
+	var dirF *os.File
+	if l.mu.dirF == nil {
+		var err error
+		if dirF, err = os.Open(l.dir); err != nil {
+			return nil, l.rollFailedLocked(base, err)
+		}
+	}
+	s, err := openSegmentFiles(l.dir, base, true, l.mu.cfg.IndexIntervalBytes)
 	if err != nil {
-		return nil, fmt.Errorf("roll segment: %w", err)
+		if dirF != nil {
+			_ = dirF.Close()
+		}
+		return nil, l.rollFailedLocked(base, err)
+	}
+	if dirF != nil {
+		l.mu.dirF = dirF
 	}
 	s.idx.mem, s.tix.mem = []byte{}, []byte{}
 	old.maybeTimeEntry()
@@ -325,6 +366,56 @@ func (l *Log) rollLocked() (*segment, error) {
 	l.mu.dirDirty = true
 	l.logger.Debug("rolled segment", "base", s.base)
 	return s, nil
+}
+
+// rollFailedLocked builds the error of a roll at base that failed with
+// cause, and logs it (rate-limited: see warnLocked).
+func (l *Log) rollFailedLocked(base Offset, cause error) error {
+	err := fmt.Errorf("%w at offset %d: %w", ErrRollFailed, base, cause)
+	l.warnLocked("cannot roll to a new segment; appends fail with a retriable error until a roll succeeds",
+		"offset", int64(base), "err", cause, "hint", fsutil.Hint(cause))
+	return err
+}
+
+// warnLocked logs a warning about files unless one was logged less than
+// fileWarnInterval ago; the next one reports how many were suppressed.
+// Caller holds l.mu (the limiter needs no lock; the name keeps call sites
+// honest about where they run).
+func (l *Log) warnLocked(msg string, args ...any) {
+	l.fileWarns.Log(slog.LevelWarn, "files", msg, args...)
+}
+
+// Roll starts a new segment now if the active one holds data. It retries a
+// roll that failed (ErrRollFailed) without waiting for the next Append;
+// the new segment is durable after the next Sync. Errors: ErrClosed, the
+// log's earlier failure, or ErrRollFailed (the log is unchanged).
+func (l *Log) Roll() error {
+	l.appendMu.Lock()
+	defer l.appendMu.Unlock()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.checkWritableLocked(); err != nil {
+		return err
+	}
+	if l.mu.segs[len(l.mu.segs)-1].size == 0 {
+		return nil
+	}
+	_, err := l.rollLocked()
+	return err
+}
+
+// OpenFiles is the number of file handles the log holds: three per listed
+// segment (closed segments keep their files open, as Kafka's do), plus a
+// directory handle between a roll and the Sync that makes it durable.
+// ReadResults may keep the files of removed segments open a little longer.
+func (l *Log) OpenFiles() int {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	n := 3 * len(l.mu.segs)
+	if l.mu.dirF != nil {
+		n++
+	}
+	return n
 }
 
 // syncWork is one segment a Sync must flush.
@@ -370,8 +461,8 @@ func (l *Log) syncLocked() (Offset, error) {
 		s.acquire()
 		work = append(work, w)
 	}
-	dirDirty := l.mu.dirDirty
-	l.mu.dirDirty = false
+	dirDirty, dirF := l.mu.dirDirty, l.mu.dirF
+	l.mu.dirDirty, l.mu.dirF = false, nil
 	l.mu.Unlock()
 
 	var err error
@@ -380,11 +471,33 @@ func (l *Log) syncLocked() (Offset, error) {
 			err = w.s.syncFiles(w)
 		}
 	}
+	dirLeft := false // the directory could not be opened: fsync it next time
 	if err == nil && dirDirty {
-		err = fsutil.SyncDir(l.dir)
+		if dirF == nil {
+			// Only removals to make durable (see mu.dirF): if no handle
+			// can be had now, the next Sync tries again.
+			if dirF, err = os.Open(l.dir); err != nil {
+				l.mu.Lock()
+				l.warnLocked("cannot open the partition directory to fsync removed segments; retrying at the next sync",
+					"err", err, "hint", fsutil.Hint(err))
+				l.mu.Unlock()
+				dirF, err, dirLeft = nil, nil, true
+			}
+		}
+		if dirF != nil {
+			if err = dirF.Sync(); err != nil {
+				err = fmt.Errorf("fsync %s: %w", l.dir, err)
+			}
+			_ = dirF.Close()
+		}
+	} else if dirF != nil {
+		_ = dirF.Close()
 	}
 
 	l.mu.Lock()
+	if dirLeft {
+		l.mu.dirDirty = true
+	}
 	if err != nil {
 		l.mu.failed = err
 		l.mu.dirDirty = l.mu.dirDirty || dirDirty
@@ -567,11 +680,105 @@ func (l *Log) Close() error {
 	l.mu.closed = true
 	segs := l.mu.segs
 	l.mu.segs = nil
+	l.closeDirLocked()
 	l.mu.Unlock()
 	for _, s := range segs {
 		s.release()
 	}
 	return errors.Join(errs...)
+}
+
+// closeDirLocked closes the directory handle a roll kept, if any.
+func (l *Log) closeDirLocked() {
+	if l.mu.dirF != nil {
+		_ = l.mu.dirF.Close()
+		l.mu.dirF = nil
+	}
+}
+
+// Recover brings a log that failed (a write that could not be cut off, or
+// an fsync error: see Append and Sync) back into service without a
+// restart. It reloads the directory as Open does after a crash (a CRC scan
+// from the recovery point; a torn tail is cut), then cuts the log at the
+// durable offset it had: nothing after that was acknowledged, and after a
+// failed fsync the page cache may hold bytes the disk does not. The *Log,
+// its config and its uploaded-to mark stay; ReadResults taken before keep
+// their files. A log that has not failed is left alone (nil).
+//
+// Errors leave the log failed, and Recover may be called again: ErrClosed,
+// a reload that fails (it needs three file handles per segment while the
+// old ones are still open, so it fails with EMFILE until handles are
+// freed), or a recovered log that ends below the durable offset (data that
+// an fsync confirmed is gone: the disk lost it; an operator must look).
+//
+// Recover excludes Append, Sync, retention, truncation and the cleaner's
+// swaps for its duration; it does not take cleanMu (a pass in progress
+// finds its segments replaced and abandons its swap).
+func (l *Log) Recover() error {
+	defer l.lockRewrite()()
+	l.mu.RLock()
+	closed, failed, keep, cfg := l.mu.closed, l.mu.failed, l.mu.durable, l.mu.cfg
+	l.mu.RUnlock()
+	switch {
+	case closed:
+		return ErrClosed
+	case failed == nil:
+		return nil
+	}
+	// Load into a private Log, so that readers keep the old state until
+	// the new one is complete.
+	fresh := &Log{dir: l.dir, logger: l.logger, ckptOnDisk: map[string][]byte{}}
+	fresh.mu.cfg = cfg
+	if err := fresh.load(); err != nil {
+		return fmt.Errorf("segments: recover %s: %w", l.dir, err)
+	}
+	discard := func() {
+		for _, s := range fresh.mu.segs {
+			s.release()
+		}
+		fresh.closeDirLocked()
+	}
+	if fresh.mu.end < keep {
+		discard()
+		return fmt.Errorf("segments: recover %s: the recovered log ends at offset %d, below the durable offset %d: acknowledged data is missing",
+			l.dir, fresh.mu.end, keep)
+	}
+	if fresh.mu.end > keep {
+		// fresh is not shared yet: no lock is needed to change it.
+		removed, _, err := fresh.truncateLocked(keep)
+		for _, s := range removed {
+			s.release()
+		}
+		if err == nil {
+			err = fresh.writeCheckpoints()
+		}
+		if err != nil {
+			discard()
+			return fmt.Errorf("segments: recover %s: cutting the log at the durable offset %d: %w", l.dir, keep, err)
+		}
+	}
+
+	l.ckptMu.Lock()
+	l.ckptOnDisk = fresh.ckptOnDisk
+	l.mu.Lock()
+	old := l.mu.segs
+	l.closeDirLocked()
+	l.mu.segs = fresh.mu.segs
+	l.mu.start, l.mu.end, l.mu.durable = fresh.mu.start, fresh.mu.end, fresh.mu.durable
+	l.mu.epochs = fresh.mu.epochs
+	l.mu.dirDirty, l.mu.dirF = fresh.mu.dirDirty, fresh.mu.dirF
+	l.mu.ckptRP = fresh.mu.ckptRP
+	l.mu.cleanedTo, l.mu.horizonMs = fresh.mu.cleanedTo, fresh.mu.horizonMs
+	l.mu.uploadedTo = min(l.mu.uploadedTo, fresh.mu.end)
+	l.mu.failed = nil
+	start, end := l.mu.start, l.mu.end
+	l.mu.Unlock()
+	l.ckptMu.Unlock()
+	for _, s := range old {
+		s.release()
+	}
+	l.logger.Info("log recovered after a storage failure", "failure", failed, "start", int64(start), "end", int64(end))
+	return nil
 }
 
 // Delete closes the log (without a clean-shutdown marker) and removes its
@@ -588,6 +795,7 @@ func (l *Log) Delete() error {
 	segs := l.mu.segs
 	l.mu.segs = nil
 	l.mu.closed = true
+	l.closeDirLocked()
 	l.mu.Unlock()
 	for _, s := range segs {
 		s.release()

@@ -3,6 +3,7 @@ package segments
 import (
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"time"
 )
@@ -252,6 +253,15 @@ func (l *Log) truncateLocked(to Offset) (removed []*segment, changed bool, err e
 // restartLocked replaces every segment with one empty segment at o: the
 // log restarts empty, with start and end at o.
 func (l *Log) restartLocked(o Offset) ([]*segment, error) {
+	// The directory handle the next Sync needs is taken first, so that a
+	// lack of file handles fails here, before anything is removed.
+	if l.mu.dirF == nil {
+		dirF, err := os.Open(l.dir)
+		if err != nil {
+			return nil, err
+		}
+		l.mu.dirF = dirF
+	}
 	segs := l.mu.segs
 	for _, s := range segs {
 		if err := s.removeFiles(); err != nil {
@@ -260,7 +270,8 @@ func (l *Log) restartLocked(o Offset) ([]*segment, error) {
 	}
 	s, err := openSegmentFiles(l.dir, o, true, l.mu.cfg.IndexIntervalBytes)
 	if err != nil {
-		// The old files are gone: nothing consistent to serve.
+		// The old files are gone: nothing consistent to serve until
+		// Recover (or a restart) reloads the directory.
 		l.mu.failed = err
 		return nil, err
 	}

@@ -124,14 +124,26 @@ func (s *segment) release() {
 	}
 }
 
-// openSegmentFiles opens (creating if asked) the three files of a segment.
-func openSegmentFiles(dir string, base Offset, create bool, interval int32) (*segment, error) {
+// openSegmentFiles opens (creating if asked) the three files of a segment:
+// three file handles for as long as the segment is listed or referenced.
+// If create is set and one of them cannot be opened (too many open files,
+// no space), the files it created are removed again, so a failed roll
+// leaves nothing behind; the error names the file.
+func openSegmentFiles(dir string, base Offset, create bool, interval int32) (s *segment, err error) {
 	flags := os.O_RDWR
 	if create {
 		flags |= os.O_CREATE | os.O_TRUNC
+		defer func() {
+			if err != nil {
+				// Nothing was written to them: the segment's base is at or
+				// beyond the log end, so no data lives under these names.
+				for _, sfx := range []string{logSuffix, indexSuffix, timeIndexSuffix} {
+					_ = os.Remove(segmentPath(dir, base, sfx))
+				}
+			}
+		}()
 	}
-	s := &segment{base: base, next: base, ix: newIndexer(interval)}
-	var err error
+	s = &segment{base: base, next: base, ix: newIndexer(interval)}
 	if s.log, err = os.OpenFile(segmentPath(dir, base, logSuffix), flags, 0o644); err != nil {
 		return nil, err
 	}

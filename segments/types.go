@@ -32,6 +32,15 @@ var (
 	ErrRecordTooLarge   = errors.New("segments: batch larger than max.message.bytes")
 	ErrInvalidTimestamp = errors.New("segments: timestamp out of range")
 	ErrInvalidRecord    = errors.New("segments: invalid record batch")
+	// ErrNotWritten: Append failed before anything reached the log (a
+	// write that failed was cut off again). The log is unchanged and
+	// still takes writes; a retry may succeed. The cause is wrapped too.
+	ErrNotWritten = errors.New("segments: nothing written")
+	// ErrRollFailed (which wraps ErrNotWritten): the files of a new
+	// segment could not be created (too many open files, disk full,
+	// permissions), so nothing was written. The next Append, or Roll,
+	// tries again. The cause is wrapped too.
+	ErrRollFailed = fmt.Errorf("%w: cannot roll to a new segment", ErrNotWritten)
 )
 
 // CorruptError reports a checksum or format failure in stored or received

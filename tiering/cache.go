@@ -16,9 +16,18 @@ package tiering
 //     given up, the download is cancelled and forgotten; a later caller
 //     starts afresh.
 //   - A download is a ranged Get copied into a temporary file (no fsync:
-//     this is a cache), checked for the expected length, then renamed to
-//     its final name. A failed, short or cancelled download removes its
-//     temporary file: nothing is left behind and nothing is cached.
+//     this is a cache), checked for the expected length and, when the
+//     manifest recorded the chunk's CRC-32C (Object.ChunkCRC32C), for that
+//     checksum, then renamed to its final name. A failed, short, corrupt
+//     or cancelled download removes its temporary file: nothing is left
+//     behind and nothing is cached, so no unverified byte of a checksummed
+//     object is ever handed out.
+//   - A chunk that fails verification (or that a caller found corrupt,
+//     Quarantine) is quarantined: Acquire fails at once with the same
+//     error until a backoff passes (DefaultCorruptRetryMin, doubling up to
+//     DefaultCorruptRetryMax while the chunk stays corrupt), so a consumer
+//     retrying a damaged range does not download it again and again, and
+//     a repaired object is read again once the backoff ends.
 //   - The cache is bounded by MaxBytes, counting finished chunks and the
 //     full expected size of downloads in flight. Unpinned chunks are
 //     evicted least recently used first. A pinned chunk (one a reader
@@ -46,6 +55,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"os"
 	"path/filepath"
@@ -56,6 +66,7 @@ import (
 	"time"
 
 	"github.com/stratalog/strata/objectstore"
+	"github.com/stratalog/strata/segments"
 )
 
 // Defaults of CacheOptions.
@@ -67,6 +78,16 @@ const (
 	// read-ahead nobody waits for): 8 MiB in 2 minutes is ~70 KB/s, far
 	// below any healthy store.
 	DefaultDownloadTimeout = 2 * time.Minute
+	// DefaultCorruptRetryMin and DefaultCorruptRetryMax bound how long a
+	// corrupt chunk stays quarantined: 1 s after its first failure,
+	// doubling on each failure after that up to 5 minutes. A transient
+	// corruption (a flipped bit in transit) costs a consumer a second; a
+	// damaged object costs one download per 5 minutes, not one per fetch.
+	DefaultCorruptRetryMin = time.Second
+	DefaultCorruptRetryMax = 5 * time.Minute
+	// maxQuarantined bounds the quarantine table; when full, the entry
+	// that ends first goes (its chunk may then be downloaded once more).
+	maxQuarantined = 1024
 )
 
 // CacheOptions configure a ChunkCache. Zero fields take the defaults.
@@ -88,6 +109,8 @@ type CacheOptions struct {
 	// DownloadTimeout bounds a single chunk download. Default
 	// DefaultDownloadTimeout.
 	DownloadTimeout time.Duration
+	// Now is the clock of quarantines (default time.Now).
+	Now func() time.Time
 }
 
 func (o CacheOptions) withDefaults() (CacheOptions, error) {
@@ -105,6 +128,9 @@ func (o CacheOptions) withDefaults() (CacheOptions, error) {
 	}
 	if o.DownloadTimeout <= 0 {
 		o.DownloadTimeout = DefaultDownloadTimeout
+	}
+	if o.Now == nil {
+		o.Now = time.Now
 	}
 	switch {
 	case o.ChunkBytes < 0 || o.ChunkBytes > 1<<31:
@@ -140,7 +166,7 @@ type ChunkCache struct {
 
 	readAhead chan struct{} // semaphore: read-aheads in flight
 
-	hits, misses, downloads, downloadedBytes, failures atomic.Int64
+	hits, misses, downloads, downloadedBytes, failures, corrupt atomic.Int64
 
 	mu struct {
 		sync.Mutex
@@ -148,6 +174,7 @@ type ChunkCache struct {
 		lru    list.List // of *chunk: finished, unpinned; front = most recent
 		size   int64     // finished chunks + reserved size of downloads
 		seq    uint64    // makes file names unique per download
+		bad    map[chunkID]*quarantine
 		closed bool
 	}
 }
@@ -155,6 +182,28 @@ type ChunkCache struct {
 type chunkID struct {
 	key   string
 	index int64
+}
+
+// quarantine is a chunk found corrupt: Acquire fails with err until
+// until; backoff is the length of the current quarantine, doubled by the
+// next failure.
+type quarantine struct {
+	err     error
+	until   time.Time
+	backoff time.Duration
+}
+
+// Object is what the cache needs to know of a segment object: its key, its
+// size (from the manifest) and, when the manifest checksummed it in pieces
+// of the cache's chunk size, each chunk's CRC-32C.
+type Object struct {
+	Key  string
+	Size int64
+	// ChunkCRC32C[i] is chunk i's CRC-32C (len = the number of chunks):
+	// every download of a chunk is verified against it before the chunk
+	// is cached or handed out. nil: chunks are downloaded unverified and
+	// Chunk.Verified reports false; the caller must verify what it serves.
+	ChunkCRC32C CRCs
 }
 
 // chunk is one cache entry. Fields other than the immutable ones are
@@ -169,6 +218,10 @@ type chunk struct {
 	// Set before done is closed, read after.
 	file *os.File
 	err  error
+
+	sum      uint32 // expected CRC-32C, if verify
+	verify   bool
+	verified bool // the file's bytes matched sum (set with file)
 
 	refs      int                // pins: readers and waiters
 	readAhead bool               // download started by read-ahead (no waiter needed)
@@ -205,6 +258,7 @@ func NewChunkCache(store objectstore.Store, opts CacheOptions) (*ChunkCache, err
 		c.readAhead = make(chan struct{}, opts.ReadAheadChunks)
 	}
 	c.mu.chunks = make(map[chunkID]*chunk)
+	c.mu.bad = make(map[chunkID]*quarantine)
 	return c, nil
 }
 
@@ -221,22 +275,25 @@ type CacheStats struct {
 	Misses          int64 // acquisitions that started or joined a download
 	Downloads       int64 // chunk downloads started (ranged GETs)
 	DownloadedBytes int64 // bytes of completed downloads
-	Failures        int64 // downloads that failed (cancellations included)
+	Failures        int64 // downloads that failed (cancellations and corrupt chunks included)
+	Corrupt         int64 // chunks quarantined: failed verification, or Quarantine
 	SizeBytes       int64 // current size: finished chunks + downloads in flight
 	Chunks          int   // chunks in the table (finished or downloading)
 	PinnedChunks    int   // chunks held by readers or waiters
+	Quarantined     int   // chunks in quarantine now (or whose quarantine ended and that were not read since)
 }
 
 // Stats returns the counters and the current size.
 func (c *ChunkCache) Stats() CacheStats {
 	s := CacheStats{
 		Hits: c.hits.Load(), Misses: c.misses.Load(), Downloads: c.downloads.Load(),
-		DownloadedBytes: c.downloadedBytes.Load(), Failures: c.failures.Load(),
+		DownloadedBytes: c.downloadedBytes.Load(), Failures: c.failures.Load(), Corrupt: c.corrupt.Load(),
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	s.SizeBytes = c.mu.size
 	s.Chunks = len(c.mu.chunks)
+	s.Quarantined = len(c.mu.bad)
 	for _, ch := range c.mu.chunks {
 		if ch.refs > 0 {
 			s.PinnedChunks++
@@ -264,6 +321,12 @@ func (h *Chunk) Offset() int64 { return h.ch.offset }
 // Size is the chunk's length.
 func (h *Chunk) Size() int64 { return h.ch.size }
 
+// Verified reports whether the chunk's bytes were checked against a
+// CRC-32C from the manifest when downloaded. An unverified chunk (an
+// Object without chunk checksums) must be verified by the caller before
+// its bytes are served.
+func (h *Chunk) Verified() bool { return h.ch.verified }
+
 // Release unpins the chunk; it may then be evicted. Safe to call more than
 // once.
 func (h *Chunk) Release() {
@@ -281,32 +344,41 @@ func (c *ChunkCache) chunkRange(objectSize, index int64) (off, n int64, err erro
 	return off, min(c.opts.ChunkBytes, objectSize-off), nil
 }
 
-// Acquire returns chunk index of the object at key, whose size is
-// objectSize (from the manifest), pinned: downloading it if needed, or
-// waiting for the download in flight. It returns ctx's error promptly when
-// ctx ends first, and a download's error (wrapped with the key and range;
-// objectstore sentinels stay matchable) when it fails. The caller must
-// Release the chunk.
-func (c *ChunkCache) Acquire(ctx context.Context, key string, objectSize, index int64) (*Chunk, error) {
-	off, n, err := c.chunkRange(objectSize, index)
+// Acquire returns chunk index of obj, pinned: downloading it if needed
+// (and verifying it, if obj has chunk checksums), or waiting for the
+// download in flight. It returns ctx's error promptly when ctx ends first,
+// and a download's error (wrapped with the key and range; objectstore
+// sentinels stay matchable) when it fails. A chunk that failed
+// verification is a *segments.CorruptError naming the key and byte range;
+// while it is quarantined, Acquire returns that error again at once,
+// without downloading. The caller must Release the chunk.
+func (c *ChunkCache) Acquire(ctx context.Context, obj Object, index int64) (*Chunk, error) {
+	off, n, err := c.chunkRange(obj.Size, index)
 	if err != nil {
 		return nil, err
 	}
-	id := chunkID{key, index}
+	if obj.ChunkCRC32C != nil && int64(len(obj.ChunkCRC32C)) != numChunks(obj.Size, c.opts.ChunkBytes) {
+		return nil, fmt.Errorf("tiering: chunk %d of %q: %d chunk checksums for a %d-byte object in %d-byte chunks", index, obj.Key, len(obj.ChunkCRC32C), obj.Size, c.opts.ChunkBytes)
+	}
+	id := chunkID{obj.Key, index}
 	c.mu.Lock()
 	if c.mu.closed {
 		c.mu.Unlock()
 		return nil, ErrCacheClosed
+	}
+	if q := c.mu.bad[id]; q != nil && c.opts.Now().Before(q.until) {
+		c.mu.Unlock()
+		return nil, fmt.Errorf("%w (quarantined: not downloaded again before %s)", q.err, q.until.Format(time.RFC3339))
 	}
 	ch := c.mu.chunks[id]
 	if ch != nil && ch.size != n {
 		// The same key with another size: the caller's manifest and a
 		// cached chunk disagree, which immutable keys rule out.
 		c.mu.Unlock()
-		return nil, fmt.Errorf("tiering: chunk %d of %q: cached as %d bytes, wanted %d", index, key, ch.size, n)
+		return nil, fmt.Errorf("tiering: chunk %d of %q: cached as %d bytes, wanted %d", index, obj.Key, ch.size, n)
 	}
 	if ch == nil {
-		ch = c.startLocked(id, off, n, false)
+		ch = c.startLocked(id, off, n, obj.ChunkCRC32C, false)
 		c.misses.Add(1)
 	} else if ch.file != nil {
 		c.hits.Add(1)
@@ -320,7 +392,7 @@ func (c *ChunkCache) Acquire(ctx context.Context, key string, objectSize, index 
 	case <-ch.done:
 	case <-ctx.Done():
 		c.unpin(ch)
-		return nil, fmt.Errorf("tiering: reading chunk %d of %q: %w", index, key, ctx.Err())
+		return nil, fmt.Errorf("tiering: reading chunk %d of %q: %w", index, obj.Key, ctx.Err())
 	}
 	if ch.err != nil {
 		c.unpin(ch)
@@ -329,22 +401,22 @@ func (c *ChunkCache) Acquire(ctx context.Context, key string, objectSize, index 
 	return &Chunk{c: c, ch: ch}, nil
 }
 
-// Prefetch starts downloading chunk index of the object in the background
-// if it is not cached or downloading, fewer than ReadAheadChunks
+// Prefetch starts downloading chunk index of obj in the background if it
+// is not cached, downloading or quarantined, fewer than ReadAheadChunks
 // read-aheads are in flight, and it fits in MaxBytes without exceeding it.
 // It never blocks and reports whether it started a download.
-func (c *ChunkCache) Prefetch(key string, objectSize, index int64) bool {
+func (c *ChunkCache) Prefetch(obj Object, index int64) bool {
 	if c.readAhead == nil {
 		return false
 	}
-	off, n, err := c.chunkRange(objectSize, index)
-	if err != nil {
+	off, n, err := c.chunkRange(obj.Size, index)
+	if err != nil || obj.ChunkCRC32C != nil && int64(len(obj.ChunkCRC32C)) != numChunks(obj.Size, c.opts.ChunkBytes) {
 		return false
 	}
-	id := chunkID{key, index}
+	id := chunkID{obj.Key, index}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.mu.closed || c.mu.chunks[id] != nil {
+	if c.mu.closed || c.mu.chunks[id] != nil || c.mu.bad[id] != nil && c.opts.Now().Before(c.mu.bad[id].until) {
 		return false
 	}
 	c.evictLocked(n)
@@ -356,19 +428,23 @@ func (c *ChunkCache) Prefetch(key string, objectSize, index int64) bool {
 	default:
 		return false
 	}
-	c.startLocked(id, off, n, true)
+	c.startLocked(id, off, n, obj.ChunkCRC32C, true)
 	return true
 }
 
 // startLocked adds a downloading entry for id, reserving its size, and
-// starts the download.
-func (c *ChunkCache) startLocked(id chunkID, off, n int64, readAhead bool) *chunk {
+// starts the download, which verifies the chunk against sums[id.index]
+// when sums is not nil.
+func (c *ChunkCache) startLocked(id chunkID, off, n int64, sums CRCs, readAhead bool) *chunk {
 	c.evictLocked(n)
 	c.mu.seq++
 	ch := &chunk{
 		id: id, offset: off, size: n, readAhead: readAhead,
 		path: filepath.Join(c.opts.Dir, fileName(id, c.mu.seq)),
 		done: make(chan struct{}),
+	}
+	if sums != nil {
+		ch.sum, ch.verify = sums[id.index], true
 	}
 	var ctx context.Context
 	ctx, ch.cancel = context.WithTimeout(c.ctx, c.opts.DownloadTimeout)
@@ -406,13 +482,20 @@ func (c *ChunkCache) download(ctx context.Context, ch *chunk) {
 	}
 	if err != nil {
 		c.failures.Add(1)
+		var corrupt *segments.CorruptError
+		if errors.As(err, &corrupt) {
+			c.quarantineLocked(ch.id, err)
+		}
 		ch.err = err
 		c.removeLocked(ch)
 		close(ch.done)
 		return
 	}
 	c.downloadedBytes.Add(ch.size)
-	ch.file = f
+	ch.file, ch.verified = f, ch.verify
+	if ch.verify {
+		delete(c.mu.bad, ch.id) // repaired (or the corruption was transient)
+	}
 	close(ch.done)
 	if ch.refs == 0 {
 		ch.elem = c.mu.lru.PushFront(ch)
@@ -443,13 +526,23 @@ func (c *ChunkCache) fetch(ctx context.Context, ch *chunk) (_ *os.File, err erro
 		}
 	}()
 	// At most one byte past the expected size, to detect a longer body.
-	// Large writes: io.Copy's 32 KiB pieces cost a write(2) each.
-	n, err := io.CopyBuffer(f, io.LimitReader(rc, ch.size+1), make([]byte, min(ch.size+1, copyBufferBytes)))
+	// Large writes: io.Copy's 32 KiB pieces cost a write(2) each. The
+	// checksum is computed on the way, so verifying costs no second read.
+	var w io.Writer = f
+	h := crc32.New(crc32cTable)
+	if ch.verify {
+		w = io.MultiWriter(f, h)
+	}
+	n, err := io.CopyBuffer(w, io.LimitReader(rc, ch.size+1), make([]byte, min(ch.size+1, copyBufferBytes)))
 	if err != nil {
 		return nil, wrap(err)
 	}
 	if n != ch.size {
 		return nil, wrap(fmt.Errorf("%w: got %d bytes, expected %d (object shorter or longer than the manifest says)", io.ErrUnexpectedEOF, n, ch.size))
+	}
+	if got := h.Sum32(); ch.verify && got != ch.sum {
+		return nil, &segments.CorruptError{Path: ch.id.key, Position: ch.offset, Offset: -1,
+			Reason: fmt.Sprintf("chunk %d, object bytes [%d, %d): CRC-32C %#08x, the manifest records %#08x", ch.id.index, ch.offset, ch.offset+ch.size, got, ch.sum)}
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, wrap(err)
@@ -499,6 +592,59 @@ func (c *ChunkCache) unpin(ch *chunk) {
 		ch.elem = c.mu.lru.PushFront(ch)
 		c.evictLocked(0)
 	}
+}
+
+// Quarantine drops chunk index of key from the cache (a pinned one goes
+// when its last pin is released; a download in flight is abandoned) and
+// makes Acquire fail at once with err for it until a backoff passes: for
+// a caller that found the bytes of a chunk corrupt after the cache handed
+// them out (a chunk of an object without chunk checksums, verified by the
+// caller batch by batch).
+func (c *ChunkCache) Quarantine(key string, index int64, err error) {
+	id := chunkID{key, index}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.mu.closed {
+		return
+	}
+	c.quarantineLocked(id, err)
+	if ch := c.mu.chunks[id]; ch != nil {
+		finishedUnpinned := ch.file != nil && ch.refs == 0
+		c.removeLocked(ch)
+		if finishedUnpinned {
+			c.dropFile(ch)
+		}
+	}
+}
+
+// quarantineLocked starts (or, for a chunk quarantined before, doubles)
+// id's quarantine, and counts it.
+func (c *ChunkCache) quarantineLocked(id chunkID, err error) {
+	c.corrupt.Add(1)
+	now := c.opts.Now()
+	q := c.mu.bad[id]
+	if q == nil {
+		if len(c.mu.bad) >= maxQuarantined {
+			c.evictQuarantineLocked()
+		}
+		q = &quarantine{backoff: DefaultCorruptRetryMin}
+		c.mu.bad[id] = q
+	} else {
+		q.backoff = min(2*q.backoff, DefaultCorruptRetryMax)
+	}
+	q.err, q.until = err, now.Add(q.backoff)
+}
+
+// evictQuarantineLocked drops the quarantine that ends first.
+func (c *ChunkCache) evictQuarantineLocked() {
+	var first chunkID
+	var until time.Time
+	for id, q := range c.mu.bad {
+		if until.IsZero() || q.until.Before(until) {
+			first, until = id, q.until
+		}
+	}
+	delete(c.mu.bad, first)
 }
 
 // removeLocked takes ch out of the table and releases its size. Its file,
@@ -566,21 +712,21 @@ func (c *ChunkCache) Close() error {
 	return nil
 }
 
-// ReadAt reads len(p) bytes of the object at key (objectSize bytes) at
-// off, through the cache, pinning each chunk only while it copies from it.
-func (c *ChunkCache) ReadAt(ctx context.Context, key string, objectSize int64, p []byte, off int64) error {
+// ReadAt reads len(p) bytes of obj at off, through the cache, pinning
+// each chunk only while it copies from it.
+func (c *ChunkCache) ReadAt(ctx context.Context, obj Object, p []byte, off int64) error {
 	for len(p) > 0 {
-		if off < 0 || off >= objectSize {
-			return fmt.Errorf("tiering: read of %q at %d beyond its %d bytes", key, off, objectSize)
+		if off < 0 || off >= obj.Size {
+			return fmt.Errorf("tiering: read of %q at %d beyond its %d bytes", obj.Key, off, obj.Size)
 		}
-		h, err := c.Acquire(ctx, key, objectSize, off/c.opts.ChunkBytes)
+		h, err := c.Acquire(ctx, obj, off/c.opts.ChunkBytes)
 		if err != nil {
 			return err
 		}
 		n, err := h.File().ReadAt(p[:min(int64(len(p)), h.Offset()+h.Size()-off)], off-h.Offset())
 		h.Release()
 		if err != nil {
-			return fmt.Errorf("tiering: reading cached chunk of %q: %w", key, err)
+			return fmt.Errorf("tiering: reading cached chunk of %q: %w", obj.Key, err)
 		}
 		p, off = p[n:], off+int64(n)
 	}

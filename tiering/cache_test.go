@@ -50,7 +50,7 @@ func TestCacheAcquireContentAndHits(t *testing.T) {
 	ctx := context.Background()
 	for round := range 2 {
 		for i := int64(0); i < 4; i++ {
-			h, err := c.Acquire(ctx, cacheTestKey, int64(len(obj)), i)
+			h, err := c.Acquire(ctx, Object{Key: cacheTestKey, Size: int64(len(obj))}, i)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -66,7 +66,7 @@ func TestCacheAcquireContentAndHits(t *testing.T) {
 	if st.Hits != 4 || st.Misses != 4 || st.Downloads != 4 || s.gets.Load() != 4 || st.DownloadedBytes != 1000 || st.SizeBytes != 1000 {
 		t.Fatalf("stats %+v, %d gets; want 4 hits, 4 misses, 4 downloads and gets, 1000 bytes", st, s.gets.Load())
 	}
-	if _, err := c.Acquire(ctx, cacheTestKey, int64(len(obj)), 4); err == nil {
+	if _, err := c.Acquire(ctx, Object{Key: cacheTestKey, Size: int64(len(obj))}, 4); err == nil {
 		t.Fatal("chunk 4 of a 1000-byte object with 256-byte chunks: no error")
 	}
 	if n := len(rrCacheFiles(t, c.opts.Dir, chunkSuffix)); n != 4 {
@@ -81,12 +81,12 @@ func TestCacheLRUBoundAndPinning(t *testing.T) {
 	ctx := context.Background()
 	size := int64(len(obj))
 
-	pinned, err := c.Acquire(ctx, cacheTestKey, size, 0)
+	pinned, err := c.Acquire(ctx, Object{Key: cacheTestKey, Size: size}, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i := int64(1); i < 10; i++ {
-		h, err := c.Acquire(ctx, cacheTestKey, size, i)
+		h, err := c.Acquire(ctx, Object{Key: cacheTestKey, Size: size}, i)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -105,7 +105,7 @@ func TestCacheLRUBoundAndPinning(t *testing.T) {
 	}
 	gets := s.gets.Load()
 	pinned.Release()
-	h, err := c.Acquire(ctx, cacheTestKey, size, 0)
+	h, err := c.Acquire(ctx, Object{Key: cacheTestKey, Size: size}, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,13 +115,13 @@ func TestCacheLRUBoundAndPinning(t *testing.T) {
 	}
 	// Least recently used goes first: 0 was just used, so fetching one
 	// more chunk evicts chunk 8, not 0 or 9.
-	if h, err = c.Acquire(ctx, cacheTestKey, size, 1); err != nil {
+	if h, err = c.Acquire(ctx, Object{Key: cacheTestKey, Size: size}, 1); err != nil {
 		t.Fatal(err)
 	}
 	h.Release()
 	gets = s.gets.Load()
 	for _, i := range []int64{0, 9, 1} {
-		if h, err = c.Acquire(ctx, cacheTestKey, size, i); err != nil {
+		if h, err = c.Acquire(ctx, Object{Key: cacheTestKey, Size: size}, i); err != nil {
 			t.Fatal(err)
 		}
 		h.Release()
@@ -134,7 +134,7 @@ func TestCacheLRUBoundAndPinning(t *testing.T) {
 	// while the pins last, and the cache shrinks back once released.
 	var hs []*Chunk
 	for i := int64(2); i < 6; i++ {
-		h, err := c.Acquire(ctx, cacheTestKey, size, i)
+		h, err := c.Acquire(ctx, Object{Key: cacheTestKey, Size: size}, i)
 		if err != nil {
 			t.Fatalf("chunk %d with every other chunk pinned: %v", i, err)
 		}
@@ -165,7 +165,7 @@ func TestCacheConcurrentReadersOneDownload(t *testing.T) {
 	errs := make(chan error, readers)
 	for range readers {
 		wg.Go(func() {
-			h, err := c.Acquire(context.Background(), cacheTestKey, 500, 1)
+			h, err := c.Acquire(context.Background(), Object{Key: cacheTestKey, Size: 500}, 1)
 			if err != nil {
 				errs <- err
 				return
@@ -205,7 +205,7 @@ func TestCacheFailingStoreLeavesNothing(t *testing.T) {
 			f := objectstore.NewFaulty(mem, 1)
 			f.Add(tc.fault)
 			c := newRRCache(t, f, CacheOptions{ChunkBytes: 512, MaxBytes: 2048})
-			_, err := c.Acquire(context.Background(), cacheTestKey, int64(len(obj)), 0)
+			_, err := c.Acquire(context.Background(), Object{Key: cacheTestKey, Size: int64(len(obj))}, 0)
 			if !errors.Is(err, objectstore.ErrInjected) {
 				t.Fatalf("Acquire through a failing store: %v, want ErrInjected", err)
 			}
@@ -217,7 +217,7 @@ func TestCacheFailingStoreLeavesNothing(t *testing.T) {
 			}
 			// The failure is not cached: the next try downloads.
 			f.Clear()
-			h, err := c.Acquire(context.Background(), cacheTestKey, int64(len(obj)), 0)
+			h, err := c.Acquire(context.Background(), Object{Key: cacheTestKey, Size: int64(len(obj))}, 0)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -234,7 +234,7 @@ func TestCacheObjectShorterThanManifest(t *testing.T) {
 	rrPutObject(t, s, 1000)
 	c := newRRCache(t, s, CacheOptions{ChunkBytes: 512, MaxBytes: 2048})
 	// The caller believes the object is 1200 bytes: chunk 1 comes back short.
-	if _, err := c.Acquire(context.Background(), cacheTestKey, 1200, 1); err == nil {
+	if _, err := c.Acquire(context.Background(), Object{Key: cacheTestKey, Size: 1200}, 1); err == nil {
 		t.Fatal("short object: no error")
 	}
 	if files := rrCacheFiles(t, c.opts.Dir, ""); len(files) != 0 {
@@ -250,7 +250,7 @@ func TestCacheWaiterHonoursContext(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		_, err := c.Acquire(ctx, cacheTestKey, 1000, 0)
+		_, err := c.Acquire(ctx, Object{Key: cacheTestKey, Size: 1000}, 0)
 		done <- err
 	}()
 	rrWaitFor(t, "the download to start", func() bool { return s.gets.Load() == 1 })
@@ -294,14 +294,14 @@ func TestCachePrefetch(t *testing.T) {
 	s := rrCountingMem(t)
 	rrPutObject(t, s, 1000)
 	c := newRRCache(t, s, CacheOptions{ChunkBytes: 256, MaxBytes: 512, ReadAheadChunks: 1})
-	if !c.Prefetch(cacheTestKey, 1000, 1) {
+	if !c.Prefetch(Object{Key: cacheTestKey, Size: 1000}, 1) {
 		t.Fatal("prefetch of an absent chunk did not start")
 	}
-	if c.Prefetch(cacheTestKey, 1000, 1) {
+	if c.Prefetch(Object{Key: cacheTestKey, Size: 1000}, 1) {
 		t.Fatal("prefetch of a chunk in flight started again")
 	}
 	rrWaitFor(t, "the read-ahead to finish", func() bool { return c.Stats().DownloadedBytes == 256 })
-	h, err := c.Acquire(context.Background(), cacheTestKey, 1000, 1)
+	h, err := c.Acquire(context.Background(), Object{Key: cacheTestKey, Size: 1000}, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -310,11 +310,11 @@ func TestCachePrefetch(t *testing.T) {
 		t.Fatalf("acquiring a prefetched chunk: stats %+v, %d gets", st, s.gets.Load())
 	}
 	// Two pinned chunks fill the bound: read-ahead does not exceed it.
-	h0, _ := c.Acquire(context.Background(), cacheTestKey, 1000, 0)
-	h1, _ := c.Acquire(context.Background(), cacheTestKey, 1000, 1)
+	h0, _ := c.Acquire(context.Background(), Object{Key: cacheTestKey, Size: 1000}, 0)
+	h1, _ := c.Acquire(context.Background(), Object{Key: cacheTestKey, Size: 1000}, 1)
 	defer h0.Release()
 	defer h1.Release()
-	if c.Prefetch(cacheTestKey, 1000, 2) {
+	if c.Prefetch(Object{Key: cacheTestKey, Size: 1000}, 2) {
 		t.Fatal("read-ahead started although it would exceed MaxBytes")
 	}
 }

@@ -24,7 +24,8 @@
 // goroutine. An Uploader serves one caller at a time and starts nothing.
 // The ChunkCache runs each download in its own goroutine (shared by every
 // reader waiting for that chunk, cancelled when all of them give up) and
-// bounded read-ahead downloads; Close stops them.
+// bounded read-ahead downloads; Close stops them. Its quarantine of
+// corrupt chunks is bounded (1,024 entries) and guarded by its mutex.
 //
 // # Bucket layout
 //
@@ -72,15 +73,48 @@
 //
 // Why a retried or zombie upload never overwrites a committed object.
 // Every upload attempt draws a new uid, so no two attempts share a key,
-// and a committed object's key is never written again: a retry writes a
-// new object, and a zombie's late upload writes an object no committed
-// manifest names. Such objects — segment keys that ParseSegmentKey
-// accepts, not listed by the committed manifest, older than an upload
-// grace period longer than any upload plus commit takes — are orphans,
-// and deleting them is safe: a commit in progress lists only objects
-// younger than the grace period. Objects of segments that retention or
-// DeleteRecords removed from the manifest are deleted after the manifest
-// without them is committed, never before.
+// and a committed object's key is never written again: a retry after a
+// failed put writes a new object (a retry after a failed commit commits
+// the object already put, pendingUpload, which costs no PUT and leaves no
+// orphan), and a zombie's late upload writes an object no committed
+// manifest names. Objects of segments that retention or DeleteRecords
+// removed from the manifest are deleted after the manifest without them
+// is committed, never before.
+//
+// Orphans: never delete on absence of evidence. CleanOrphans deletes a
+// segment object only when a committed manifest (generation ≥ 1, loaded
+// fresh, not older than any this node knew) proves it unneeded and it is
+// older than an upload grace period longer than any upload plus commit
+// takes: it starts below the manifest's log start (trimmed), or inside
+// the offsets of a listed segment at an epoch no newer (a superseded copy:
+// a retry, a lost put reply, a deposed leader). Objects beyond the
+// manifest's end, in gaps it does not cover, or of newer epochs are kept:
+// the manifest does not say it replaced them (see isOrphan). A partition
+// that never committed cleans nothing.
+//
+// Lost manifests. A manifest that disappears, or comes back older (a
+// restore from a backup), must not be taken for a new partition: building
+// on it would start the history over and cleaning against it would delete
+// every object. The Uploader keeps a floor, the newest generation loaded
+// or committed (seeded by the caller from local state kept across
+// restarts: the broker's tier checkpoint); a stored manifest below it is
+// ErrManifestLost, and nothing is uploaded, trimmed or deleted until a
+// manifest at least as new is back. Without such a record, a missing
+// manifest is lost all the same when the bucket holds a segment object
+// below the local log start, which only a committed upload leaves.
+//
+// # Verification of what is read back
+//
+// Corrupt bucket data is never served. Since manifest version 2 every
+// segment records the CRC-32C of each ChunkBytes piece of its object
+// (Segment.ChunkCRC32C, computed while the object streams up); the chunk
+// cache checks each downloaded chunk against it before the chunk enters
+// the cache. Segments of version 1 manifests have no chunk checksums: the
+// reader then checks the framing and CRC-32C of every batch it is about to
+// return. Either way a failure is a *segments.CorruptError naming the
+// object, and the chunk is quarantined — Acquire fails fast for a backoff
+// of 1 s doubling to 5 min — so a damaged range is not downloaded once per
+// retry, and a repaired object reads again.
 //
 // Lost replies. A write can succeed while its reply is lost. Commit then
 // reads the manifest back and recognises its own write by content (the
@@ -98,7 +132,10 @@
 //     sizes, bounded counts and size (see Manifest). The decoders are
 //     strict, bounded and never panic (fuzzed).
 //   - A manifest's generation grows by one per commit and its leader epoch
-//     never decreases.
+//     never decreases; an Uploader never builds on, trims or cleans against
+//     a manifest older than one it knew (ErrManifestLost).
+//   - No byte read back from the bucket is returned by RemoteReader
+//     without a checksum verifying it (chunk or batch CRC-32C).
 //   - Cluster metadata names every topic with its id, partition count and
 //     config overrides; with the manifests it lets a new cluster serve the
 //     tiered history from the bucket alone.

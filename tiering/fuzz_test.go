@@ -16,6 +16,7 @@ func seedManifests(t testing.TB) [][]byte {
 	s2.FirstTimestamp, s2.MaxTimestamp = -1, -1
 	s2.Parts.Snapshot = 77
 	s2.ObjectBytes += 77
+	s2.ChunkBytes, s2.ChunkCRC32C = 4096, make(CRCs, numChunks(s2.ObjectBytes, 4096))
 	full := buildManifest(t, 2, testSegment(0, 100, 1), testSegment(100, 250, 1), s2)
 	full.LogStartOffset = 42
 	var out [][]byte
@@ -28,7 +29,9 @@ func seedManifests(t testing.TB) [][]byte {
 	}
 	b := string(out[len(out)-1])
 	out = append(out,
-		[]byte(strings.Replace(b, `"version":1`, `"version":2`, 1)),
+		[]byte(strings.Replace(b, `"version":2`, `"version":1`, 1)),
+		[]byte(strings.Replace(b, `"version":2`, `"version":3`, 1)),
+		[]byte(strings.Replace(b, `"chunkBytes":4096`, `"chunkBytes":4095`, 1)),
 		[]byte(strings.Replace(b, `"baseOffset":100`, `"baseOffset":99`, 1)),
 		[]byte(strings.Replace(b, `"endOffset":100`, `"endOffset":-100`, 1)),
 		[]byte(strings.Replace(b, `"segments":[`, `"segments":null,"x":[`, 1)),

@@ -6,6 +6,8 @@ package tiering
 
 import (
 	"bytes"
+	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,9 +19,16 @@ import (
 	"github.com/stratalog/strata/segments"
 )
 
-// ManifestVersion is the manifest format this code writes and reads.
-// A manifest with another version is refused, never guessed at.
-const ManifestVersion = 1
+// ManifestVersion is the manifest format this code writes. It reads
+// versions minManifestVersion to ManifestVersion; a manifest with another
+// version is refused, never guessed at. Version 2 added per-chunk
+// checksums (Segment.ChunkBytes, ChunkCRC32C); a version 1 manifest is read
+// as it is (its segments verified batch by batch when read back) and
+// becomes version 2 on its next commit (Next), keeping its segments.
+const ManifestVersion = 2
+
+// minManifestVersion is the oldest manifest format this code reads.
+const minManifestVersion = 1
 
 // Bounds on a manifest. The whole manifest is rewritten on every commit,
 // so it must stay small enough to PUT often; a hostile or corrupt object
@@ -29,14 +38,21 @@ const (
 	// refused before it is read or decoded.
 	MaxManifestBytes = 64 << 20 // 64 MiB
 	// MaxSegments bounds the segments of one manifest. A segment entry
-	// encodes to about 400 bytes (one epoch entry, realistic numbers), so
-	// 64 MiB holds about 167,000; 150,000 leaves room for a few epoch
-	// entries more. That is 17 years of hourly segments; with 1 GiB
-	// segments, 146 TiB of one partition's history.
+	// encodes to about 400 bytes (one epoch entry, realistic numbers)
+	// plus its chunk checksums, 4 bytes per chunk in base64 (5.33
+	// characters): nothing for the smallest segments, 683 characters for
+	// a 1 GiB segment in 8 MiB chunks. So 64 MiB holds about 167,000
+	// small segments, and 150,000 leaves room for a few epoch entries
+	// more (17 years of hourly segments); with 1 GiB segments it holds
+	// about 60,000 (60 TiB of one partition's history) before
+	// MaxManifestBytes is reached.
 	MaxSegments = 150_000
 	// MaxEpochEntries bounds the leader epochs of one segment (one per
 	// leader change while the segment was active).
 	MaxEpochEntries = 10_000
+	// MaxChunkBytes bounds Segment.ChunkBytes: the chunk cache's own
+	// limit on its chunk size (2 GiB).
+	MaxChunkBytes = 1 << 31
 	// MaxPartBytes bounds each part of a segment object. Kafka's
 	// segment.bytes and segment.index.bytes are int32, and a segment may
 	// exceed segment.bytes by one batch (≤ max.message.bytes, also int32),
@@ -59,7 +75,8 @@ var ErrInvalidManifest = errors.New("tiering: invalid manifest")
 // and apply With, WithoutBefore or Expire to its result, then Commit.
 //
 // Invariants (Validate, and every decoded manifest):
-//   - Version is ManifestVersion; the partition is valid (see
+//   - Version is one this code reads (minManifestVersion to
+//     ManifestVersion); the partition is valid (see
 //     TopicPartition.Validate).
 //   - Generation 0 is the empty manifest of a partition that never
 //     committed: no segments, LeaderEpoch -1, LogStartOffset 0. Every
@@ -76,7 +93,9 @@ var ErrInvalidManifest = errors.New("tiering: invalid manifest")
 //   - LogStartOffset ≥ 0 and below the first segment's EndOffset: a
 //     segment entirely below the log start is removed, not kept.
 //   - Sizes are consistent: every part is within [0, MaxPartBytes], the
-//     log part is not empty, and the parts sum to ObjectBytes.
+//     log part is not empty, and the parts sum to ObjectBytes. Chunk
+//     checksums, where present (version 2 on), have one value per
+//     ChunkBytes piece of the object, ChunkBytes in [1, MaxChunkBytes].
 //   - At most MaxSegments segments, at most MaxEpochEntries epochs each,
 //     and at most MaxManifestBytes encoded.
 type Manifest struct {
@@ -124,8 +143,53 @@ type Segment struct {
 	Epochs []EpochEntry `json:"epochs"`
 	// CRC32C is the Castagnoli CRC-32 of the whole object.
 	CRC32C uint32 `json:"crc32c"`
+	// ChunkBytes and ChunkCRC32C checksum the object piece by piece for
+	// the chunk cache: piece i is bytes [i*ChunkBytes, min((i+1)*ChunkBytes,
+	// ObjectBytes)) and ChunkCRC32C[i] is its Castagnoli CRC-32, so a cache
+	// chunk of that size is verified on its own as it is downloaded, before
+	// anything is served from it. Both are absent (0, nil) in segments
+	// uploaded before manifest version 2; readers then verify the batches
+	// they serve instead (see RemoteReader.Read).
+	ChunkBytes  int64 `json:"chunkBytes,omitempty"`
+	ChunkCRC32C CRCs  `json:"chunkCrc32c,omitempty"`
 	// UploadTimeMs is when the upload finished, Unix milliseconds.
 	UploadTimeMs int64 `json:"uploadTimeMs"`
+}
+
+// CRCs is a list of CRC-32 values. In JSON it is one string, the values'
+// big-endian bytes in standard base64 (5.33 characters a value, against
+// up to 11 as JSON numbers), since a manifest lists one per chunk of every
+// segment and is rewritten whole on every commit.
+type CRCs []uint32
+
+// MarshalText implements encoding.TextMarshaler.
+func (c CRCs) MarshalText() ([]byte, error) {
+	raw := make([]byte, 4*len(c))
+	for i, v := range c {
+		binary.BigEndian.PutUint32(raw[4*i:], v)
+	}
+	out := make([]byte, base64.StdEncoding.EncodedLen(len(raw)))
+	base64.StdEncoding.Encode(out, raw)
+	return out, nil
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler; it accepts only what
+// MarshalText produces (strict, padded base64 of a multiple of 4 bytes).
+func (c *CRCs) UnmarshalText(b []byte) error {
+	raw := make([]byte, base64.StdEncoding.DecodedLen(len(b)))
+	n, err := base64.StdEncoding.Strict().Decode(raw, b)
+	if err != nil {
+		return fmt.Errorf("%w: CRC list: %v", ErrInvalidManifest, err)
+	}
+	if n%4 != 0 {
+		return fmt.Errorf("%w: CRC list of %d bytes is not a whole number of 4-byte values", ErrInvalidManifest, n)
+	}
+	out := make(CRCs, n/4)
+	for i := range out {
+		out[i] = binary.BigEndian.Uint32(raw[4*i:])
+	}
+	*c = out
+	return nil
 }
 
 // PartBytes are the byte sizes of a segment object's parts.
@@ -181,6 +245,22 @@ func (s *Segment) PartRange(p Part) (offset, length int64) {
 		offset += sz[i]
 	}
 	return offset, sz[p]
+}
+
+// ChunkCRC returns the recorded CRC-32C of piece index of the object
+// (see ChunkCRC32C) if the segment was checksummed in pieces of exactly
+// chunkBytes; false otherwise (an older segment, another chunk size, an
+// index out of range).
+func (s *Segment) ChunkCRC(chunkBytes, index int64) (uint32, bool) {
+	if s.ChunkBytes != chunkBytes || index < 0 || index >= int64(len(s.ChunkCRC32C)) {
+		return 0, false
+	}
+	return s.ChunkCRC32C[index], true
+}
+
+// numChunks is how many pieces of chunkBytes an object of size bytes has.
+func numChunks(size, chunkBytes int64) int64 {
+	return (size + chunkBytes - 1) / chunkBytes
 }
 
 // LastEpoch is the leader epoch of the segment's last records.
@@ -289,6 +369,7 @@ func (m *Manifest) Next(epoch segments.LeaderEpoch) (*Manifest, error) {
 		return nil, fmt.Errorf("%w: generation %d cannot grow", ErrInvalidManifest, m.Generation)
 	}
 	c := m.clone()
+	c.Version = ManifestVersion // an older format is rewritten in this one
 	c.Generation++
 	c.LeaderEpoch = epoch
 	return c, nil
@@ -414,8 +495,8 @@ func (m *Manifest) Validate() error {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%w: "+format, append([]any{ErrInvalidManifest}, args...)...)
 	}
-	if m.Version != ManifestVersion {
-		return bad("version %d is not %d", m.Version, ManifestVersion)
+	if m.Version < minManifestVersion || m.Version > ManifestVersion {
+		return bad("version %d is not in [%d, %d]", m.Version, minManifestVersion, ManifestVersion)
 	}
 	if err := m.TopicPartition().Validate(); err != nil {
 		return bad("%v", err)
@@ -447,6 +528,9 @@ func (m *Manifest) Validate() error {
 		name := fmt.Sprintf("segments[%d]", i)
 		if err := validateSegment(name, s); err != nil {
 			return err
+		}
+		if m.Version < 2 && s.ChunkBytes != 0 {
+			return bad("%s.chunkBytes %d in a version %d manifest (chunk checksums came with version 2)", name, s.ChunkBytes, m.Version)
 		}
 		if s.LeaderEpoch > m.LeaderEpoch {
 			return bad("%s.leaderEpoch %d is above the manifest's leaderEpoch %d", name, s.LeaderEpoch, m.LeaderEpoch)
@@ -499,6 +583,15 @@ func validateSegment(name string, s *Segment) error {
 	if sum != s.ObjectBytes {
 		return bad("objectBytes %d is not the sum of the parts, %d", s.ObjectBytes, sum)
 	}
+	switch {
+	case s.ChunkBytes == 0 && len(s.ChunkCRC32C) != 0:
+		return bad("chunkCrc32c has %d values without chunkBytes", len(s.ChunkCRC32C))
+	case s.ChunkBytes < 0 || s.ChunkBytes > MaxChunkBytes:
+		return bad("chunkBytes %d is outside [1, %d]", s.ChunkBytes, int64(MaxChunkBytes))
+	case s.ChunkBytes > 0 && int64(len(s.ChunkCRC32C)) != numChunks(s.ObjectBytes, s.ChunkBytes):
+		return bad("chunkCrc32c has %d values, a %d-byte object has %d chunks of %d bytes",
+			len(s.ChunkCRC32C), s.ObjectBytes, numChunks(s.ObjectBytes, s.ChunkBytes), s.ChunkBytes)
+	}
 	if len(s.Epochs) == 0 {
 		return bad("epochs is empty")
 	}
@@ -550,7 +643,7 @@ func (m *Manifest) Encode() ([]byte, error) {
 
 // DecodeManifest parses and validates an encoded manifest. It is strict:
 // more than MaxManifestBytes, unknown fields, trailing data, a version
-// other than ManifestVersion, or any broken invariant fail with an error
+// this code does not read, or any broken invariant fail with an error
 // matching ErrInvalidManifest that names the field. It never panics.
 // (encoding/json matches field names case-insensitively and keeps the
 // last of duplicated names; what it decodes must still pass Validate, so
@@ -561,8 +654,8 @@ func DecodeManifest(b []byte) (*Manifest, error) {
 	}
 	var m Manifest
 	if err := decodeStrict(b, &m); err != nil {
-		if v, ok := probeVersion(b); ok && v != ManifestVersion {
-			return nil, fmt.Errorf("%w: unsupported version %d (this code reads %d)", ErrInvalidManifest, v, ManifestVersion)
+		if v, ok := probeVersion(b); ok && (v < minManifestVersion || v > ManifestVersion) {
+			return nil, fmt.Errorf("%w: unsupported version %d (this code reads %d to %d)", ErrInvalidManifest, v, minManifestVersion, ManifestVersion)
 		}
 		return nil, fmt.Errorf("%w: %v", ErrInvalidManifest, err)
 	}

@@ -17,6 +17,7 @@ func TestManifestRoundTrip(t *testing.T) {
 	s2.MaxTimestamp, s2.FirstTimestamp = -1, -1
 	s2.Parts.Snapshot = 77
 	s2.ObjectBytes += 77
+	s2.ChunkBytes, s2.ChunkCRC32C = 1031, CRCs{0, 0xffffffff, 0x01020304, 0xdeadbeef, 7, 8, 9, 10, 11, 12}
 	m := buildManifest(t, 2, testSegment(0, 100, 1), testSegment(100, 250, 1), s2)
 	m.LogStartOffset = 42
 	for _, in := range []*Manifest{NewManifest(testTP), buildManifest(t, 0), m} {
@@ -37,8 +38,70 @@ func TestManifestRoundTrip(t *testing.T) {
 		}
 	}
 	b, _ := NewManifest(testTP).Encode()
-	if want := `{"version":1,"topic":"orders","topicId":"0123456789abcdeffedcba9876543210","partition":3,"leaderEpoch":-1,"generation":0,"logStartOffset":0,"segments":[]}`; string(b) != want {
+	if want := `{"version":2,"topic":"orders","topicId":"0123456789abcdeffedcba9876543210","partition":3,"leaderEpoch":-1,"generation":0,"logStartOffset":0,"segments":[]}`; string(b) != want {
 		t.Errorf("empty manifest encodes to\n%s\nwant\n%s", b, want)
+	}
+	// Chunk checksums are one base64 string; a segment without them has
+	// neither field.
+	b, _ = m.Encode()
+	if want := `"chunkBytes":1031,"chunkCrc32c":"AAAAAP////8BAgME3q2+7wAAAAcAAAAIAAAACQAAAAoAAAALAAAADA=="`; !strings.Contains(string(b), want) {
+		t.Errorf("manifest encodes to\n%s\nwhich lacks %s", b, want)
+	}
+	if n := strings.Count(string(b), "chunkBytes"); n != 1 {
+		t.Errorf("%d chunkBytes fields in %s, want only the checksummed segment's", n, b)
+	}
+}
+
+// A version 1 manifest (before chunk checksums) is read as it is, and its
+// next commit is version 2 with the same segments.
+func TestManifestVersion1(t *testing.T) {
+	m := buildManifest(t, 2, testSegment(0, 100, 1), testSegment(100, 250, 2))
+	b, err := m.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	v1 := strings.Replace(string(b), `"version":2`, `"version":1`, 1)
+	old, err := DecodeManifest([]byte(v1))
+	if err != nil {
+		t.Fatalf("DecodeManifest(version 1): %v", err)
+	}
+	if old.Version != 1 || len(old.Segments) != 2 {
+		t.Fatalf("decoded version 1 manifest: %+v", old)
+	}
+	if _, ok := old.Segments[0].ChunkCRC(DefaultChunkBytes, 0); ok {
+		t.Fatal("a version 1 segment reports a chunk checksum")
+	}
+	next, err := old.Next(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if next.Version != ManifestVersion || !reflect.DeepEqual(next.Segments, old.Segments) {
+		t.Fatalf("Next of a version 1 manifest: version %d, segments %+v", next.Version, next.Segments)
+	}
+	withSums := testSegment(250, 300, 2)
+	withSums.ChunkBytes, withSums.ChunkCRC32C = withSums.ObjectBytes, CRCs{1}
+	if _, err := next.With(withSums); err != nil {
+		t.Fatalf("adding a checksummed segment to the rewritten manifest: %v", err)
+	}
+	// Version 1 cannot carry chunk checksums.
+	bad := strings.Replace(v1, `"crc32c":3735928559`, `"crc32c":3735928559,"chunkBytes":100000,"chunkCrc32c":"AAAAAQ=="`, 1)
+	if _, err := DecodeManifest([]byte(bad)); !errors.Is(err, ErrInvalidManifest) || !strings.Contains(err.Error(), "version 1 manifest") {
+		t.Fatalf("version 1 manifest with chunk checksums: %v", err)
+	}
+}
+
+func TestSegmentChunkCRC(t *testing.T) {
+	s := testSegment(0, 100, 1)
+	s.ChunkBytes, s.ChunkCRC32C = 4096, CRCs{10, 11, 12}
+	for _, c := range []struct {
+		chunkBytes, index int64
+		want              uint32
+		ok                bool
+	}{{4096, 0, 10, true}, {4096, 2, 12, true}, {4096, 3, 0, false}, {4096, -1, 0, false}, {8192, 0, 0, false}} {
+		got, ok := s.ChunkCRC(c.chunkBytes, c.index)
+		if got != c.want || ok != c.ok {
+			t.Errorf("ChunkCRC(%d, %d) = %#x, %v; want %#x, %v", c.chunkBytes, c.index, got, ok, c.want, c.ok)
+		}
 	}
 }
 
@@ -61,7 +124,17 @@ func TestManifestValidate(t *testing.T) {
 		mutate func(m *Manifest)
 		want   string
 	}{
-		{"version", func(m *Manifest) { m.Version = 2 }, "version 2"},
+		{"version", func(m *Manifest) { m.Version = 3 }, "version 3"},
+		{"version 0", func(m *Manifest) { m.Version = 0 }, "version 0"},
+		{"chunk checksums without chunk size", func(m *Manifest) { m.Segments[0].ChunkCRC32C = CRCs{1} }, "segments[0].chunkCrc32c has 1 values without chunkBytes"},
+		{"negative chunk size", func(m *Manifest) { m.Segments[0].ChunkBytes = -1 }, "segments[0].chunkBytes -1 is outside"},
+		{"huge chunk size", func(m *Manifest) { m.Segments[0].ChunkBytes = MaxChunkBytes + 1 }, "segments[0].chunkBytes 2147483649 is outside"},
+		{"chunk size without checksums", func(m *Manifest) { m.Segments[0].ChunkBytes = 4096 }, "segments[0].chunkCrc32c has 0 values, a 10224-byte object has 3 chunks of 4096 bytes"},
+		{"too few chunk checksums", func(m *Manifest) { m.Segments[1].ChunkBytes, m.Segments[1].ChunkCRC32C = 4096, CRCs{1, 2} }, "segments[1].chunkCrc32c has 2 values, a 10224-byte object has 3 chunks"},
+		{"chunk checksums in version 1", func(m *Manifest) {
+			m.Version = 1
+			m.Segments[1].ChunkBytes, m.Segments[1].ChunkCRC32C = 4096, CRCs{1, 2, 3}
+		}, "segments[1].chunkBytes 4096 in a version 1 manifest"},
 		{"topic", func(m *Manifest) { m.Topic = "a/b" }, `topic name "a/b"`},
 		{"topic id", func(m *Manifest) { m.TopicID = TopicID{} }, "zero topic id"},
 		{"partition", func(m *Manifest) { m.Partition = -1 }, "partition -1"},
@@ -147,7 +220,9 @@ func TestDecodeManifestRejects(t *testing.T) {
 		"two objects":    {s + s, "data after the JSON object"},
 		"unknown field":  {strings.Replace(s, `"generation"`, `"owner":"x","generation"`, 1), `unknown field "owner"`},
 		"unknown nested": {strings.Replace(s, `"crc32c"`, `"md5":"x","crc32c"`, 1), `unknown field "md5"`},
-		"newer version":  {strings.Replace(strings.Replace(s, `"version":1`, `"version":2`, 1), `"generation"`, `"chunks":[],"generation"`, 1), "unsupported version 2"},
+		"newer version":  {strings.Replace(strings.Replace(s, `"version":2`, `"version":3`, 1), `"generation"`, `"chunks":[],"generation"`, 1), "unsupported version 3"},
+		"bad checksums":  {strings.Replace(s, `"crc32c":3735928559`, `"crc32c":3735928559,"chunkBytes":4096,"chunkCrc32c":"AAAA"`, 1), "CRC list"},
+		"odd checksums":  {strings.Replace(s, `"crc32c":3735928559`, `"crc32c":3735928559,"chunkBytes":4096,"chunkCrc32c":"AAAAAAA="`, 1), "not a whole number"},
 		"string offset":  {strings.Replace(s, `"logStartOffset":0`, `"logStartOffset":"0"`, 1), "logStartOffset"},
 		"float offset":   {strings.Replace(s, `"logStartOffset":0`, `"logStartOffset":0.5`, 1), "logStartOffset"},
 		"epoch overflow": {strings.Replace(s, `"leaderEpoch":3,"generation"`, `"leaderEpoch":2147483648,"generation"`, 1), "leaderEpoch"},

@@ -13,12 +13,26 @@ package tiering
 // key, the position in the log part and the offset, never a panic or an
 // endless loop (every step of a scan advances by at least a batch
 // header).
+//
+// No unverified byte is served. A segment checksummed in chunks of the
+// cache's size (manifest version 2) has every chunk verified by the cache
+// as it is downloaded (Object.ChunkCRC32C). For an older segment (or one
+// checksummed at another chunk size) the batches of every range served
+// are verified here before it is returned — framing and each batch's own
+// CRC-32C, streamed through a small buffer — and a chunk holding a bad
+// batch is quarantined in the cache (ChunkCache.Quarantine). Index parts
+// are fetched with their own ranged GETs and validated structurally; every
+// position they give is checked against a batch header (itself verified
+// as above when served) before it is used.
 
 import (
+	"bufio"
 	"container/list"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"sort"
 	"sync"
@@ -105,9 +119,12 @@ func NewRemoteReader(store objectstore.Store, cache *ChunkCache, opts ReaderOpti
 // beyond m.EndOffset() fail with segments.ErrOffsetOutOfRange.
 //
 // The result's FileChunks point into cache files (one per chunk the range
-// spans); they stay valid until Release, which the caller must call.
-// Errors: ctx's error, store errors (objectstore sentinels matchable),
-// *segments.CorruptError for bad bucket data.
+// spans), verified (see the file comment); they stay valid until Release,
+// which the caller must call. Errors: ctx's error, store errors
+// (objectstore sentinels matchable), *segments.CorruptError for bad
+// bucket data — a chunk or batch that fails its checksum included, whose
+// Reason names the segment's offsets and the offset read, and whose Path
+// is the object key.
 func (r *RemoteReader) Read(ctx context.Context, m *Manifest, from segments.Offset, maxBytes int32, minOneBatch bool) (segments.ReadResult, error) {
 	if from < m.LogStartOffset || from >= m.EndOffset() {
 		return segments.ReadResult{}, fmt.Errorf("%w: offset %d outside the remote tier [%d, %d) of %v",
@@ -122,6 +139,7 @@ func (r *RemoteReader) Read(ctx context.Context, m *Manifest, from segments.Offs
 		sr := r.newSegReader(ctx, m, &seg)
 		res, exhausted, err := sr.read(max(from, seg.BaseOffset), maxBytes, minOneBatch)
 		sr.close()
+		r.forgetIfCorrupt(sr.key, err)
 		if err != nil || !exhausted {
 			return res, err
 		}
@@ -152,6 +170,7 @@ func (r *RemoteReader) OffsetForTimestamp(ctx context.Context, m *Manifest, ts i
 		sr := r.newSegReader(ctx, m, &seg)
 		off, timestamp, found, err = sr.searchTimestamp(ts, max(m.LogStartOffset, seg.BaseOffset))
 		sr.close()
+		r.forgetIfCorrupt(sr.key, err)
 		if err != nil || found {
 			return off, timestamp, found, err
 		}
@@ -162,20 +181,25 @@ func (r *RemoteReader) OffsetForTimestamp(ctx context.Context, m *Manifest, ts i
 // segReader reads one segment object. It keeps the last chunk it read
 // headers from pinned, so a scan does not go back to the cache per batch.
 type segReader struct {
-	r       *RemoteReader
-	ctx     context.Context
-	seg     *Segment
-	key     string
-	objSize int64
-	logLen  int64
-	target  segments.Offset // the offset being read, for errors
-	cur     *Chunk
-	buf     [segments.BatchHeaderSize]byte
+	r      *RemoteReader
+	ctx    context.Context
+	seg    *Segment
+	key    string
+	obj    Object // key, size and chunk checksums, for the cache
+	logLen int64
+	target segments.Offset // the offset being read, for errors
+	cur    *Chunk
+	buf    [segments.BatchHeaderSize]byte
 }
 
 func (r *RemoteReader) newSegReader(ctx context.Context, m *Manifest, seg *Segment) *segReader {
 	_, logLen := seg.PartRange(PartLog)
-	return &segReader{r: r, ctx: ctx, seg: seg, key: m.SegmentKey(seg), objSize: seg.ObjectBytes, logLen: logLen}
+	key := m.SegmentKey(seg)
+	obj := Object{Key: key, Size: seg.ObjectBytes}
+	if seg.ChunkBytes == r.cache.ChunkBytes() {
+		obj.ChunkCRC32C = seg.ChunkCRC32C
+	}
+	return &segReader{r: r, ctx: ctx, seg: seg, key: key, obj: obj, logLen: logLen}
 }
 
 func (s *segReader) close() {
@@ -185,9 +209,42 @@ func (s *segReader) close() {
 	}
 }
 
+// corrupt returns a *segments.CorruptError for bad data at log position
+// pos (-1: not in the log part). When the object has no chunk checksums,
+// the chunk holding pos came into the cache unverified and may be what is
+// damaged: it is quarantined (ChunkCache.Quarantine), so that it is
+// downloaded again after the backoff — a repaired object then reads —
+// rather than failing from the cache until evicted. (A checksummed chunk
+// that fails is quarantined by the cache itself.)
 func (s *segReader) corrupt(pos int64, off segments.Offset, format string, args ...any) error {
+	reason := fmt.Sprintf(format, args...)
+	if s.obj.ChunkCRC32C == nil && pos >= 0 && pos < s.logLen {
+		// The cache keeps the bare error (key, position, reason): what
+		// it answers for the chunk while quarantined, to which cacheErr
+		// adds the context of each later read.
+		s.r.cache.Quarantine(s.key, pos/s.r.cache.ChunkBytes(), &segments.CorruptError{Path: s.key, Position: pos, Offset: off, Reason: reason})
+	}
+	return s.corruptErr(pos, off, reason)
+}
+
+// corruptErr is the *segments.CorruptError of corrupt, without the
+// quarantine: reason, prefixed with the offset read and the segment's
+// offsets.
+func (s *segReader) corruptErr(pos int64, off segments.Offset, reason string) error {
 	return &segments.CorruptError{Path: s.key, Position: pos, Offset: off,
-		Reason: fmt.Sprintf("reading offset %d of segment [%d, %d): %s", s.target, s.seg.BaseOffset, s.seg.EndOffset, fmt.Sprintf(format, args...))}
+		Reason: fmt.Sprintf("reading offset %d of segment [%d, %d): %s", s.target, s.seg.BaseOffset, s.seg.EndOffset, reason)}
+}
+
+// cacheErr puts the segment's offsets and the offset being read into a
+// corruption error from the cache (which knows only the key, the byte
+// range and the reason; the chunk is quarantined already); other errors
+// pass unchanged.
+func (s *segReader) cacheErr(err error) error {
+	var ce *segments.CorruptError
+	if errors.As(err, &ce) {
+		return s.corruptErr(ce.Position, ce.Offset, ce.Reason)
+	}
+	return err
 }
 
 // readAt reads len(p) bytes of the object at off, from the pinned chunk if
@@ -196,15 +253,15 @@ func (s *segReader) readAt(p []byte, off int64) error {
 	cb := s.r.cache.ChunkBytes()
 	if s.cur == nil || off < s.cur.Offset() || off >= s.cur.Offset()+s.cur.Size() {
 		s.close()
-		h, err := s.r.cache.Acquire(s.ctx, s.key, s.objSize, off/cb)
+		h, err := s.r.cache.Acquire(s.ctx, s.obj, off/cb)
 		if err != nil {
-			return err
+			return s.cacheErr(err)
 		}
 		s.cur = h
 	}
 	if end := s.cur.Offset() + s.cur.Size(); off+int64(len(p)) > end {
 		// Spans chunks: rare (a header or index entry across a boundary).
-		return s.r.cache.ReadAt(s.ctx, s.key, s.objSize, p, off)
+		return s.cacheErr(s.r.cache.ReadAt(s.ctx, s.obj, p, off))
 	}
 	if _, err := s.cur.File().ReadAt(p, off-s.cur.Offset()); err != nil {
 		return fmt.Errorf("tiering: reading cached chunk of %q: %w", s.key, err)
@@ -331,17 +388,96 @@ func (s *segReader) read(target segments.Offset, maxBytes int32, minOneBatch boo
 		end += h.Size()
 	}
 	s.close()
-	res, err := s.chunks(start, end)
+	res, verified, err := s.chunks(start, end)
 	if err != nil {
 		return segments.ReadResult{}, false, err
+	}
+	if !verified {
+		if err := s.verifyBatches(res, start); err != nil {
+			res.Release()
+			return segments.ReadResult{}, false, err
+		}
 	}
 	s.readAhead(end)
 	return res, false, nil
 }
 
+// batchCRCFrom is where a batch's CRC-32C coverage starts: its attributes
+// field, after baseOffset (8 bytes), batchLength (4), partitionLeaderEpoch
+// (4), magic (1) and the CRC itself (4) — Kafka's record batch format.
+const batchCRCFrom = 21
+
+// verifyBufferBytes is the read size of verifyBatches: batches are
+// checksummed through it, never held whole.
+const verifyBufferBytes = 64 << 10
+
+// verifyBatches checks every batch in the log bytes [start, start +
+// res.Bytes) that res holds — bytes from chunks the cache could not
+// verify (an object without chunk checksums) — before they are served:
+// framing (a header that parses, offsets that follow on within the
+// segment, a length within the range) and the CRC-32C each batch carries,
+// streamed through a fixed buffer. On a failure it quarantines the chunks
+// holding the bad batch, so the next read downloads them again after the
+// quarantine, and returns a *segments.CorruptError.
+func (s *segReader) verifyBatches(res segments.ReadResult, start int64) error {
+	parts := make([]io.Reader, len(res.Chunks))
+	for i, fc := range res.Chunks {
+		parts[i] = io.NewSectionReader(fc.File, fc.Position, fc.Size)
+	}
+	rd := bufio.NewReaderSize(io.MultiReader(parts...), verifyBufferBytes)
+	buf := make([]byte, verifyBufferBytes)
+	var hdr [segments.BatchHeaderSize]byte
+	end := start + res.Bytes
+	prevNext := segments.Offset(-1)
+	for pos := start; pos < end; {
+		bad := func(off segments.Offset, size int64, format string, args ...any) error {
+			err := s.corrupt(pos, off, format, args...)
+			cb := s.r.cache.ChunkBytes()
+			first := pos / cb
+			if s.obj.ChunkCRC32C == nil {
+				first++ // corrupt quarantined it
+			}
+			for i := first; i <= (pos+max(size, 1)-1)/cb; i++ {
+				s.r.cache.Quarantine(s.key, i, err)
+			}
+			return err
+		}
+		if end-pos < segments.BatchHeaderSize {
+			return bad(-1, end-pos, "%d bytes left in the range read, less than a batch header", end-pos)
+		}
+		if _, err := io.ReadFull(rd, hdr[:]); err != nil {
+			return fmt.Errorf("tiering: verifying cached chunks of %q: %w", s.key, err)
+		}
+		h, err := segments.ParseBatchHeader(hdr[:])
+		switch {
+		case err != nil:
+			return bad(-1, segments.BatchHeaderSize, "%v", err)
+		case pos+h.Size() > end:
+			return bad(h.BaseOffset, end-pos, "batch of %d bytes runs past the range read, which ends at %d", h.Size(), end)
+		case h.LastOffsetDelta < 0 || h.BaseOffset < max(prevNext, s.seg.BaseOffset) || h.LastOffset() >= s.seg.EndOffset:
+			return bad(h.BaseOffset, h.Size(), "batch offsets [%d, %d] do not follow the previous batch's next offset %d within the segment", h.BaseOffset, h.LastOffset(), prevNext)
+		}
+		crc := crc32.Update(0, crc32cTable, hdr[batchCRCFrom:])
+		for left := h.Size() - segments.BatchHeaderSize; left > 0; {
+			b := buf[:min(left, int64(len(buf)))]
+			if _, err := io.ReadFull(rd, b); err != nil {
+				return fmt.Errorf("tiering: verifying cached chunks of %q: %w", s.key, err)
+			}
+			crc = crc32.Update(crc, crc32cTable, b)
+			left -= int64(len(b))
+		}
+		if crc != h.CRC {
+			return bad(h.BaseOffset, h.Size(), "batch CRC-32C %#08x, computed %#08x (the manifest has no chunk checksums for this object)", h.CRC, crc)
+		}
+		prevNext = h.NextOffset()
+		pos += h.Size()
+	}
+	return nil
+}
+
 // chunks pins the chunks holding log bytes [start, end) and returns them
-// as a ReadResult.
-func (s *segReader) chunks(start, end int64) (segments.ReadResult, error) {
+// as a ReadResult, and whether the cache verified every one of them.
+func (s *segReader) chunks(start, end int64) (segments.ReadResult, bool, error) {
 	cb := s.r.cache.ChunkBytes()
 	var held []*Chunk
 	release := func() {
@@ -354,19 +490,21 @@ func (s *segReader) chunks(start, end int64) (segments.ReadResult, error) {
 	// Start the later chunks' downloads before waiting for the first,
 	// so that a read spanning several chunks downloads them together.
 	for i := first + 1; i <= last; i++ {
-		s.r.cache.Prefetch(s.key, s.objSize, i)
+		s.r.cache.Prefetch(s.obj, i)
 	}
+	verified := true
 	for i := first; i <= last; i++ {
-		h, err := s.r.cache.Acquire(s.ctx, s.key, s.objSize, i)
+		h, err := s.r.cache.Acquire(s.ctx, s.obj, i)
 		if err != nil {
 			release()
-			return segments.ReadResult{}, err
+			return segments.ReadResult{}, false, s.cacheErr(err)
 		}
 		held = append(held, h)
+		verified = verified && h.Verified()
 		from, to := max(start, h.Offset()), min(end, h.Offset()+h.Size())
 		fcs = append(fcs, segments.FileChunk{File: h.File(), Position: from - h.Offset(), Size: to - from})
 	}
-	return segments.NewReadResult(fcs, release), nil
+	return segments.NewReadResult(fcs, release), verified, nil
 }
 
 // readAhead starts downloading the chunks after the one holding end-1
@@ -377,7 +515,7 @@ func (s *segReader) readAhead(end int64) {
 	cb := s.r.cache.ChunkBytes()
 	last := (end - 1) / cb
 	for i := last + 1; i <= last+int64(s.r.cache.ReadAheadChunks()) && i*cb < s.logLen; i++ {
-		s.r.cache.Prefetch(s.key, s.objSize, i)
+		s.r.cache.Prefetch(s.obj, i)
 	}
 }
 
@@ -531,6 +669,25 @@ func (r *RemoteReader) index(s *segReader, p Part) (*entries, error) {
 		}
 	}
 	return e, nil
+}
+
+// forgetIfCorrupt drops the object's indexes from the in-memory LRU when
+// err reports corrupt data: the damage may be in an index, and a repaired
+// object must have its indexes read again.
+func (r *RemoteReader) forgetIfCorrupt(key string, err error) {
+	if !errors.As(err, new(*segments.CorruptError)) {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, p := range []Part{PartIndex, PartTimeIndex} {
+		if el := r.mu.idx[indexID{key, p}]; el != nil {
+			ie := el.Value.(*indexEntry)
+			r.mu.lru.Remove(el)
+			delete(r.mu.idx, ie.id)
+			r.mu.bytes -= int64(len(ie.b))
+		}
+	}
 }
 
 // fetchPart reads [off, off+n) of the segment object with one ranged Get.

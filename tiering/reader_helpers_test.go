@@ -132,17 +132,26 @@ func rrMakeBatch(t testing.TB, b rrBatch) []byte {
 // store the way the uploader does (log, index, time index, epochs text,
 // empty snapshot), with the manifest that lists them.
 type rrFixture struct {
-	log      *segments.Log
-	store    objectstore.Store
-	counting *rrCountingStore
-	m        *Manifest
-	objects  map[string][]byte
+	log        *segments.Log
+	store      objectstore.Store
+	counting   *rrCountingStore
+	m          *Manifest
+	objects    map[string][]byte
+	chunkBytes int64 // > 0: segments carry chunk checksums in pieces of this size
 }
 
 // newRRFixture appends batches to a log with small segments, uploads every
 // closed segment and returns the rrFixture. Log and store are closed at the
 // end of the test.
 func newRRFixture(t *testing.T, batches []rrBatch) *rrFixture {
+	t.Helper()
+	return newRRFixtureSums(t, batches, 0)
+}
+
+// newRRFixtureSums is newRRFixture with chunk checksums of chunkBytes
+// pieces recorded for every segment (0: none, as before manifest version
+// 2).
+func newRRFixtureSums(t *testing.T, batches []rrBatch, chunkBytes int64) *rrFixture {
 	t.Helper()
 	l, err := segments.Open(t.TempDir(), segments.Config{
 		SegmentBytes: 2048, IndexIntervalBytes: 200, RetentionAge: -1, RetentionBytes: -1,
@@ -169,7 +178,7 @@ func newRRFixture(t *testing.T, batches []rrBatch) *rrFixture {
 	}
 	mem := objectstore.NewMem()
 	t.Cleanup(func() { mem.Close() })
-	f := &rrFixture{log: l, counting: &rrCountingStore{Store: mem}, objects: map[string][]byte{}}
+	f := &rrFixture{log: l, counting: &rrCountingStore{Store: mem}, objects: map[string][]byte{}, chunkBytes: chunkBytes}
 	f.store = f.counting
 	f.m, err = NewManifest(testTP).Next(3)
 	if err != nil {
@@ -221,6 +230,12 @@ func (f *rrFixture) upload(t *testing.T, cs *segments.ClosedSegment) {
 		FirstTimestamp: min(hdr.BaseTimestamp, cs.MaxTimestamp), MaxTimestamp: cs.MaxTimestamp,
 		Epochs: []EpochEntry{{Epoch: 3, StartOffset: cs.Base}},
 		CRC32C: crc32.Checksum(obj, crc32.MakeTable(crc32.Castagnoli)), UploadTimeMs: 1_700_000_000_000,
+	}
+	if f.chunkBytes > 0 {
+		seg.ChunkBytes = f.chunkBytes
+		for i := int64(0); i < int64(len(obj)); i += f.chunkBytes {
+			seg.ChunkCRC32C = append(seg.ChunkCRC32C, crc32.Checksum(obj[i:min(i+f.chunkBytes, int64(len(obj)))], crc32cTable))
+		}
 	}
 	key := f.m.SegmentKey(&seg)
 	if _, err := f.store.Put(context.Background(), key, bytes.NewReader(obj), int64(len(obj))); err != nil {

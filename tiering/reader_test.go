@@ -308,7 +308,7 @@ func TestRemoteReadReadAhead(t *testing.T) {
 	rrWaitFor(t, "the read-ahead of chunk 1", func() bool { return c.Stats().DownloadedBytes > cb })
 	hits := c.Stats().Hits
 	gets := f.counting.gets.Load()
-	h, err := c.Acquire(context.Background(), f.m.SegmentKey(&seg), seg.ObjectBytes, 1)
+	h, err := c.Acquire(context.Background(), Object{Key: f.m.SegmentKey(&seg), Size: seg.ObjectBytes}, 1)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"hash/crc32"
 	"io"
 	"slices"
+	"sort"
 	"strconv"
 	"time"
 
@@ -43,6 +44,11 @@ type Source interface {
 	// segment's end offset), or nil, nil if there is none. The uploader
 	// only reads the returned bytes.
 	ProducerSnapshot(end segments.Offset) ([]byte, error)
+	// LocalLogStartOffset is the first offset of the local log. Local
+	// retention deletes a segment only once its upload is committed, so
+	// a segment object below it proves that a manifest was committed
+	// (see ErrManifestLost).
+	LocalLogStartOffset() segments.Offset
 }
 
 // Defaults of UploaderOptions.
@@ -75,6 +81,16 @@ type UploaderOptions struct {
 	// Now is the clock for upload times, lag and orphan ages (default
 	// time.Now).
 	Now func() time.Time
+	// ChunkBytes is the piece size of each segment's chunk checksums
+	// (Segment.ChunkBytes; default DefaultChunkBytes). The broker passes
+	// its chunk cache's chunk size, so that every downloaded chunk is
+	// verified on its own.
+	ChunkBytes int64
+	// MinGeneration is the oldest manifest generation this Uploader may
+	// build on: the newest one this partition's tiering loaded or
+	// committed before (the caller keeps it across restarts; 0 if none).
+	// See ErrManifestLost.
+	MinGeneration uint64
 }
 
 func (o UploaderOptions) withDefaults() UploaderOptions {
@@ -87,8 +103,21 @@ func (o UploaderOptions) withDefaults() UploaderOptions {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.ChunkBytes <= 0 || o.ChunkBytes > MaxChunkBytes {
+		o.ChunkBytes = DefaultChunkBytes
+	}
 	return o
 }
+
+// ErrManifestLost: the stored manifest is missing, or older than one this
+// partition's tiering already loaded or committed (UploaderOptions.
+// MinGeneration, then whatever the Uploader itself saw): it was deleted,
+// or restored from an older copy. Building on it would start the remote
+// history over or forget committed segments, and cleaning orphans against
+// it would delete them, so the Uploader refuses every call with this error
+// until a manifest at least as new is back. The message names both
+// generations and the key to restore.
+var ErrManifestLost = errors.New("tiering: manifest lost")
 
 // UploadStats describes one UploadOnce call and how far uploads are behind
 // after it.
@@ -106,6 +135,12 @@ type UploadStats struct {
 	// from its .log file's modification time, its last write); 0 with
 	// none.
 	LagAge time.Duration
+	// WaitingForHW is the high watermark the next upload waits for: the
+	// end of the first closed segment not wholly below the high
+	// watermark, which this call left for later; 0 if none waits. A
+	// caller retrying before the high watermark reaches it would only
+	// find the same.
+	WaitingForHW segments.Offset
 }
 
 // Uploader tiers the closed segments of one partition. It starts no
@@ -126,8 +161,31 @@ type Uploader struct {
 
 	manifest *Manifest // nil: load before use
 	etag     string
+	floor    uint64          // the newest generation loaded or committed (ErrManifestLost)
+	probed   bool            // the bucket was checked for evidence of a lost manifest (accept)
 	markedTo segments.Offset // the last SetUploadedTo this uploader made
 	fenced   error           // once set, every call returns it
+	pending  *pendingUpload  // put, commit not landed (see upload)
+}
+
+// pendingUpload is a segment object this Uploader put whose commit has
+// not landed (it failed, or its outcome is unknown). The next attempt at
+// the same local segment, at the same epoch, commits this object instead
+// of putting the segment again under a fresh key, which would cost a PUT
+// and leave an orphan per retry while the manifest cannot be committed.
+// Reuse is safe: the object lies at or beyond the manifest's end until it
+// is committed, where CleanOrphans never deletes (see isOrphan), and it is
+// Stat-ed before each reuse.
+type pendingUpload struct {
+	base, next segments.Offset
+	logBytes   int64
+	epoch      segments.LeaderEpoch
+	seg        Segment // complete: checksums and upload time set
+}
+
+// matches reports whether p is the object of cs uploaded at epoch.
+func (p *pendingUpload) matches(cs *segments.ClosedSegment, epoch segments.LeaderEpoch) bool {
+	return p != nil && p.base == cs.Base && p.next == cs.Next && p.logBytes == cs.LogBytes && p.epoch == epoch
 }
 
 // NewUploader returns an Uploader for tp, reading segments from src,
@@ -140,7 +198,8 @@ func NewUploader(store objectstore.Store, manifests *ManifestStore, tp TopicPart
 	if store == nil || manifests == nil || src == nil {
 		return nil, fmt.Errorf("tiering: uploader for %v: nil store, manifest store or source", tp)
 	}
-	return &Uploader{store: store, manifests: manifests, tp: tp, src: src, opts: opts.withDefaults()}, nil
+	opts = opts.withDefaults()
+	return &Uploader{store: store, manifests: manifests, tp: tp, src: src, opts: opts, floor: opts.MinGeneration}, nil
 }
 
 // UploadOnce uploads, in offset order, every closed segment that the
@@ -200,8 +259,86 @@ func (u *Uploader) Cached() *Manifest { return u.manifest }
 
 // Use makes m, with its ETag, the cached manifest, as if this uploader
 // had loaded it: for a caller that just loaded it through the same
-// ManifestStore, so that the first call only Stats it.
-func (u *Uploader) Use(m *Manifest, etag string) { u.manifest, u.etag = m, etag }
+// ManifestStore, so that the first call only Stats it. A manifest the
+// Uploader would refuse on loading is refused with ErrManifestLost and
+// not cached (see checkFloor).
+func (u *Uploader) Use(ctx context.Context, m *Manifest, etag string) error {
+	return u.accept(ctx, m, etag)
+}
+
+// accept makes m (ETag etag), just loaded, the cached manifest and raises
+// the floor to its generation, unless checkFloor refuses it.
+func (u *Uploader) accept(ctx context.Context, m *Manifest, etag string) error {
+	if err := u.checkFloor(ctx, m); err != nil {
+		return err
+	}
+	u.manifest, u.etag = m, etag
+	u.floor = m.Generation
+	return nil
+}
+
+// checkFloor returns ErrManifestLost if m, just loaded, is older than the
+// floor, or if it is missing (generation 0) while the bucket holds a
+// segment object of the partition below the local log start: the local
+// log deletes a segment only after its upload was committed, so such an
+// object proves a manifest existed — the evidence that survives a lost
+// tier checkpoint or a data directory written before there was one. The
+// bucket is listed for that at most once per Uploader, and only while
+// nothing was ever committed or loaded (floor 0) and the local log
+// starts above 0.
+func (u *Uploader) checkFloor(ctx context.Context, m *Manifest) error {
+	if err := CheckManifestFloor(m, u.floor); err != nil || m.Generation > 0 || u.floor > 0 || u.probed {
+		return err
+	}
+	local := u.src.LocalLogStartOffset()
+	if local <= 0 {
+		return nil
+	}
+	key, err := segmentBelow(ctx, u.store, u.tp, local)
+	if err != nil {
+		return fmt.Errorf("tiering: %v: the manifest is missing; checking the bucket for segments below the local log start %d: %w", u.tp, local, err)
+	}
+	u.probed = true
+	if key == "" {
+		return nil // a partition that never committed
+	}
+	u.floor = 1
+	return fmt.Errorf("%w: %v: manifest %q is missing, but the bucket holds %q, below the local log start %d, which only a committed upload leaves; "+
+		"nothing is uploaded, trimmed or deleted for this partition until the manifest is restored",
+		ErrManifestLost, u.tp, ManifestKey(u.tp), key, local)
+}
+
+// segmentBelow returns the key of a segment object of tp whose base
+// offset is below offset, "" if there is none.
+func segmentBelow(ctx context.Context, store objectstore.Store, tp TopicPartition, offset segments.Offset) (string, error) {
+	for info, err := range store.List(ctx, SegmentsPrefix(tp)) {
+		if err != nil {
+			return "", err
+		}
+		if ref, perr := ParseSegmentKey(info.Key); perr == nil && ref.TopicPartition == tp && ref.BaseOffset < offset {
+			return info.Key, nil
+		}
+	}
+	return "", nil
+}
+
+// CheckManifestFloor returns an error matching ErrManifestLost if m, a
+// partition's stored manifest as loaded (generation 0: there is none), is
+// older than floor, the newest generation of that partition known to have
+// been loaded or committed before; nil otherwise. The message names the
+// manifest's key and both generations.
+func CheckManifestFloor(m *Manifest, floor uint64) error {
+	if m.Generation >= floor {
+		return nil
+	}
+	state := fmt.Sprintf("is at generation %d", m.Generation)
+	if m.Generation == 0 {
+		state = "is missing"
+	}
+	return fmt.Errorf("%w: %v: manifest %q %s, but generation %d was loaded or committed before (deleted, or restored from an older copy?); "+
+		"nothing is uploaded, trimmed or deleted for this partition until a manifest at least that new is restored",
+		ErrManifestLost, m.TopicPartition(), ManifestKey(m.TopicPartition()), state, floor)
+}
 
 // Fenced returns the ErrFenced error that stopped this uploader, nil if
 // it was not fenced.
@@ -211,12 +348,16 @@ func (u *Uploader) uploadSegments(ctx context.Context, segs []segments.ClosedSeg
 	for i := range segs {
 		cs := &segs[i]
 		if cs.Next > hw {
+			st.WaitingForHW = cs.Next
 			return nil // not committed yet; later segments are not either
 		}
 		if err := u.refresh(ctx); err != nil {
 			return err
 		}
 		end := u.manifest.EndOffset()
+		if u.pending != nil && u.pending.next <= end {
+			u.pending = nil // another commit covered it: an orphan now
+		}
 		switch {
 		case cs.Next <= end || cs.LogBytes == 0:
 			// Already tiered, or nothing to tier (an emptied segment at
@@ -331,18 +472,42 @@ func (u *Uploader) reload(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("tiering: uploading %v: %w", u.tp, err)
 	}
-	u.manifest, u.etag = m, etag
-	return nil
+	return u.accept(ctx, m, etag)
 }
 
-// upload puts cs's object and commits it to the manifest. It returns the
-// object's size, or 0 if a concurrent commit turned out to cover cs
-// already (the object just put is then an orphan).
+// upload puts cs's object (or reuses the one put by an earlier attempt
+// whose commit did not land: pendingUpload) and commits it to the
+// manifest. It returns the object's size, or 0 if a concurrent commit
+// turned out to cover cs already (the object is then an orphan).
 func (u *Uploader) upload(ctx context.Context, cs *segments.ClosedSegment, epoch segments.LeaderEpoch) (int64, error) {
 	// Fail before uploading if a newer leader committed.
 	if _, err := u.manifest.Next(epoch); err != nil {
 		return 0, u.fail(fmt.Errorf("tiering: uploading %v segment at base offset %d: %w", u.tp, cs.Base, err))
 	}
+	seg, err := u.reusePending(ctx, cs, epoch)
+	if err != nil {
+		return 0, err
+	}
+	if seg == nil {
+		if seg, err = u.putSegment(ctx, cs, epoch); err != nil {
+			return 0, err
+		}
+	}
+	committed, err := u.commit(ctx, cs, *seg, epoch)
+	if err != nil {
+		// u.pending stays: the retry commits the same object.
+		return 0, u.fail(fmt.Errorf("tiering: uploading %v segment [%d, %d) as %q: %w", u.tp, cs.Base, cs.Next, SegmentKey(u.tp, seg.BaseOffset, seg.LeaderEpoch, seg.UID), err))
+	}
+	u.pending = nil
+	if !committed {
+		return 0, nil
+	}
+	return seg.ObjectBytes, nil
+}
+
+// putSegment uploads cs under a fresh key and records it as pending.
+func (u *Uploader) putSegment(ctx context.Context, cs *segments.ClosedSegment, epoch segments.LeaderEpoch) (*Segment, error) {
+	u.pending = nil
 	uid := NewUID()
 	key := SegmentKey(u.tp, cs.Base, epoch, uid)
 	wrap := func(err error) error {
@@ -350,22 +515,38 @@ func (u *Uploader) upload(ctx context.Context, cs *segments.ClosedSegment, epoch
 	}
 	seg, trailer, err := u.describe(cs, epoch, uid)
 	if err != nil {
-		return 0, wrap(err)
+		return nil, wrap(err)
 	}
-	crc, err := u.put(ctx, key, cs, trailer, seg.ObjectBytes)
+	sums, err := u.put(ctx, key, cs, trailer, seg.ObjectBytes)
 	if err != nil {
-		return 0, wrap(err)
+		return nil, wrap(err)
 	}
-	seg.CRC32C = crc
+	seg.CRC32C = sums.whole
+	seg.ChunkBytes, seg.ChunkCRC32C = u.opts.ChunkBytes, sums.chunks
 	seg.UploadTimeMs = u.opts.Now().UnixMilli()
-	committed, err := u.commit(ctx, cs, seg, epoch)
-	if err != nil {
-		return 0, u.fail(wrap(err))
+	u.pending = &pendingUpload{base: cs.Base, next: cs.Next, logBytes: cs.LogBytes, epoch: epoch, seg: seg}
+	return &seg, nil
+}
+
+// reusePending returns the pending object of cs at epoch if it is still
+// in the store with its size (one Stat), nil if there is none to reuse.
+func (u *Uploader) reusePending(ctx context.Context, cs *segments.ClosedSegment, epoch segments.LeaderEpoch) (*Segment, error) {
+	if !u.pending.matches(cs, epoch) {
+		u.pending = nil
+		return nil, nil
 	}
-	if !committed {
-		return 0, nil
+	seg := u.pending.seg
+	key := SegmentKey(u.tp, seg.BaseOffset, seg.LeaderEpoch, seg.UID)
+	info, err := u.store.Stat(ctx, key)
+	switch {
+	case err == nil && info.Size == seg.ObjectBytes:
+		return &seg, nil
+	case err == nil || errors.Is(err, objectstore.ErrNotExist):
+		u.pending = nil // gone or changed under us: upload afresh
+		return nil, nil
+	default:
+		return nil, fmt.Errorf("tiering: uploading %v segment [%d, %d): checking the object %q put by the last attempt: %w", u.tp, cs.Base, cs.Next, key, err)
 	}
-	return seg.ObjectBytes, nil
 }
 
 // fail records err as final if it matches ErrFenced, and returns it.
@@ -447,18 +628,60 @@ func formatEpochs(es []EpochEntry) []byte {
 
 var crc32cTable = crc32.MakeTable(crc32.Castagnoli)
 
+// objectSums are the checksums of an uploaded object: the whole object's
+// CRC-32C and one per chunk.
+type objectSums struct {
+	whole  uint32
+	chunks CRCs
+}
+
+// chunkSummer is an io.Writer computing the CRC-32C of every size-byte
+// piece of what is written through it (the last piece may be shorter).
+type chunkSummer struct {
+	size int64
+	n    int64  // bytes of the current piece so far
+	cur  uint32 // its CRC so far
+	sums CRCs
+}
+
+func (c *chunkSummer) Write(p []byte) (int, error) {
+	total := len(p)
+	for len(p) > 0 {
+		k := min(int64(len(p)), c.size-c.n)
+		c.cur = crc32.Update(c.cur, crc32cTable, p[:k])
+		c.n += k
+		p = p[k:]
+		if c.n == c.size {
+			c.sums = append(c.sums, c.cur)
+			c.cur, c.n = 0, 0
+		}
+	}
+	return total, nil
+}
+
+// finish returns the sums, the last piece's included.
+func (c *chunkSummer) finish() CRCs {
+	if c.n > 0 {
+		c.sums = append(c.sums, c.cur)
+		c.cur, c.n = 0, 0
+	}
+	return c.sums
+}
+
 // put streams the object — cs's three files, then the trailer — to key,
-// computing its CRC-32C on the way: the store reads the body in bounded
-// chunks and nothing here buffers a whole part. It returns the CRC.
-func (u *Uploader) put(ctx context.Context, key string, cs *segments.ClosedSegment, trailer [2][]byte, size int64) (uint32, error) {
+// computing its checksums on the way (whole, and per u.opts.ChunkBytes
+// piece): the store reads the body in bounded chunks and nothing here
+// buffers a whole part.
+func (u *Uploader) put(ctx context.Context, key string, cs *segments.ClosedSegment, trailer [2][]byte, size int64) (objectSums, error) {
 	h := crc32.New(crc32cTable)
+	pieces := &chunkSummer{size: u.opts.ChunkBytes, sums: make(CRCs, 0, numChunks(size, u.opts.ChunkBytes))}
 	body := io.TeeReader(io.MultiReader(
 		io.NewSectionReader(cs.Log, 0, cs.LogBytes),
 		io.NewSectionReader(cs.Index, 0, cs.IndexBytes),
 		io.NewSectionReader(cs.TimeIndex, 0, cs.TimeIndexBytes),
 		bytes.NewReader(trailer[0]),
 		bytes.NewReader(trailer[1]),
-	), h)
+	), io.MultiWriter(h, pieces))
 	ctx, cancel := context.WithTimeout(ctx, u.opts.PutTimeout)
 	defer cancel()
 	var info objectstore.ObjectInfo
@@ -470,12 +693,16 @@ func (u *Uploader) put(ctx context.Context, key string, cs *segments.ClosedSegme
 		info, err = u.store.Put(ctx, key, body, size)
 	}
 	if err != nil {
-		return 0, err
+		return objectSums{}, err
 	}
 	if info.Size != size {
-		return 0, fmt.Errorf("the store reports %d bytes stored, %d were sent", info.Size, size)
+		return objectSums{}, fmt.Errorf("the store reports %d bytes stored, %d were sent", info.Size, size)
 	}
-	return h.Sum32(), nil
+	sums := objectSums{whole: h.Sum32(), chunks: pieces.finish()}
+	if n := numChunks(size, u.opts.ChunkBytes); int64(len(sums.chunks)) != n {
+		return objectSums{}, fmt.Errorf("%d chunk checksums for %d bytes sent, want %d (the store read less than it reported)", len(sums.chunks), size, n)
+	}
+	return sums, nil
 }
 
 // commit adds seg to the manifest and commits it. It reports false, with
@@ -512,7 +739,7 @@ func (u *Uploader) commitEdit(ctx context.Context, epoch segments.LeaderEpoch, e
 		}
 		etag, err := u.manifests.Commit(ctx, u.tp, u.etag, next)
 		if err == nil {
-			u.manifest, u.etag = next, etag
+			u.manifest, u.etag, u.floor = next, etag, next.Generation
 			return true, nil
 		}
 		if !errors.Is(err, ErrConflict) || conflicts >= maxCommitConflicts {
@@ -527,25 +754,41 @@ func (u *Uploader) commitEdit(ctx context.Context, epoch segments.LeaderEpoch, e
 	}
 }
 
-// CleanOrphans deletes tp's segment objects that the current manifest
-// does not list and that are older than grace: uploads that failed before
-// their commit, deposed leaders' late uploads, and objects of segments
-// retention removed from the manifest. grace must exceed the longest an
-// upload and its commit can take (PutTimeout + CommitTimeout), since an
-// upload in progress — this or another broker's — is an object no
-// manifest lists yet; grace 0 is only for tests. Keys under the prefix
+// CleanOrphans deletes tp's segment objects that the stored manifest
+// proves unreferenced (see isOrphan): copies of committed segments that
+// failed or retried uploads and deposed leaders left, and objects of
+// segments retention or DeleteRecords removed whose deletes failed.
+// Absence from the manifest alone proves nothing: an object beyond the
+// manifest's end or in a gap it does not cover is kept, and nothing is
+// deleted without a committed manifest (generation ≥ 1) at least as new as
+// any this Uploader knew (else ErrManifestLost). grace must exceed the
+// longest an upload and its commit can take (PutTimeout + CommitTimeout),
+// since an upload in progress — this or another broker's — is an object
+// no manifest lists yet; grace 0 is only for tests. Keys under the prefix
 // that ParseSegmentKey does not accept are never deleted. It returns how
-// many objects it deleted (also with an error, those deleted before it).
+// many objects it deleted (also with an error, those deleted before it)
+// and how many unlisted segment objects it kept.
 //
 // The manifest is loaded fresh (not the cached one) before listing, and
 // ages are measured from before the load: an object committed after the
 // load was uploaded at most PutTimeout + CommitTimeout before the
 // commit, so within grace of it, and is kept.
-func (u *Uploader) CleanOrphans(ctx context.Context, grace time.Duration) (int, error) {
+func (u *Uploader) CleanOrphans(ctx context.Context, grace time.Duration) (OrphanStats, error) {
+	var st OrphanStats
+	if u.fenced != nil {
+		return st, u.fenced
+	}
 	cutoff := u.opts.Now().Add(-grace)
 	m, _, err := u.manifests.Load(ctx, u.tp)
 	if err != nil {
-		return 0, fmt.Errorf("tiering: cleaning orphans of %v: %w", u.tp, err)
+		return st, fmt.Errorf("tiering: cleaning orphans of %v: %w", u.tp, err)
+	}
+	if err := u.checkFloor(ctx, m); err != nil {
+		return st, err
+	}
+	u.floor = max(u.floor, m.Generation)
+	if m.Generation == 0 {
+		return st, nil // nothing committed: nothing is proven unreferenced
 	}
 	live := make(map[string]bool, len(m.Segments))
 	for i := range m.Segments {
@@ -555,20 +798,78 @@ func (u *Uploader) CleanOrphans(ctx context.Context, grace time.Duration) (int, 
 	prefix := SegmentsPrefix(u.tp)
 	for info, err := range u.store.List(ctx, prefix) {
 		if err != nil {
-			return 0, fmt.Errorf("tiering: cleaning orphans of %v: listing %q: %w", u.tp, prefix, err)
+			return st, fmt.Errorf("tiering: cleaning orphans of %v: listing %q: %w", u.tp, prefix, err)
 		}
 		ref, perr := ParseSegmentKey(info.Key)
-		if perr != nil || ref.TopicPartition != u.tp || live[info.Key] || !info.ModTime.Before(cutoff) {
-			continue
+		switch {
+		case perr != nil || ref.TopicPartition != u.tp || live[info.Key]:
+		case isOrphan(m, ref, info.ModTime, cutoff):
+			doomed = append(doomed, info.Key)
+		default:
+			st.Kept++
 		}
-		doomed = append(doomed, info.Key)
 	}
-	deleted := 0
 	for batch := range slices.Chunk(doomed, deleteBatch) {
 		if err := u.store.Delete(ctx, batch...); err != nil {
-			return deleted, fmt.Errorf("tiering: cleaning orphans of %v: deleting %d objects from %q: %w", u.tp, len(batch), batch[0], err)
+			return st, fmt.Errorf("tiering: cleaning orphans of %v: deleting %d objects from %q: %w", u.tp, len(batch), batch[0], err)
 		}
-		deleted += len(batch)
+		st.Deleted += len(batch)
 	}
-	return deleted, nil
+	return st, nil
+}
+
+// OrphanStats describes one CleanOrphans pass.
+type OrphanStats struct {
+	// Deleted counts the objects deleted.
+	Deleted int
+	// Kept counts the segment objects the manifest does not list but
+	// does not prove unreferenced either (younger than the grace period,
+	// at or beyond its end, in a gap, of a newer epoch). Most are uploads
+	// whose commit is still to land and become deletable once a commit
+	// covers their offsets, so a caller looks again sooner than usual.
+	Kept int
+}
+
+// isOrphan decides whether the segment object ref, which the committed
+// manifest m (generation ≥ 1, not older than any manifest of the
+// partition this node knew) does not list, and which was last modified at
+// modTime, may be deleted: whether m proves it unreferenced. Pure; the
+// rules, and why each is safe:
+//
+//   - Modified at or after cutoff (younger than the grace period): kept.
+//     An upload in progress — this node's or another's — is an object no
+//     manifest lists yet, and it is committed within PutTimeout +
+//     CommitTimeout, less than the grace, of being written.
+//   - Starting below m's log start: deleted. Retention and DeleteRecords
+//     raise the log start only past data that is no longer served, and
+//     delete the objects they cut after committing; one found here is a
+//     delete that failed (or an older copy of one). An object reaching
+//     from below the log start into offsets still served would have to
+//     hold history the manifest never listed, which only a lost manifest
+//     produces — and the Uploader refuses to build on one (ErrManifestLost).
+//   - Starting inside the offsets of a listed segment s (s.BaseOffset ≤
+//     base < s.EndOffset) and uploaded at an epoch no newer than s's:
+//     deleted. s serves those offsets; the object is an earlier attempt
+//     of the same upload (a retry, a lost put reply) or a deposed leader's
+//     late upload, which the protocol never commits once s is committed.
+//   - Anything else is kept, because m does not say it replaced it: an
+//     object at or beyond m's end (an upload whose commit has not landed,
+//     which its uploader may still commit — pendingUpload — or history a
+//     lost manifest listed), one in a gap before or between listed
+//     segments (history the manifest never knew: tiering started late, or
+//     started over after a lost manifest), or one uploaded at a newer
+//     epoch than the segment covering it (not an outcome of the protocol).
+func isOrphan(m *Manifest, ref SegmentRef, modTime, cutoff time.Time) bool {
+	if !modTime.Before(cutoff) {
+		return false
+	}
+	if ref.BaseOffset < m.LogStartOffset {
+		return true
+	}
+	i := sort.Search(len(m.Segments), func(i int) bool { return m.Segments[i].EndOffset > ref.BaseOffset })
+	if i == len(m.Segments) {
+		return false // at or beyond the end
+	}
+	s := &m.Segments[i]
+	return s.BaseOffset <= ref.BaseOffset && ref.LeaderEpoch <= s.LeaderEpoch
 }

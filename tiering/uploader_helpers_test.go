@@ -65,6 +65,8 @@ func (s *testSource) SetUploadedTo(o segments.Offset) error {
 	return s.log.SetUploadedTo(o)
 }
 
+func (s *testSource) LocalLogStartOffset() segments.Offset { return s.log.StartOffset() }
+
 func (s *testSource) ProducerSnapshot(end segments.Offset) ([]byte, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -158,9 +160,26 @@ func closedSegments(t *testing.T, l *segments.Log) []segments.ClosedSegment {
 	return cs
 }
 
+// testChunkBytes is the chunk-checksum piece size of the test uploaders:
+// small, so that a test segment (about 2 KiB) has several.
+const testChunkBytes = 512
+
 func newTestUploader(t *testing.T, store objectstore.Store, src Source, now func() time.Time) *Uploader {
 	t.Helper()
-	u, err := NewUploader(store, NewManifestStore(store), testTP, src, UploaderOptions{Now: now, PutTimeout: time.Minute, CommitTimeout: time.Minute})
+	return newTestUploaderOpts(t, store, src, UploaderOptions{Now: now})
+}
+
+// newTestUploaderOpts is newTestUploader with more options; zero timeouts
+// and chunk size take the tests' values.
+func newTestUploaderOpts(t *testing.T, store objectstore.Store, src Source, opts UploaderOptions) *Uploader {
+	t.Helper()
+	if opts.PutTimeout == 0 {
+		opts.PutTimeout, opts.CommitTimeout = time.Minute, time.Minute
+	}
+	if opts.ChunkBytes == 0 {
+		opts.ChunkBytes = testChunkBytes
+	}
+	u, err := NewUploader(store, NewManifestStore(store), testTP, src, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

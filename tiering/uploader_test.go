@@ -88,6 +88,13 @@ func checkUpload(t *testing.T, store objectstore.Store) {
 		if int64(len(obj)) != s.ObjectBytes || crc32.Checksum(obj, crc32cTable) != s.CRC32C {
 			t.Errorf("object %q: %d bytes crc %08x, manifest says %d bytes crc %08x", key, len(obj), crc32.Checksum(obj, crc32cTable), s.ObjectBytes, s.CRC32C)
 		}
+		var sums CRCs
+		for c := range slices.Chunk(obj, testChunkBytes) {
+			sums = append(sums, crc32.Checksum(c, crc32cTable))
+		}
+		if len(sums) < 2 || s.ChunkBytes != testChunkBytes || !slices.Equal(s.ChunkCRC32C, sums) {
+			t.Errorf("object %q: chunk checksums (%d bytes) %08x, want (%d bytes) %08x", key, s.ChunkBytes, s.ChunkCRC32C, testChunkBytes, sums)
+		}
 		parts := map[Part][]byte{
 			PartLog:       readFilePrefix(t, cs.Log.Name(), cs.LogBytes),
 			PartIndex:     readFilePrefix(t, cs.Index.Name(), cs.IndexBytes),
@@ -177,51 +184,49 @@ func TestUploadFenced(t *testing.T) {
 	}
 }
 
-// A crash after the segment upload and before the commit (simulated by a
-// failing manifest put) leaves an orphan; cleanup deletes it (and only
-// it), and the retry commits the segment once.
-func TestUploadOrphanAfterFailedCommit(t *testing.T) {
+// A failed commit after the segment upload (a failing manifest put)
+// leaves the object unlisted. Nothing proves it unreferenced — no manifest
+// is committed — so cleanup keeps it, and the retry commits that same
+// object instead of putting the segment again: one object, no orphan.
+func TestUploadRetryCommitsThePendingObject(t *testing.T) {
 	ctx := t.Context()
 	store := objectstore.NewFaulty(objectstore.NewMem(), 1)
 	l := testLog(t, 20, 1)
 	closed := closedSegments(t, l)
 	src := &testSource{log: l, epoch: 1, hw: closed[0].Next}
-	store.Add(objectstore.Fault{Ops: objectstore.OpAllPuts, Key: ManifestKey(testTP), Times: 1})
+	store.Add(objectstore.Fault{Ops: objectstore.OpAllPuts, Key: ManifestKey(testTP), Times: 2})
 	up := newTestUploader(t, store, src, laterClock(time.Hour))
 
-	st, err := up.UploadOnce(ctx)
-	if err == nil || st.Segments != 0 {
-		t.Fatalf("UploadOnce with the manifest put failing: %+v, %v; want an error", st, err)
-	}
-	for _, want := range []string{testTP.String(), fmt.Sprintf("[%d, %d)", closed[0].Base, closed[0].Next), SegmentsPrefix(testTP)} {
-		if !strings.Contains(err.Error(), want) {
-			t.Errorf("error %q does not name %q", err, want)
+	for attempt := range 2 {
+		st, err := up.UploadOnce(ctx)
+		if err == nil || st.Segments != 0 {
+			t.Fatalf("attempt %d with the manifest put failing: %+v, %v; want an error", attempt, st, err)
+		}
+		for _, want := range []string{testTP.String(), fmt.Sprintf("[%d, %d)", closed[0].Base, closed[0].Next), SegmentsPrefix(testTP)} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("error %q does not name %q", err, want)
+			}
 		}
 	}
 	if m := loadManifest(t, store); len(m.Segments) != 0 || l.UploadedTo() != 0 {
-		t.Fatalf("after the failed commit: manifest has %d segments, UploadedTo %d", len(m.Segments), l.UploadedTo())
+		t.Fatalf("after the failed commits: manifest has %d segments, UploadedTo %d", len(m.Segments), l.UploadedTo())
 	}
-	orphans := segmentObjects(t, store)
-	if len(orphans) != 1 {
-		t.Fatalf("bucket holds %q, want the one uploaded object", orphans)
+	pending := segmentObjects(t, store)
+	if len(pending) != 1 {
+		t.Fatalf("bucket holds %q after two failed commits, want the one object (put once, reused)", pending)
 	}
 	foreign := SegmentsPrefix(testTP) + "README.txt"
 	if _, err := store.Put(ctx, foreign, strings.NewReader("not a segment"), 13); err != nil {
 		t.Fatal(err)
 	}
-
-	// Younger than the grace period (the clock is an hour ahead): kept.
-	if n, err := up.CleanOrphans(ctx, 2*time.Hour); err != nil || n != 0 {
-		t.Fatalf("CleanOrphans(2h): %d, %v; want nothing deleted", n, err)
-	}
-	if n, err := up.CleanOrphans(ctx, 0); err != nil || n != 1 {
-		t.Fatalf("CleanOrphans(0): %d, %v; want the orphan deleted", n, err)
-	}
-	if keys := segmentObjects(t, store); !slices.Equal(keys, []string{foreign}) {
-		t.Fatalf("after cleanup the bucket holds %q, want only the foreign %q", keys, foreign)
+	// No committed manifest: nothing is deleted, whatever the grace.
+	for _, grace := range []time.Duration{2 * time.Hour, 0} {
+		if st, err := up.CleanOrphans(ctx, grace); err != nil || st.Deleted != 0 {
+			t.Fatalf("CleanOrphans(%v) without a committed manifest: %+v, %v; want nothing deleted", grace, st, err)
+		}
 	}
 
-	st, err = up.UploadOnce(ctx)
+	st, err := up.UploadOnce(ctx)
 	if err != nil || st.Segments != 1 {
 		t.Fatalf("retry: %+v, %v; want 1 segment", st, err)
 	}
@@ -229,9 +234,43 @@ func TestUploadOrphanAfterFailedCommit(t *testing.T) {
 	if len(m.Segments) != 1 || m.Segments[0].BaseOffset != closed[0].Base || l.UploadedTo() != closed[0].Next {
 		t.Fatalf("after the retry: manifest %+v, UploadedTo %d", m.Segments, l.UploadedTo())
 	}
-	// The committed object is not an orphan.
-	if n, err := up.CleanOrphans(ctx, 0); err != nil || n != 0 {
-		t.Fatalf("CleanOrphans after the commit: %d, %v; want nothing deleted", n, err)
+	if got := manifestKeys(m); !slices.Equal(got, pending) {
+		t.Fatalf("the retry committed %q, want the object put by the first attempt %q", got, pending)
+	}
+	if st, err := up.CleanOrphans(ctx, 0); err != nil || st != (OrphanStats{}) {
+		t.Fatalf("CleanOrphans after the commit: %+v, %v; want nothing deleted or kept", st, err)
+	}
+	if keys := segmentObjects(t, store); !slices.Equal(keys, append(slices.Clone(pending), foreign)) {
+		t.Fatalf("the bucket holds %q, want %q and the foreign key", keys, pending)
+	}
+}
+
+// A pending object that vanished (or changed size) is not committed: the
+// retry puts the segment again.
+func TestUploadPendingObjectGone(t *testing.T) {
+	ctx := t.Context()
+	store := objectstore.NewFaulty(objectstore.NewMem(), 1)
+	l := testLog(t, 20, 1)
+	closed := closedSegments(t, l)
+	src := &testSource{log: l, epoch: 1, hw: closed[0].Next}
+	store.Add(objectstore.Fault{Ops: objectstore.OpAllPuts, Key: ManifestKey(testTP), Times: 1})
+	up := newTestUploader(t, store, src, nil)
+	if _, err := up.UploadOnce(ctx); err == nil {
+		t.Fatal("UploadOnce with the manifest put failing: no error")
+	}
+	first := segmentObjects(t, store)
+	if len(first) != 1 {
+		t.Fatalf("bucket holds %q, want one object", first)
+	}
+	if err := store.Delete(ctx, first...); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := up.UploadOnce(ctx); err != nil || st.Segments != 1 {
+		t.Fatalf("retry: %+v, %v; want the segment uploaded again", st, err)
+	}
+	m := loadManifest(t, store)
+	if got := manifestKeys(m); len(got) != 1 || got[0] == first[0] || !slices.Equal(segmentObjects(t, store), got) {
+		t.Fatalf("manifest lists %q (first object %q), bucket holds %q", got, first, segmentObjects(t, store))
 	}
 }
 
@@ -263,8 +302,8 @@ func TestUploadLostSegmentPutReply(t *testing.T) {
 	if len(m.Segments) != 3 {
 		t.Fatalf("manifest has %d segments, want 3", len(m.Segments))
 	}
-	if n, err := up.CleanOrphans(ctx, 0); err != nil || n != 1 {
-		t.Fatalf("CleanOrphans: %d, %v; want the first attempt's object deleted", n, err)
+	if st, err := up.CleanOrphans(ctx, 0); err != nil || st.Deleted != 1 || st.Kept != 0 {
+		t.Fatalf("CleanOrphans: %+v, %v; want the first attempt's object deleted", st, err)
 	}
 	if keys := segmentObjects(t, store); !slices.Equal(keys, manifestKeys(m)) {
 		t.Fatalf("bucket holds %q, manifest lists %q", keys, manifestKeys(m))

@@ -13,7 +13,9 @@
 // Goroutines: the Committer runs one short-lived sync loop per partition
 // with unsynced appends (at most maxSyncWorkers fsyncs at once); it fsyncs
 // the partition and completes its waiters, and ends when nothing is left. A Partition starts a short-lived goroutine to write a producer
-// snapshot in the background; Close waits for it.
+// snapshot in the background; Close waits for it. An offline partition runs
+// one recovery goroutine (recovery.go) until it is online again or closed;
+// Close stops it and waits for it.
 //
 // Invariants:
 //   - Appends to a partition are totally ordered by its append lock; the
@@ -25,8 +27,13 @@
 //   - Each Durable channel receives exactly one value: nil once its
 //     batches are fsynced, the fsync error (ErrStorage) if the fsync
 //     failed, or segments.ErrClosed if the partition closed first.
-//   - After a failed fsync the partition is offline (ErrStorage on
-//     Append) until a restart; it is never silently retried.
+//   - After a failed fsync (or a failed write that could not be cut off)
+//     the partition is offline (ErrStorage on Append) until its recovery
+//     goroutine has reloaded the log from disk and cut it at the high
+//     watermark; the fsync itself is never retried (the kernel may have
+//     dropped the pages it reported). A roll that could not create its
+//     files wrote nothing: the partition is offline (retriable
+//     segments.ErrRollFailed) only until a roll succeeds.
 //   - Producer state survives restarts: a snapshot is written at clean
 //     Close and about once per segment's worth of appends; Open loads the
 //     newest valid snapshot at or below the log end and replays the rest

@@ -66,6 +66,12 @@ type fakeLog struct {
 	entered   chan struct{} // non-nil: Sync signals entry (non-blocking)
 	readUpTo  segments.Offset
 	appendErr error
+
+	synced     segments.Offset // end covered by the last successful Sync
+	rollErr    error           // Roll's error
+	rolls      int             // successful Roll calls
+	recoverErr error           // Recover's error
+	recovers   int             // successful Recover calls
 }
 
 func newFakeLog() *fakeLog { return &fakeLog{epoch: -1} }
@@ -120,8 +126,42 @@ func (f *fakeLog) Sync() (segments.Offset, error) {
 	if err != nil {
 		return 0, err
 	}
+	f.mu.Lock()
+	f.synced = max(f.synced, end)
+	f.mu.Unlock()
 	return end, nil
 }
+
+func (f *fakeLog) Roll() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.rollErr != nil {
+		return f.rollErr
+	}
+	f.rolls++
+	return nil
+}
+
+// Recover cuts the fake at the end of its last successful Sync, as
+// segments.Log.Recover cuts a failed log at its durable offset.
+func (f *fakeLog) Recover() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.recoverErr != nil {
+		return f.recoverErr
+	}
+	f.recovers++
+	keep := f.batches[:0]
+	for _, h := range f.batches {
+		if h.LastOffset() < f.synced {
+			keep = append(keep, h)
+		}
+	}
+	f.batches, f.end = keep, f.synced
+	return nil
+}
+
+func (f *fakeLog) OpenFiles() int { return 3 }
 
 func (f *fakeLog) syncCount() int {
 	f.mu.Lock()

@@ -10,17 +10,20 @@ import (
 	"time"
 
 	"github.com/stratalog/strata/broker/txn"
+	"github.com/stratalog/strata/internal/fsutil"
 	"github.com/stratalog/strata/segments"
 )
 
-// ErrStorage reports that the partition's storage failed (an fsync or a
-// write returned an I/O error). The partition is then offline: every
-// further Append returns an error wrapping ErrStorage, because after a
-// failed fsync the kernel may have dropped dirty pages and what is on disk
-// is unknown. Kafka halts the broker (or takes the log directory offline);
-// Strata takes only the partition offline, keeps serving reads up to the
-// last durable high watermark, and logs the failure at error level. A
-// restart runs recovery. The broker should map it to KAFKA_STORAGE_ERROR.
+// ErrStorage reports that the partition's storage failed (an fsync
+// returned an error, or a failed write could not be cut off again). The
+// partition is then offline: every further Append returns an error
+// wrapping ErrStorage, because after a failed fsync the kernel may have
+// dropped dirty pages and what is on disk is unknown. Kafka halts the
+// broker (or takes the log directory offline); Strata takes only the
+// partition offline, keeps serving reads up to the last durable high
+// watermark, logs the failure at error level, and reloads the log in the
+// background until that succeeds (recovery.go). The broker maps it to
+// KAFKA_STORAGE_ERROR, which clients retry.
 var ErrStorage = errors.New("replica: storage error, partition offline")
 
 const (
@@ -108,9 +111,24 @@ type Partition struct {
 		sync.Mutex
 		changed chan struct{} // closed when hw next advances
 		waiters []waiter
-		failed  error // non-nil: partition offline (wraps ErrStorage)
 		closed  bool
+
+		// Offline state (recovery.go). failed: the log refuses writes
+		// until recovery reloads it (wraps ErrStorage). rollFailed: the
+		// last roll failed (wraps segments.ErrRollFailed); the log is
+		// intact.
+		failed       error
+		rollFailed   error
+		offlineSince time.Time // zero while online
+		attempts     int       // recovery attempts in this offline period
+		gen          uint64    // bumped by every reload: older failures are stale
+		recovering   bool      // the recovery goroutine runs
+		stopRecovery bool      // shutdown began: start no recovery goroutine
 	}
+	rollFailing    atomic.Bool   // cmu.rollFailed != nil, read without cmu on the append path
+	offlinePeriods atomic.Uint64 // times the partition went offline
+	recoverStop    chan struct{} // closed at shutdown: ends the recovery goroutine
+	recoverWG      sync.WaitGroup
 
 	// syncing: a Committer sync loop is running for this partition;
 	// syncAgain: appends arrived since that loop's fsync began. Both are
@@ -140,6 +158,10 @@ type storage interface {
 	SetConfig(cfg segments.Config)
 	Close() error
 	Delete() error
+	// Offline partitions (recovery.go).
+	Roll() error
+	Recover() error
+	OpenFiles() int
 	// Tiered storage (tier.go).
 	ClosedSegments(from segments.Offset) ([]segments.ClosedSegment, error)
 	SetUploadedTo(o segments.Offset) error
@@ -211,6 +233,7 @@ func open(o Options, l storage, logger *slog.Logger) (*Partition, error) {
 	p.hw.Store(int64(durable))
 	p.remoteStart.Store(noRemoteStart)
 	p.cmu.changed = make(chan struct{})
+	p.recoverStop = make(chan struct{})
 	if replayed > 0 {
 		// Spare the next start this replay (the log is synced, so the
 		// snapshot's offset is durable too).
@@ -241,7 +264,12 @@ func (p *Partition) Index() int32 { return p.index }
 // Errors (nothing written): *segments.CorruptError, segments.ErrInvalidRecord,
 // segments.ErrRecordTooLarge, segments.ErrInvalidTimestamp,
 // txn.ErrOutOfOrderSequence, txn.ErrInvalidProducerEpoch,
-// segments.ErrClosed (partition closed), ErrStorage (partition offline).
+// segments.ErrClosed (partition closed), ErrStorage (partition offline
+// after a storage failure), segments.ErrNotWritten (a write failed and was
+// undone; the partition stays online) and segments.ErrRollFailed (no new
+// segment could be created; the partition is offline until a roll
+// succeeds, which the next Append tries too). All but the first six are
+// retriable.
 //
 // Control batches (transaction markers) are refused with ErrInvalidRecord.
 //
@@ -335,6 +363,7 @@ func (p *Partition) appendLocked(payload []byte) (AppendResult, error) {
 	if err != nil {
 		return AppendResult{}, p.appendError(err)
 	}
+	p.rollRecovered()
 	app.Commit(info.FirstOffset, info.LogAppendTime, now)
 	if base == -1 {
 		base = info.FirstOffset
@@ -365,9 +394,11 @@ func withoutDuplicates(payload []byte, headers []segments.BatchHeader, dup []boo
 	return out, hs
 }
 
-// appendError classifies a Log.Append failure: rejections of the input are
-// returned as they are; anything else is an I/O failure that leaves the
-// log in an unknown state, so the partition goes offline.
+// appendError classifies a Log.Append failure: rejections of the input,
+// and writes that were undone (ErrNotWritten), are returned as they are; a
+// failed roll takes the partition offline until a roll succeeds; anything
+// else is an I/O failure that leaves the log in an unknown state, so the
+// partition goes offline until its log is reloaded.
 func (p *Partition) appendError(err error) error {
 	var corrupt *segments.CorruptError
 	switch {
@@ -377,6 +408,10 @@ func (p *Partition) appendError(err error) error {
 		errors.Is(err, segments.ErrInvalidTimestamp),
 		errors.Is(err, segments.ErrClosed):
 		return err
+	case errors.Is(err, segments.ErrRollFailed):
+		return p.rollFailure(err)
+	case errors.Is(err, segments.ErrNotWritten):
+		return err
 	}
 	return p.fail("append", err)
 }
@@ -385,16 +420,41 @@ func (p *Partition) appendError(err error) error {
 func (p *Partition) fail(op string, err error) error {
 	p.cmu.Lock()
 	defer p.cmu.Unlock()
+	return p.failLocked(op, err)
+}
+
+// failIfCurrent is fail for an error from an operation that began at
+// generation gen: if the log was reloaded since, the error is stale (the
+// reload already dealt with it) and the partition stays online.
+func (p *Partition) failIfCurrent(op string, err error, gen uint64) {
+	p.cmu.Lock()
+	defer p.cmu.Unlock()
+	if p.cmu.gen != gen {
+		p.logger.Debug("ignoring a storage error from before the log was reloaded", "op", op, "err", err)
+		return
+	}
+	p.failLocked(op, err)
+}
+
+func (p *Partition) failLocked(op string, err error) error {
 	if p.cmu.failed == nil {
 		p.cmu.failed = fmt.Errorf("%w: %s-%d: %s: %v", ErrStorage, p.topic, p.index, op, err)
-		p.logger.Error("STORAGE FAILURE: partition taken offline; unsynced appends are not acknowledged; restart the broker to recover",
-			"op", op, "err", err, "high_watermark", p.hw.Load(), "log_end", int64(p.log.EndOffset()))
+		p.logger.Error("STORAGE FAILURE: partition taken offline; unsynced appends are not acknowledged; its log is reloaded automatically, with backoff, once the cause is gone",
+			"op", op, "err", err, "hint", fsutil.Hint(err), "high_watermark", p.hw.Load(), "log_end", int64(p.log.EndOffset()))
 	}
 	for _, w := range p.cmu.waiters {
 		w.ch <- p.cmu.failed
 	}
 	p.cmu.waiters = nil
+	p.markOfflineLocked()
 	return p.cmu.failed
+}
+
+// generation is the number of log reloads so far (see failIfCurrent).
+func (p *Partition) generation() uint64 {
+	p.cmu.Lock()
+	defer p.cmu.Unlock()
+	return p.cmu.gen
 }
 
 func (p *Partition) failure() error {
@@ -430,9 +490,10 @@ func (p *Partition) commit(c *Committer) {
 		return
 	}
 	c.syncs.Add(1)
+	gen := p.generation()
 	durable, err := p.log.Sync()
 	if err != nil {
-		p.fail("fsync", err)
+		p.failIfCurrent("fsync", err, gen)
 		return
 	}
 	p.advance(durable)
@@ -632,6 +693,7 @@ func (p *Partition) shutdown(remove bool) error {
 	if already {
 		return nil
 	}
+	p.stopRecovery()
 	p.snapWG.Wait()
 
 	var errs []error

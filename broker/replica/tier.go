@@ -3,16 +3,21 @@ package replica
 // What a partition offers the tiering layer (broker/tiering.go and the
 // tiering package's Uploader): its closed segments, the upload boundary
 // that gates local retention, the remote tier's log start (so that the
-// partition's log start offset covers offsets only the bucket holds), and
-// a restart of the local log where the remote tier ends.
+// partition's log start offset covers offsets only the bucket holds), a
+// restart of the local log where the remote tier ends, and the tier
+// checkpoint: local evidence that the partition has history in the
+// bucket.
 
 import (
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 
 	"github.com/stratalog/strata/broker/txn"
+	"github.com/stratalog/strata/internal/fsutil"
 	"github.com/stratalog/strata/segments"
 )
 
@@ -89,4 +94,78 @@ func (p *Partition) StartAt(o segments.Offset, epoch segments.LeaderEpoch) error
 	p.cmu.Unlock()
 	p.logger.Info("local log restarted where the remote tier ends", "offset", int64(o), "leader_epoch", int32(epoch))
 	return nil
+}
+
+// TierCheckpointFile, in the partition directory, records the newest
+// manifest generation the tiering of this partition loaded or committed,
+// and that manifest's end offset (for operators). It is the local evidence
+// that the partition has history in the bucket: a manifest that later goes
+// missing, or back to an older copy, is then recognised as lost
+// (tiering.ErrManifestLost) instead of being taken for a partition that
+// never tiered, whose history would start over and whose objects orphan
+// cleanup would delete. Kafka's checkpoint text, like the log's
+// checkpoints: "0" (version), "1" (entries), "<generation> <end offset>".
+const TierCheckpointFile = "remote-tier-checkpoint"
+
+// TierCheckpoint is what the tier checkpoint holds.
+type TierCheckpoint struct {
+	Generation uint64          // newest manifest generation loaded or committed
+	EndOffset  segments.Offset // that manifest's end offset
+}
+
+// TierCheckpoint reads the partition's tier checkpoint: the zero value if
+// there is none (the partition never tiered on this disk). A file that
+// exists but does not parse gives Generation 1 with the error: the file is
+// written only once a committed manifest (generation ≥ 1) was loaded or
+// committed, so even unreadable it proves the partition tiered.
+func (p *Partition) TierCheckpoint() (TierCheckpoint, error) {
+	path := filepath.Join(p.dir, TierCheckpointFile)
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return TierCheckpoint{}, nil
+	}
+	if err != nil {
+		return TierCheckpoint{Generation: 1}, fmt.Errorf("replica: %s-%d: reading %s: %w", p.topic, p.index, path, err)
+	}
+	c, err := parseTierCheckpoint(b)
+	if err != nil {
+		return TierCheckpoint{Generation: 1}, fmt.Errorf("replica: %s-%d: %s: %w", p.topic, p.index, path, err)
+	}
+	return c, nil
+}
+
+// SetTierCheckpoint replaces the tier checkpoint durably (written to a
+// temporary file, fsynced, renamed, directory fsynced). Callers (the
+// partition's tiering loop, its only writer) write it whenever the
+// generation grows.
+func (p *Partition) SetTierCheckpoint(c TierCheckpoint) error {
+	data := fmt.Appendf(nil, "0\n1\n%d %d\n", c.Generation, int64(c.EndOffset))
+	if err := fsutil.WriteFileAtomic(filepath.Join(p.dir, TierCheckpointFile), data); err != nil {
+		return fmt.Errorf("replica: %s-%d: tier checkpoint: %w", p.topic, p.index, err)
+	}
+	return nil
+}
+
+// parseTierCheckpoint parses what SetTierCheckpoint writes, strictly.
+func parseTierCheckpoint(b []byte) (TierCheckpoint, error) {
+	lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+	if len(lines) != 3 || lines[0] != "0" || lines[1] != "1" {
+		return TierCheckpoint{}, fmt.Errorf("not a version 0 checkpoint with one entry: %q", clipText(b))
+	}
+	gen, end, ok := strings.Cut(lines[2], " ")
+	g, err1 := strconv.ParseUint(gen, 10, 64)
+	e, err2 := strconv.ParseInt(end, 10, 64)
+	if !ok || err1 != nil || err2 != nil || e < 0 {
+		return TierCheckpoint{}, fmt.Errorf("entry %q is not \"<generation> <end offset>\"", clipText([]byte(lines[2])))
+	}
+	return TierCheckpoint{Generation: g, EndOffset: segments.Offset(e)}, nil
+}
+
+// clipText shortens b for an error message.
+func clipText(b []byte) string {
+	const maxShown = 80
+	if len(b) > maxShown {
+		return string(b[:maxShown]) + "…"
+	}
+	return string(b)
 }

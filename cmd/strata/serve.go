@@ -74,11 +74,18 @@ func serve(cfg *config.Config, logger *slog.Logger, sigs <-chan os.Signal) int {
 		}
 	}()
 
-	// ready: the Kafka listener is bound and every topic is loaded.
+	// ready: the Kafka listener is bound and every topic is loaded; and
+	// no partition is offline (NotReady lists them in the 503 body).
 	var ready atomic.Bool
 	var running atomic.Pointer[broker.Broker] // for the admin endpoints, once open
+	notReady := func() []string {
+		if b := running.Load(); b != nil {
+			return b.NotReady()
+		}
+		return nil
+	}
 	if cfg.HTTPListen != "" {
-		hs, err := telemetry.Listen(cfg.HTTPListen, telemetry.Endpoints{Metrics: tel.Handler(), Ready: ready.Load, Pprof: cfg.HTTPPprof,
+		hs, err := telemetry.Listen(cfg.HTTPListen, telemetry.Endpoints{Metrics: tel.Handler(), Ready: ready.Load, NotReady: notReady, Pprof: cfg.HTTPPprof,
 			Admin: adminHandler(&running)}, logger)
 		if err != nil {
 			logger.Error("cannot start the http server", "http-listen", cfg.HTTPListen, "err", err)

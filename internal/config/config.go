@@ -29,11 +29,15 @@ type Config struct {
 	LogFormat  string     // log-format (text): "text" or "json"
 
 	NumPartitions               int32         // num.partitions (1)
+	MaxBrokerPartitions         int           // max.broker.partitions (10000)
 	DefaultReplicationFactor    int16         // default.replication.factor (1)
 	AutoCreateTopics            bool          // auto.create.topics.enable (true)
 	SocketRequestMaxBytes       int32         // socket.request.max.bytes (104857600)
 	QueuedMaxRequestBytes       int64         // queued.max.request.bytes (536870912; -1 unlimited)
 	ConnectionsMaxIdle          time.Duration // connections.max.idle.ms (600000)
+	RequestReadTimeout          time.Duration // socket.request.read.timeout.ms (60000; 0 none)
+	MaxConnections              int           // max.connections (10000; 0 unlimited)
+	MaxConnectionsPerIP         int           // max.connections.per.ip (2000; 0 unlimited)
 	QueuedMaxRequests           int           // queued.max.requests, per connection (100)
 	MaxIncrementalFetchSessions int           // max.incremental.fetch.session.cache.slots (1000)
 	RetentionCheckInterval      time.Duration // log.retention.check.interval.ms (300000)
@@ -280,8 +284,12 @@ func (c *Config) Broker(advertise string, logger *slog.Logger) broker.Config {
 		SocketRequestMaxBytes:       c.SocketRequestMaxBytes,
 		QueuedMaxRequestBytes:       c.QueuedMaxRequestBytes,
 		ConnectionsMaxIdle:          c.ConnectionsMaxIdle,
+		RequestReadTimeout:          c.RequestReadTimeout,
+		MaxConnections:              c.MaxConnections,
+		MaxConnectionsPerIP:         c.MaxConnectionsPerIP,
 		MaxInFlightPerConnection:    c.QueuedMaxRequests,
 		NumPartitions:               c.NumPartitions,
+		MaxBrokerPartitions:         c.MaxBrokerPartitions,
 		DefaultReplicationFactor:    c.DefaultReplicationFactor,
 		AutoCreateTopics:            c.AutoCreateTopics,
 		MaxIncrementalFetchSessions: c.MaxIncrementalFetchSessions,

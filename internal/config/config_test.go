@@ -50,8 +50,9 @@ func TestDefaults(t *testing.T) {
 	want := Config{
 		DataDir: "./strata-data", Listen: "127.0.0.1:9092", Advertise: "", HTTPListen: "127.0.0.1:9644",
 		NodeID: 1, LogLevel: slog.LevelInfo, LogFormat: "text",
-		NumPartitions: 1, DefaultReplicationFactor: 1, AutoCreateTopics: true,
+		NumPartitions: 1, MaxBrokerPartitions: 10000, DefaultReplicationFactor: 1, AutoCreateTopics: true,
 		SocketRequestMaxBytes: 100 << 20, QueuedMaxRequestBytes: 512 << 20, ConnectionsMaxIdle: 10 * time.Minute, QueuedMaxRequests: 100,
+		RequestReadTimeout: time.Minute, MaxConnections: 10000, MaxConnectionsPerIP: 2000,
 		MaxIncrementalFetchSessions: 1000, RetentionCheckInterval: 5 * time.Minute,
 		OffsetsTopicNumPartitions: 50, GroupInitialRebalanceDelay: 3 * time.Second,
 		GroupMinSessionTimeout: 6 * time.Second, GroupMaxSessionTimeout: 30 * time.Minute,

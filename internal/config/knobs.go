@@ -40,7 +40,7 @@ func EnvName(key string) string {
 // --help and the README when the broker package does not report a default
 // for the key itself; broker.DefaultTopicConfig is authoritative.
 var topicKnobs = []struct{ key, def, typ, usage string }{
-	{"segment.bytes", "1073741824", "bytes", "default segment file size before a roll (1 GiB)"},
+	{"segment.bytes", "1073741824", "bytes", "default segment file size before a roll (1 GiB); at least 1048576 (1 MiB), as in Kafka 4.0: every segment keeps three files open"},
 	{"segment.ms", "604800000", "ms", "default age of the active segment before a roll (7 days)"},
 	{"retention.ms", "604800000", "ms", "default time records are kept (7 days); -1 keeps forever"},
 	{"retention.bytes", "-1", "bytes", "default partition size limit for retention; -1 means none"},
@@ -60,6 +60,7 @@ var topicKnobs = []struct{ key, def, typ, usage string }{
 	{"remote.storage.enable", "true", "bool", "default for tiering topics' closed segments to the object store (true whenever --object-store is not none; compacted topics are never tiered)"},
 	{"local.retention.ms", "-2", "ms", "default time uploaded segments stay on local disk; -2 means retention.ms, -1 forever"},
 	{"local.retention.bytes", "-2", "bytes", "default local size of a tiered partition beyond which uploaded segments are deleted locally; -2 means retention.bytes, -1 no limit"},
+	{"internal.segment.bytes", "", "bytes", "for tests only (Kafka 4.0's internal config): roll segments at this size instead of segment.bytes, below its 1 MiB minimum (at least 14); empty means unset"},
 }
 
 // knobs returns the full, ordered knob table. Server knobs first, then topic
@@ -163,6 +164,13 @@ func knobs() []knob {
 				return err
 			},
 			get: func(c *Config) string { return strconv.Itoa(int(c.NumPartitions)) }},
+		{key: "max.broker.partitions", def: strconv.Itoa(broker.DefaultMaxBrokerPartitions), typ: "int", usage: "partitions this broker hosts at most, all topics together, internal ones included (KIP-578; Kafka's default is unlimited); a CreateTopics, CreatePartitions or auto-create beyond it fails with POLICY_VIOLATION",
+			set: func(c *Config, v string) error {
+				n, err := parseInt(v, 1, math.MaxInt32)
+				c.MaxBrokerPartitions = int(n)
+				return err
+			},
+			get: func(c *Config) string { return strconv.Itoa(c.MaxBrokerPartitions) }},
 		{key: "default.replication.factor", def: "1", typ: "int", usage: "replication factor of auto-created topics and of CreateTopics asking for the default (-1)",
 			set: func(c *Config, v string) error {
 				n, err := parseInt(v, 1, math.MaxInt16)
@@ -204,6 +212,27 @@ func knobs() []knob {
 				return err
 			},
 			get: func(c *Config) string { return msText(c.ConnectionsMaxIdle) }},
+		{key: "socket.request.read.timeout.ms", def: "60000", typ: "ms", usage: "longest a request frame may take to arrive once its size prefix is read (60 s); a slower or stalled frame closes the connection and frees the memory it held; 0 means no limit (then only connections.max.idle.ms applies)",
+			set: func(c *Config, v string) error {
+				d, err := parseMs(v, 0)
+				c.RequestReadTimeout = d
+				return err
+			},
+			get: func(c *Config) string { return msText(c.RequestReadTimeout) }},
+		{key: "max.connections", def: "10000", typ: "int", usage: "client connections open at once; at the limit the broker stops accepting until one closes, as Kafka does (Kafka's default is unlimited); 0 means unlimited. Each connection takes a file handle",
+			set: func(c *Config, v string) error {
+				n, err := parseInt(v, 0, math.MaxInt32)
+				c.MaxConnections = int(n)
+				return err
+			},
+			get: func(c *Config) string { return strconv.Itoa(c.MaxConnections) }},
+		{key: "max.connections.per.ip", def: "2000", typ: "int", usage: "connections open at once from one IP address; a connection beyond it is closed at once (Kafka's default is unlimited); 0 means unlimited",
+			set: func(c *Config, v string) error {
+				n, err := parseInt(v, 0, math.MaxInt32)
+				c.MaxConnectionsPerIP = int(n)
+				return err
+			},
+			get: func(c *Config) string { return strconv.Itoa(c.MaxConnectionsPerIP) }},
 		{key: "queued.max.requests", def: "100", typ: "int", usage: "requests in flight per connection (unlike Kafka's broker-wide queue); when full the broker stops reading that connection",
 			set: func(c *Config, v string) error {
 				n, err := parseInt(v, 1, math.MaxInt32)
@@ -267,9 +296,9 @@ func knobs() []knob {
 				return err
 			},
 			get: func(c *Config) string { return strconv.FormatInt(int64(c.OffsetsRetention/time.Minute), 10) }},
-		{key: "offsets.topic.segment.bytes", def: "104857600", typ: "bytes", usage: "segment.bytes of __consumer_offsets (100 MiB), applied at every start; smaller segments are compacted sooner",
+		{key: "offsets.topic.segment.bytes", def: "104857600", typ: "bytes", usage: "segment.bytes of __consumer_offsets (100 MiB), applied at every start; smaller segments are compacted sooner; at least 1048576 (1 MiB), segment.bytes' minimum",
 			set: func(c *Config, v string) error {
-				n, err := parseInt(v, 1, math.MaxInt32)
+				n, err := parseInt(v, broker.MinSegmentBytes, math.MaxInt32)
 				c.OffsetsTopicSegmentBytes = int32(n)
 				return err
 			},
@@ -331,7 +360,7 @@ func knobs() []knob {
 				return err
 			},
 			get: func(c *Config) string { return msText(c.RemoteFetchMaxWait) }},
-		{key: "remote.log.orphan.grace.ms", def: "900000", typ: "ms", usage: "age after which a segment object that no manifest lists (left by a crash or a failed upload) is deleted (15 min; must exceed an upload plus its commit)",
+		{key: "remote.log.orphan.grace.ms", def: "900000", typ: "ms", usage: "age after which a segment object that the committed manifest does not list, but whose offsets it covers or has trimmed (left by a crash or a retried upload), is deleted (15 min; must exceed an upload plus its commit)",
 			set: func(c *Config, v string) error {
 				d, err := parseMs(v, 1)
 				c.RemoteOrphanGrace = d

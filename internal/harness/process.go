@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -59,6 +60,12 @@ type Options struct {
 	// StopTimeout bounds Stop's wait after SIGTERM; on expiry the process
 	// is killed and Stop returns an error. Default DefaultStopTimeout.
 	StopTimeout time.Duration
+	// Wrapper, if set, is a command the broker runs under: the harness
+	// starts Wrapper[0] with Wrapper[1:], then the strata binary and its
+	// arguments, e.g. {"prlimit", "--nofile=256:256", "--"} for a low
+	// open-file limit. The wrapper must exec the broker, keeping its PID
+	// (prlimit and env do), so that PID, Stop and Kill reach the broker.
+	Wrapper []string
 }
 
 // Broker is one strata process, restartable on the same data directory and
@@ -214,9 +221,12 @@ func (b *Broker) Start() error {
 	}
 	b.logStarts = append(b.logStarts, fi.Size())
 	fmt.Fprintf(logf, "%sstart #%d at %s: %s %s\n", markerPrefix, b.Starts(),
-		time.Now().UTC().Format(time.RFC3339Nano), b.bin, strings.Join(args, " "))
+		time.Now().UTC().Format(time.RFC3339Nano), strings.Join(append(slices.Clone(b.opts.Wrapper), b.bin), " "), strings.Join(args, " "))
 
 	cmd := exec.Command(b.bin, args...)
+	if len(b.opts.Wrapper) > 0 {
+		cmd = exec.Command(b.opts.Wrapper[0], slices.Concat(b.opts.Wrapper[1:], []string{b.bin}, args)...)
+	}
 	// Not the test's directory: nothing the broker writes lands in the source tree.
 	cmd.Dir = filepath.Dir(b.opts.LogPath)
 	cmd.Env = append(os.Environ(), b.opts.Env...)

@@ -15,7 +15,9 @@ import (
 // Server is the operational HTTP endpoint:
 //
 //	GET /healthz        200 "ok" while the process runs (liveness)
-//	GET /readyz         200 "ready" when Endpoints.Ready is true, else 503 "not ready"
+//	GET /readyz         200 "ready" when Endpoints.Ready is true and
+//	                    Endpoints.NotReady lists nothing, else 503
+//	                    "not ready" followed by NotReady's lines
 //	GET /metrics        Prometheus text exposition
 //	GET /debug/pprof/…  Go runtime profiles, only with Endpoints.Pprof
 type Server struct {
@@ -30,6 +32,11 @@ type Endpoints struct {
 	// Ready is called on every /readyz request; it must be safe for
 	// concurrent use.
 	Ready func() bool
+	// NotReady, if set, is called on every /readyz request once Ready is
+	// true; any line it returns makes /readyz answer 503 with the lines
+	// in the body (a degraded state, such as offline partitions, that
+	// the operator should see). Safe for concurrent use.
+	NotReady func() []string
 	// Pprof mounts net/http/pprof under /debug/pprof/ (http.pprof.enable).
 	// Off by default: profiles reveal internals and cost CPU while taken.
 	Pprof bool
@@ -49,7 +56,7 @@ func Listen(addr string, e Endpoints, logger *slog.Logger) (*Server, error) {
 
 // Serve is Listen on an existing listener (which it takes over).
 func Serve(ln net.Listener, e Endpoints, logger *slog.Logger) *Server {
-	ready := e.Ready
+	ready, notReady := e.Ready, e.NotReady
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -57,12 +64,20 @@ func Serve(ln net.Listener, e Endpoints, logger *slog.Logger) *Server {
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		if ready() {
+		ok := ready()
+		var why []string
+		if ok && notReady != nil {
+			why = notReady()
+		}
+		if ok && len(why) == 0 {
 			io.WriteString(w, "ready\n")
 			return
 		}
 		w.WriteHeader(http.StatusServiceUnavailable)
 		io.WriteString(w, "not ready\n")
+		for _, l := range why {
+			io.WriteString(w, l+"\n")
+		}
 	})
 	mux.Handle("GET /metrics", e.Metrics)
 	if e.Admin != nil {

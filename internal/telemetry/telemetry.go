@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -51,11 +52,19 @@ func Setup(service, version string) (*Telemetry, error) {
 	return &Telemetry{registry: reg, provider: mp}, nil
 }
 
-// Handler serves the registry in the Prometheus text format. Collection
-// errors are reported in the response (HTTP 500) rather than hidden.
+// Handler serves the registry in the Prometheus text format. A collector
+// that fails (the process collector cannot read /proc while the process
+// is out of file handles, say) is logged as a warning and left out; the
+// other metrics are still served, since that is when an operator needs
+// them. Only if nothing can be gathered is the answer HTTP 500.
 func (t *Telemetry) Handler() http.Handler {
-	return promhttp.HandlerFor(t.registry, promhttp.HandlerOpts{ErrorHandling: promhttp.HTTPErrorOnError})
+	return promhttp.HandlerFor(t.registry, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError, ErrorLog: slogPrintln{}})
 }
+
+// slogPrintln adapts the default slog logger to promhttp.Logger.
+type slogPrintln struct{}
+
+func (slogPrintln) Println(v ...any) { slog.Warn("metrics collection", "err", fmt.Sprint(v...)) }
 
 // Shutdown stops the MeterProvider; instruments become no-ops.
 func (t *Telemetry) Shutdown(ctx context.Context) error {

@@ -115,3 +115,30 @@ func TestPprofOnlyWhenEnabled(t *testing.T) {
 		s.Shutdown(context.Background())
 	}
 }
+
+// A degraded state that NotReady reports makes /readyz answer 503 with its
+// lines, and only while it lasts.
+func TestReadyzNotReadyDetail(t *testing.T) {
+	var lines atomic.Pointer[[]string]
+	lines.Store(&[]string{})
+	lg := slog.New(slog.DiscardHandler)
+	s, err := Listen("127.0.0.1:0", Endpoints{Metrics: http.NotFoundHandler(), Ready: func() bool { return true },
+		NotReady: func() []string { return *lines.Load() }}, lg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Shutdown(context.Background())
+	base := "http://" + s.Addr().String()
+	if code, body := get(t, base+"/readyz"); code != 200 || body != "ready\n" {
+		t.Fatalf("/readyz = %d %q", code, body)
+	}
+	lines.Store(&[]string{"partition a-0 offline for 3s, 1 recovery attempts: disk on fire", "partition b-2 offline"})
+	code, body := get(t, base+"/readyz")
+	if code != http.StatusServiceUnavailable || body != "not ready\npartition a-0 offline for 3s, 1 recovery attempts: disk on fire\npartition b-2 offline\n" {
+		t.Fatalf("/readyz with offline partitions = %d %q", code, body)
+	}
+	lines.Store(&[]string{})
+	if code, _ := get(t, base+"/readyz"); code != 200 {
+		t.Fatalf("/readyz after recovery = %d", code)
+	}
+}
