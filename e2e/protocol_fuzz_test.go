@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bufio"
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/binary"
@@ -23,6 +24,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kbin"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -1031,6 +1033,19 @@ func (c *fuzzConn) match(frame []byte) bool {
 			kmsg.NameForKey(head.key), version, err, head, len(frame), fuzzHex(frame))
 		return false
 	}
+	// kmsg's decoding is lenient (a negative length reads as null, trailing bytes are ignored),
+	// so a corrupt response may decode; kmsg's encoding of what it decoded must give back the
+	// very bytes the broker sent.
+	if body := fuzzResponseBody(frame, head.key, version); !bytes.Equal(resp.AppendTo(nil), body) {
+		re := resp.AppendTo(nil)
+		i := 0
+		for i < len(re) && i < len(body) && re[i] == body[i] {
+			i++
+		}
+		c.failf("the %s v%d response decodes, but not to what the broker sent: re-encoded it is %d bytes, sent %d, first difference at body byte %d (sent %s, re-encoded %s); request %s",
+			kmsg.NameForKey(head.key), version, len(re), len(body), i, fuzzHex(body[min(i, len(body)):]), fuzzHex(re[min(i, len(re)):]), head)
+		return false
+	}
 	c.gen.learned.learn(reflect.ValueOf(resp))
 	if head.class == fuzzV0Answer {
 		if av := resp.(*kmsg.ApiVersionsResponse); av.ErrorCode != 35 {
@@ -1050,6 +1065,24 @@ func (c *fuzzConn) match(frame []byte) bool {
 	}
 	c.f.mu.Unlock()
 	return true
+}
+
+// fuzzResponseBody returns the body of a response frame (from the correlation id on) to an API
+// at a version: after the correlation id and, for flexible versions but ApiVersions', the
+// header's tagged fields (decodeResponse has already checked they parse).
+func fuzzResponseBody(frame []byte, key, version int16) []byte {
+	b := frame[4:]
+	resp := kmsg.ResponseForKey(key)
+	resp.SetVersion(version)
+	if resp.IsFlexible() && key != kmsg.ApiVersions.Int16() {
+		r := kbin.Reader{Src: b}
+		for n := r.Uvarint(); n > 0 && r.Ok(); n-- {
+			r.Uvarint()
+			r.Span(int(r.Uvarint()))
+		}
+		b = r.Src
+	}
+	return b
 }
 
 // fuzzErrorCodes appends every ErrorCode field in the response struct v (recursively).

@@ -57,10 +57,10 @@ const (
 
 // The topics, one per fault.
 const (
-	faultChunk      = "fault-chunk"      // a damaged object, manifest with chunk checksums
-	faultBatch      = "fault-batch"      // a damaged object, version 1 manifest (no checksums)
-	faultNoManifest = "fault-nomanifest" // manifest.json deleted
-	faultBadManfest = "fault-badmanifest"
+	faultChunk       = "fault-chunk"      // a damaged object, manifest with chunk checksums
+	faultBatch       = "fault-batch"      // a damaged object, version 1 manifest (no checksums)
+	faultNoManifest  = "fault-nomanifest" // manifest.json deleted
+	faultBadManifest = "fault-badmanifest"
 )
 
 // faultValue is the value of record i of topic: a readable prefix, then one letter repeated, so a
@@ -307,7 +307,7 @@ func TestTieringFaults(t *testing.T) {
 		"--log.retention.check.interval.ms=500",
 		"--remote.log.orphan.grace.ms=1000",
 	)
-	topics := []string{faultChunk, faultBatch, faultNoManifest, faultBadManfest}
+	topics := []string{faultChunk, faultBatch, faultNoManifest, faultBadManifest}
 	for _, topic := range topics {
 		b.createTopic(t, topic, 1, strPtrs(map[string]string{
 			"segment.bytes": fmt.Sprint(faultSegmentBytes), "local.retention.bytes": "0",
@@ -347,7 +347,7 @@ func TestTieringFaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	saved, savedPath := map[string][]byte{}, map[string]string{}
-	for _, topic := range []string{faultNoManifest, faultBadManfest} {
+	for _, topic := range []string{faultNoManifest, faultBadManifest} {
 		path := fb.manifestPath(t, topic)
 		_, saved[topic] = fb.manifest(t, topic)
 		savedPath[topic] = path
@@ -367,11 +367,13 @@ func TestTieringFaults(t *testing.T) {
 	t.Run("lasting manifest failures stay quiet", func(t *testing.T) {
 		// A closed segment waiting for upload on each failing partition: every round would
 		// upload it again if the loop re-uploaded on retries.
-		for _, topic := range []string{faultNoManifest, faultBadManfest} {
+		for _, topic := range []string{faultNoManifest, faultBadManifest} {
 			b.produceFault(t, topic, faultRecords, faultMoreRecords)
 		}
 		time.Sleep(time.Second)
-		countObjects := func() int { return len(fb.segmentFiles(t, faultNoManifest)) + len(fb.segmentFiles(t, faultBadManfest)) }
+		countObjects := func() int {
+			return len(fb.segmentFiles(t, faultNoManifest)) + len(fb.segmentFiles(t, faultBadManifest))
+		}
 		lines0, objects0 := len(b.LogOfStart(b.Starts())), countObjects()
 		u0, s0, err := b.CPUTime()
 		if err != nil {
@@ -400,8 +402,8 @@ func TestTieringFaults(t *testing.T) {
 		if l := b.logLines("manifest is lost", "topic="+faultNoManifest); len(l) == 0 {
 			t.Errorf("no log line says %s's manifest is lost", faultNoManifest)
 		}
-		if l := b.logLines("level=WARN", "topic="+faultBadManfest, "invalid manifest"); len(l) == 0 {
-			t.Errorf("no log line reports %s's corrupt manifest", faultBadManfest)
+		if l := b.logLines("level=WARN", "topic="+faultBadManifest, "invalid manifest"); len(l) == 0 {
+			t.Errorf("no log line reports %s's corrupt manifest", faultBadManifest)
 		}
 	})
 
@@ -416,7 +418,7 @@ func TestTieringFaults(t *testing.T) {
 		adm := b.adminClient(t)
 		ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 		defer cancel()
-		for _, topic := range []string{faultNoManifest, faultBadManfest} {
+		for _, topic := range []string{faultNoManifest, faultBadManifest} {
 			st := b.tierStatus(t, topic, 1)[0]
 			if st.LastError == "" || st.RemoteSegments != 0 || st.LocalStartOffset == 0 {
 				t.Errorf("%s: status %v; want the failure shown, no remote tier, a local log start above 0", topic, st)
@@ -467,7 +469,7 @@ func TestTieringFaults(t *testing.T) {
 			c.mu.Unlock()
 		}
 		// Restore the manifests; the loops find them after their backoff.
-		for _, topic := range []string{faultNoManifest, faultBadManfest} {
+		for _, topic := range []string{faultNoManifest, faultBadManifest} {
 			if err := os.WriteFile(savedPath[topic], saved[topic], 0o644); err != nil {
 				t.Fatal(err)
 			}
@@ -514,7 +516,7 @@ func TestTieringFaults(t *testing.T) {
 	}
 
 	t.Run("restored manifests serve the whole history", func(t *testing.T) {
-		for _, topic := range []string{faultNoManifest, faultBadManfest} {
+		for _, topic := range []string{faultNoManifest, faultBadManifest} {
 			c := consumers[topic]
 			if c == nil {
 				t.Fatalf("%s: no consumer (an earlier subtest failed)", topic)

@@ -1,12 +1,7 @@
-// Package logutil holds logging helpers shared by Strata's packages. Today
-// that is Limiter, which keeps a condition that lasts (a store that stays
-// down, a corrupt object a consumer keeps asking for) from turning into a
-// flood of identical log lines.
-//
-// What belongs here: leaf helpers over log/slog with no knowledge of
-// brokers, partitions or stores. What does not: choosing what to log (the
-// callers), log configuration (cmd/strata).
 package logutil
+
+// Limiter: the first line of a lasting condition at once, then at most one
+// per interval with the count of those left out.
 
 import (
 	"context"
