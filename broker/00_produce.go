@@ -42,6 +42,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -106,7 +107,7 @@ func handleProduce(b *Broker, r *request) (*reply, error) {
 			fail := func(code int16, msg string) {
 				sp.ErrorCode = code
 				if version >= 8 && msg != "" {
-					sp.ErrorMessage = kmsg.StringPtr(msg)
+					sp.ErrorMessage = errorMessage(msg)
 				}
 				failed = true
 			}
@@ -191,7 +192,7 @@ func handleProduce(b *Broker, r *request) (*reply, error) {
 				w.p.ErrorCode = code
 				w.p.BaseOffset, w.p.LogAppendTime, w.p.LogStartOffset = -1, -1, -1
 				if version >= 8 {
-					w.p.ErrorMessage = kmsg.StringPtr("fsync failed: " + err.Error())
+					w.p.ErrorMessage = errorMessage("fsync failed: " + err.Error())
 				}
 			}
 		}
@@ -290,7 +291,7 @@ func (b *Broker) badBatch(r *request, topic string, partition int32, code int16,
 	if r.conn != nil {
 		remote, clientID = r.conn.remote, r.conn.clientID
 	}
-	b.log.Warn("produce: batch refused", "kind", kind, "topic", topic, "partition", partition,
+	b.badInputLog.Log(slog.LevelWarn, "bad input: "+kind, "produce: batch refused", "kind", kind, "topic", topic, "partition", partition,
 		"remote", remote, "client_id", clientID, "reason", reason)
 }
 

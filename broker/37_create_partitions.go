@@ -65,7 +65,8 @@ func (b *Broker) checkNewPartitionsAssignment(rt *kmsg.CreatePartitionsRequestTo
 	}
 	for _, a := range rt.Assignment {
 		if len(a.Replicas) != 1 || a.Replicas[0] != b.cfg.NodeID {
-			return newAdminError(kerr.InvalidReplicaAssignment, "Each new partition must be assigned to broker %d alone (the only broker, replication factor 1), got %v.", b.cfg.NodeID, a.Replicas)
+			return newAdminError(kerr.InvalidReplicaAssignment, "Each new partition must be assigned to broker %d alone (the only broker, replication factor 1), got %d replicas starting with %v.",
+				b.cfg.NodeID, len(a.Replicas), a.Replicas[:min(len(a.Replicas), 5)])
 		}
 	}
 	return nil

@@ -225,8 +225,8 @@ func (c *clientConn) readLoop() {
 		rep, err := c.handle(d.api, r)
 		if err != nil {
 			c.b.releaseMemory(&mem)
-			c.log.Warn("closing connection: handler failed", "api", kmsg.NameForKey(key), "version", version,
-				"client_id", c.clientID, "err", err)
+			c.b.badInputLog.Log(slog.LevelWarn, "handler failed: "+kmsg.NameForKey(key), "closing connection: handler failed",
+				"remote", c.remote, "api", kmsg.NameForKey(key), "version", version, "client_id", c.clientID, "err", err)
 			c.close()
 			return
 		}

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"errors"
+	"strings"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
@@ -10,14 +11,14 @@ import (
 	"github.com/stratalog/strata/segments"
 )
 
-// errorCode is the one translation from domain errors to Kafka error codes.
-// nil maps to 0; anything unrecognised is UNKNOWN_SERVER_ERROR (and should
-// be logged by the caller).
 // errRemoteStorage marks a failure of the remote tier (tiering.go,
 // tiering_read.go): the object store down, the manifest not loaded, or
 // corrupt bucket data. KAFKA_STORAGE_ERROR, which clients retry.
 var errRemoteStorage = errors.New("remote storage unavailable")
 
+// errorCode is the one translation from domain errors to Kafka error codes.
+// nil maps to 0; anything unrecognised is UNKNOWN_SERVER_ERROR (and should
+// be logged by the caller).
 func errorCode(err error) int16 {
 	var corrupt *segments.CorruptError
 	switch {
@@ -51,4 +52,20 @@ func errorCode(err error) int16 {
 	default:
 		return kerr.UnknownServerError.Code
 	}
+}
+
+// maxErrorMessageBytes bounds the error messages the broker puts in
+// responses. Non-flexible versions carry strings with an int16 length
+// (32767 bytes at most), and a message may quote request content (a
+// resource name, a replica list), so without a bound a hostile request
+// could make its own response undecodable.
+const maxErrorMessageBytes = 1024
+
+// errorMessage is msg as a response's error message, cut to
+// maxErrorMessageBytes (on a rune boundary, marked with "…").
+func errorMessage(msg string) *string {
+	if len(msg) > maxErrorMessageBytes {
+		msg = strings.ToValidUTF8(msg[:maxErrorMessageBytes-len("…")], "") + "…"
+	}
+	return &msg
 }

@@ -92,16 +92,16 @@ func adminErrorCode(err error) (int16, *string) {
 	if err == nil {
 		return 0, nil
 	}
-	msg := err.Error()
+	msg := errorMessage(err.Error())
 	var ae *adminError
 	var ce *ConfigError
 	switch {
 	case errors.As(err, &ae):
-		return ae.code.Code, &msg
+		return ae.code.Code, msg
 	case errors.As(err, &ce):
-		return kerr.InvalidConfig.Code, &msg
+		return kerr.InvalidConfig.Code, msg
 	default:
-		return errorCode(err), &msg
+		return errorCode(err), msg
 	}
 }
 

@@ -312,7 +312,7 @@ func (g *fuzzGen) build(corr int32) *fuzzRequest {
 	} else {
 		id := g.randString(g.rng.IntN(40), "")
 		if g.rng.IntN(50) == 0 {
-			id = strings.Repeat("c", 20000)
+			id = strings.Repeat("c", int(g.pick64(20000, 32730, 32767))) // the longest a header can carry
 		}
 		msg = binary.BigEndian.AppendUint16(msg, uint16(len(id)))
 		msg = append(msg, id...)
@@ -580,8 +580,10 @@ func (g *fuzzGen) nameFrom(pool []string) string {
 	case r < 60 && len(pool) > 0:
 		return pool[g.rng.IntN(len(pool))]
 	case r < 70:
+		// Names longer than 32767 bytes fit only flexible requests (compact strings).
 		return g.pickS("", ".", "..", "__consumer_offsets", "a/b", "a b", "é", "\x00", strings.Repeat("x", 249),
-			strings.Repeat("y", 250), strings.Repeat("z", 256), "fuzz.t2", "-1", "1", "0")
+			strings.Repeat("y", 250), strings.Repeat("z", 256), strings.Repeat("w", 32767), strings.Repeat("v", 32768),
+			strings.Repeat("u", 40000), "fuzz.t2", "-1", "1", "0")
 	default:
 		return g.randString(1+g.rng.IntN(20), "abcdefghijklmnopqrstuvwxyz0123456789._-")
 	}

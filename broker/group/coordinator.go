@@ -3,6 +3,7 @@ package group
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"math"
 	"slices"
 	"time"
 
@@ -309,12 +310,21 @@ func (c *Coordinator) partition(groupID string) int32 {
 	return PartitionFor(groupID, c.cfg.NumPartitions)
 }
 
+// MaxStringBytes is the longest string a group keeps (group id, instance
+// id, protocol type and names): __consumer_offsets records and the
+// non-flexible versions of the group APIs carry strings with an int16
+// length. Flexible requests can carry longer ones; they are refused, never
+// stored, or the group's record (and every later ListGroups or
+// DescribeGroups answer at an old version) would be undecodable.
+const MaxStringBytes = math.MaxInt16
+
 // coordinatorError is the error for a group this coordinator does not serve,
 // or 0 if it serves it. As in Kafka, the empty group id is valid only for
 // the offset and admin APIs (OffsetCommit, OffsetFetch, DescribeGroups,
-// DeleteGroups), which callers say with emptyOK.
+// DeleteGroups), which callers say with emptyOK. A group id longer than
+// MaxStringBytes is INVALID_GROUP_ID.
 func (c *Coordinator) coordinatorError(groupID string, emptyOK bool) int16 {
-	if groupID == "" && !emptyOK {
+	if groupID == "" && !emptyOK || len(groupID) > MaxStringBytes {
 		return kerr.InvalidGroupID.Code
 	}
 	if !c.owned[c.partition(groupID)] {

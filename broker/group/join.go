@@ -3,6 +3,7 @@ package group
 import (
 	"bytes"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -172,8 +173,13 @@ func (c *Coordinator) JoinGroup(now time.Time, req *kmsg.JoinGroupRequest, clien
 		// zero one would make every rebalance wait nothing at all.
 		rebalance = session
 	}
-	if req.InstanceID != nil && *req.InstanceID == "" {
+	if req.InstanceID != nil && (*req.InstanceID == "" || len(*req.InstanceID) > MaxStringBytes) {
 		return fail(kerr.InvalidGroupID.Code) // Kafka rejects an empty group.instance.id
+	}
+	if len(req.ProtocolType) > MaxStringBytes || slices.ContainsFunc(req.Protocols, func(p kmsg.JoinGroupRequestProtocol) bool {
+		return len(p.Name) > MaxStringBytes
+	}) {
+		return fail(kerr.InvalidRequest.Code) // could not be stored in the group's record
 	}
 	protocols := cloneProtocols(req.Protocols)
 
@@ -220,6 +226,22 @@ func (c *Coordinator) JoinGroup(now time.Time, req *kmsg.JoinGroupRequest, clien
 	return resp, t, res
 }
 
+// newMemberID is a new member's id: its client id and a unique suffix, as
+// Kafka makes them. The client id part is cut to maxClientIDInMemberID, so
+// that a client id of up to 32767 bytes (what a request header carries)
+// still gives a member id that every version of the group APIs and the
+// group's record can carry.
+func (c *Coordinator) newMemberID(clientID string) string {
+	if len(clientID) > maxClientIDInMemberID {
+		clientID = strings.ToValidUTF8(clientID[:maxClientIDInMemberID], "")
+	}
+	return clientID + "-" + c.cfg.NewUUID()
+}
+
+// maxClientIDInMemberID bounds the client id part of a member id (client
+// ids are rarely longer than a few dozen bytes).
+const maxClientIDInMemberID = 255
+
 type joining struct {
 	req                *kmsg.JoinGroupRequest
 	client             Client
@@ -234,7 +256,7 @@ func (c *Coordinator) joinNewMember(now time.Time, g *group, j *joining, res *Re
 			return c.rejoinStatic(now, g, g.members[oldID], j, res)
 		}
 	}
-	id := j.client.ID + "-" + c.cfg.NewUUID()
+	id := c.newMemberID(j.client.ID)
 	if req.InstanceID == nil && req.Version >= 4 {
 		// KIP-394: hand out the id first, so a client whose join times out
 		// does not leave a ghost member behind. Only v4+ clients know this.
@@ -288,7 +310,7 @@ func (c *Coordinator) joinKnownMember(now time.Time, g *group, j *joining, res *
 // current generation.
 func (c *Coordinator) rejoinStatic(now time.Time, g *group, old *member, j *joining, res *Result) (*kmsg.JoinGroupResponse, Ticket) {
 	req := j.req
-	newID := j.client.ID + "-" + c.cfg.NewUUID()
+	newID := c.newMemberID(j.client.ID)
 	if old.joinTicket != 0 {
 		res.complete(Completion{Ticket: old.joinTicket, Join: joinError(&kmsg.JoinGroupRequest{Version: old.joinVersion}, old.id, kerr.FencedInstanceID.Code)})
 		old.joinTicket = 0

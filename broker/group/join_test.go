@@ -1,6 +1,7 @@
 package group
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -453,6 +454,36 @@ func TestJoinValidation(t *testing.T) {
 	h.joinNew("g", joinOpt{})
 	if r, _ := h.join("g", "", joinOpt{}); r.ErrorCode != kerr.GroupMaxSizeReached.Code {
 		t.Fatalf("group.max.size: %d", r.ErrorCode)
+	}
+}
+
+// TestLongStringsRefused: flexible requests can carry strings longer than
+// the int16-length strings of __consumer_offsets records and of old
+// response versions; a group never stores one (the protocol fuzzer found a
+// 40,000-byte group id that made ListGroups v0 undecodable for every client
+// and an acknowledged commit unreadable after a restart). A long client id
+// gives a member id cut to size.
+func TestLongStringsRefused(t *testing.T) {
+	h := newHarness(t, Config{})
+	long := strings.Repeat("g", MaxStringBytes+1)
+	if r, _ := h.join(long, "", joinOpt{}); r.ErrorCode != kerr.InvalidGroupID.Code {
+		t.Errorf("group id of %d bytes: error %d, want INVALID_GROUP_ID", len(long), r.ErrorCode)
+	}
+	if code := h.commit(long, "", -1, "t", 0, 1); code != kerr.InvalidGroupID.Code {
+		t.Errorf("commit for a group id of %d bytes: error %d, want INVALID_GROUP_ID", len(long), code)
+	}
+	if r, _ := h.join("g", "", joinOpt{instance: long}); r.ErrorCode != kerr.InvalidGroupID.Code {
+		t.Errorf("instance id of %d bytes: error %d, want INVALID_GROUP_ID", len(long), r.ErrorCode)
+	}
+	if r, _ := h.join("g", "", joinOpt{protocols: []kmsg.JoinGroupRequestProtocol{{Name: long}}}); r.ErrorCode != kerr.InvalidRequest.Code {
+		t.Errorf("protocol name of %d bytes: error %d, want INVALID_REQUEST", len(long), r.ErrorCode)
+	}
+	if len(h.c.groups) != 0 {
+		t.Errorf("refused joins left %d groups behind", len(h.c.groups))
+	}
+	r, _ := h.join("g", "", joinOpt{client: strings.Repeat("c", MaxStringBytes)})
+	if id := r.MemberID; r.ErrorCode != kerr.MemberIDRequired.Code || len(id) > maxClientIDInMemberID+1+36 || !strings.HasPrefix(id, "ccc") {
+		t.Errorf("member id of a %d-byte client id: %d bytes (error %d)", MaxStringBytes, len(id), r.ErrorCode)
 	}
 }
 

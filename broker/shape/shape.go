@@ -270,6 +270,12 @@ func (w *walker) uvarint() (uint32, error) {
 func (w *walker) length(k kind) (int64, error) {
 	if w.flexible {
 		u, err := w.uvarint()
+		if k == kindArray {
+			// kmsg reads a compact array count as int32(u)-1 in int32
+			// arithmetic: counts from 2^31+1 up are negative (null), and
+			// 2^31 wraps to MaxInt32 (refused below as too many).
+			return int64(int32(u) - 1), err
+		}
 		return int64(u) - 1, err
 	}
 	at := w.pos

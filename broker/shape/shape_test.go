@@ -214,6 +214,30 @@ func TestHostileCounts(t *testing.T) {
 	}
 }
 
+// TestCompactCountsAsKmsgReadsThem: a flexible array count from 2^31+1 up
+// is negative in kmsg's int32 arithmetic, a null array it accepts, so
+// Check must accept it too (the protocol fuzzer found DeleteGroups v3 with
+// count 0xffffffff refused); 2^31 wraps to MaxInt32 and both refuse it.
+func TestCompactCountsAsKmsgReadsThem(t *testing.T) {
+	req := kmsg.NewPtrDeleteGroupsRequest()
+	req.SetVersion(3)
+	for _, tc := range []struct {
+		body []byte
+		ok   bool
+	}{
+		{[]byte{0xff, 0xff, 0xff, 0xff, 0x0f, 0x00}, true},  // 2^32-1: -2, null
+		{[]byte{0x81, 0x80, 0x80, 0x80, 0x08, 0x00}, true},  // 2^31+1: MinInt32, null
+		{[]byte{0x80, 0x80, 0x80, 0x80, 0x08, 0x00}, false}, // 2^31: wraps to MaxInt32
+		{[]byte{0x00, 0x00}, true},                          // 0: null
+	} {
+		_, checkErr := Check(req, tc.body)
+		_, decodeErr := decodeAllocs(req, tc.body)
+		if (checkErr == nil) != tc.ok || (decodeErr == nil) != tc.ok {
+			t.Errorf("% x: Check %v, kmsg %v; want ok=%v for both", tc.body, checkErr, decodeErr, tc.ok)
+		}
+	}
+}
+
 // TestKnown: Known answers from the schema table.
 func TestKnown(t *testing.T) {
 	for _, key := range keys() {
@@ -238,6 +262,7 @@ func FuzzCheck(f *testing.F) {
 			f.Add(uint8(i), uint8(version), randomRequest(r, key, version).AppendTo(nil))
 		}
 	}
+	f.Add(uint8(slices.Index(ks, kmsg.DeleteGroups.Int16())), uint8(3), []byte{0xff, 0xff, 0xff, 0xff, 0x0f, 0x00})
 	f.Fuzz(func(t *testing.T, keyIndex, version uint8, body []byte) {
 		key := ks[int(keyIndex)%len(ks)]
 		req := kmsg.RequestForKey(key)
