@@ -173,6 +173,7 @@ func (c *clientConn) readLoop() {
 				}
 			},
 			reserve: func(n int64, growth bool) error { return c.b.reserveFrame(c.ctx, &mem, n, growth) },
+			arrived: c.arrived,
 		})
 		c.b.frameRead(&mem)
 		if err != nil {

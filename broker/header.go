@@ -70,13 +70,19 @@ type frameHooks struct {
 	// doubling once full) with growth true. An error from it is returned
 	// as is.
 	reserve func(n int64, growth bool) error
+	// arrived reports how many bytes have arrived and wait to be read
+	// (the socket's receive queue): a step may take that much at once,
+	// since those bytes are really there. It saves copying a large frame
+	// from a fast sender through every doubling.
+	arrived func() int
 }
 
 // readFrame reads one request frame from r. The size is checked against
 // maxBytes before anything is allocated, so a hostile size (2 GiB,
 // negative) costs nothing, and memory follows the bytes that actually
-// arrive: the first step is at most firstFrameStep, and the buffer doubles
-// only once it is full, so a frame holds at most twice what its sender
+// arrive: the first step is at most firstFrameStep (or what has already
+// arrived), and the buffer grows only once it is full, to twice its size or
+// to what has arrived, so a frame holds at most twice what its sender
 // sent. Frames come from the frame pools; the caller owns the result and
 // returns it with putFrame once nothing aliases it (decoded []byte fields,
 // such as Produce's records, do).
@@ -100,7 +106,11 @@ func readFrame(r *bufio.Reader, sizeBuf *[4]byte, maxBytes int32, hooks frameHoo
 	var frame []byte
 	n := 0
 	for {
-		next := min(size, max(2*len(frame), firstFrameStep))
+		next := max(2*len(frame), firstFrameStep)
+		if hooks.arrived != nil && next < size {
+			next = max(next, n+r.Buffered()+hooks.arrived())
+		}
+		next = min(size, next)
 		if hooks.reserve != nil {
 			if err := hooks.reserve(int64(next-len(frame)), frame != nil); err != nil {
 				putFrame(frame)

@@ -275,6 +275,23 @@ func TestReadFrameMemoryFollowsBytes(t *testing.T) {
 	if reserved != int64(size) {
 		t.Errorf("a %d-byte frame reserved %d bytes (steps %v)", size, reserved, steps)
 	}
+	// Bytes that have already arrived are taken in one step, not doubled
+	// up to (fewer copies for a fast sender); what has not arrived still
+	// costs nothing.
+	for _, sent := range []int{size, size / 3} {
+		src := bytes.NewReader(in[:4+sent])
+		reserved, steps = 0, nil
+		_, err := readFrame(bufio.NewReader(src), new([4]byte), int32(size), frameHooks{
+			reserve: func(n int64, _ bool) error { reserved += n; steps = append(steps, n); return nil },
+			arrived: src.Len,
+		})
+		if sent == size && (err != nil || len(steps) > 2) {
+			t.Errorf("a whole frame that has arrived: %v, %d steps %v", err, len(steps), steps)
+		}
+		if limit := int64(max(firstFrameStep, 2*sent)); reserved > limit {
+			t.Errorf("sent %d of %d: %d reserved, more than %d", sent, size, reserved, limit)
+		}
+	}
 	// A refused reservation ends the read with its error.
 	stop := errors.New("no memory")
 	if _, err := readFrame(bufio.NewReader(bytes.NewReader(in)), new([4]byte), int32(size), frameHooks{
