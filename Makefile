@@ -41,7 +41,7 @@ fuzz: ## run every fuzz target for FUZZTIME (30s) each
 	if [ -z "$$targets" ]; then echo "no fuzz targets found"; exit 1; fi; \
 	echo "$$targets" | while read -r pkg name; do \
 		echo "== $$pkg $$name ($(FUZZTIME))"; \
-		$(GO) test "$$pkg" -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME); \
+		$(GO) test "$$pkg" -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 10s; \
 	done
 
 clean: ## remove bin/ (never the data directory)
