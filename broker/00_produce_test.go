@@ -15,6 +15,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kbin"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/stratalog/strata/topicconfig"
 )
 
 // Helpers shared by the data-path tests (prefix dp).
@@ -30,7 +32,7 @@ func dpBroker(t *testing.T) *Broker {
 		DefaultReplicationFactor:    1,
 		MaxIncrementalFetchSessions: 100,
 		RetentionCheckInterval:      time.Hour,
-		TopicDefaults:               DefaultTopicConfig(),
+		TopicDefaults:               topicconfig.Default(),
 		Logger:                      slog.New(slog.DiscardHandler),
 	})
 	if err != nil {
@@ -519,7 +521,7 @@ func dpBenchBroker(b *testing.B) *Broker {
 		DataDir:                     b.TempDir(),
 		MaxIncrementalFetchSessions: 100,
 		RetentionCheckInterval:      time.Hour,
-		TopicDefaults:               DefaultTopicConfig(),
+		TopicDefaults:               topicconfig.Default(),
 		Logger:                      slog.New(slog.DiscardHandler),
 	})
 	if err != nil {

@@ -13,7 +13,7 @@ package broker
 //     exactly this broker as its replica, else INVALID_REPLICA_ASSIGNMENT;
 //   - an existing name: TOPIC_ALREADY_EXISTS; one colliding under '.'/'_'
 //     equivalence: INVALID_TOPIC_EXCEPTION (checked right after the name);
-//   - configs through ParseTopicConfig: INVALID_CONFIG naming key and value
+//   - configs through topicconfig.Parse: INVALID_CONFIG naming key and value
 //     (a null value or a key given twice is INVALID_CONFIG / INVALID_REQUEST;
 //     segment.bytes below 1 MiB, Kafka 4.0's minimum, too);
 //   - max.broker.partitions and the file-handle budget (handles.go):
@@ -33,6 +33,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/stratalog/strata/topicconfig"
 )
 
 func handleCreateTopics(b *Broker, r *request) (*reply, error) {
@@ -116,7 +118,7 @@ func (b *Broker) createTopicFromRequest(rt *kmsg.CreateTopicsRequestTopic, valid
 	overrides := make(map[string]string, len(rt.Configs))
 	for _, c := range rt.Configs {
 		if c.Value == nil {
-			return nil, &ConfigError{Key: c.Name, Value: "null", Reason: "null value not supported for topic configs"}
+			return nil, &topicconfig.Error{Key: c.Name, Value: "null", Reason: "null value not supported for topic configs"}
 		}
 		if _, dup := overrides[c.Name]; dup {
 			return nil, newAdminError(kerr.InvalidRequest, "Duplicate config key %s in the request.", c.Name)

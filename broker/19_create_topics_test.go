@@ -6,6 +6,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/stratalog/strata/topicconfig"
 )
 
 func admCreateTopic(name string, partitions int32, rf int16, configs ...string) kmsg.CreateTopicsRequestTopic {
@@ -35,7 +37,7 @@ func TestCreateTopicsAllVersions(t *testing.T) {
 			t.Fatalf("v%d: topic %+v", v, tp)
 		}
 		if v >= 5 {
-			if st.NumPartitions != 3 || st.ReplicationFactor != 1 || len(st.Configs) != len(TopicConfigKeys()) {
+			if st.NumPartitions != 3 || st.ReplicationFactor != 1 || len(st.Configs) != len(topicconfig.Keys()) {
 				t.Fatalf("v%d: partitions %d rf %d configs %d", v, st.NumPartitions, st.ReplicationFactor, len(st.Configs))
 			}
 			for _, c := range st.Configs {

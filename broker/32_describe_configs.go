@@ -28,6 +28,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/stratalog/strata/topicconfig"
 )
 
 func handleDescribeConfigs(b *Broker, r *request) (*reply, error) {
@@ -88,21 +90,22 @@ func (b *Broker) describeTopicConfigs(name string, synonyms bool) ([]kmsg.Descri
 // with documentation filled in (callers drop it when not requested).
 func (b *Broker) topicConfigEntries(t *topic, synonyms bool) []kmsg.DescribeConfigsResponseResourceConfig {
 	defaults := b.topicDefaults()
-	kafka := DefaultTopicConfig()
-	out := make([]kmsg.DescribeConfigsResponseResourceConfig, 0, len(topicConfigDefs))
-	for i := range topicConfigDefs {
-		d := &topicConfigDefs[i]
-		if d.internal && d.get(t.config) == "" {
+	kafka := topicconfig.Default()
+	defs := topicconfig.Defs()
+	out := make([]kmsg.DescribeConfigsResponseResourceConfig, 0, len(defs))
+	for _, d := range defs {
+		value := d.Value(t.config)
+		if d.Internal && value == "" {
 			continue // a test-only key is listed only while set
 		}
 		e := kmsg.NewDescribeConfigsResponseResourceConfig()
-		e.Name = d.key
-		e.Value = strPtr(d.get(t.config))
-		e.ConfigType = d.typ
-		e.Documentation = strPtr(d.doc)
+		e.Name = d.Key
+		e.Value = strPtr(value)
+		e.ConfigType = d.Type
+		e.Documentation = strPtr(d.Doc)
 
-		override, overridden := t.overrides[d.key]
-		brokerValue, kafkaValue := d.get(defaults), d.get(kafka)
+		override, overridden := t.overrides[d.Key]
+		brokerValue, kafkaValue := d.Value(defaults), d.Value(kafka)
 		switch {
 		case overridden:
 			e.Source = kmsg.ConfigSourceDynamicTopicConfig
@@ -114,12 +117,12 @@ func (b *Broker) topicConfigEntries(t *topic, synonyms bool) []kmsg.DescribeConf
 		e.IsDefault = e.Source == kmsg.ConfigSourceDefaultConfig
 		if synonyms {
 			if overridden {
-				e.ConfigSynonyms = append(e.ConfigSynonyms, configSynonym(d.key, override, kmsg.ConfigSourceDynamicTopicConfig))
+				e.ConfigSynonyms = append(e.ConfigSynonyms, configSynonym(d.Key, override, kmsg.ConfigSourceDynamicTopicConfig))
 			}
 			if brokerValue != kafkaValue {
-				e.ConfigSynonyms = append(e.ConfigSynonyms, configSynonym(d.brokerKey, brokerValue, kmsg.ConfigSourceStaticBrokerConfig))
+				e.ConfigSynonyms = append(e.ConfigSynonyms, configSynonym(d.BrokerKey, brokerValue, kmsg.ConfigSourceStaticBrokerConfig))
 			}
-			e.ConfigSynonyms = append(e.ConfigSynonyms, configSynonym(d.brokerKey, kafkaValue, kmsg.ConfigSourceDefaultConfig))
+			e.ConfigSynonyms = append(e.ConfigSynonyms, configSynonym(d.BrokerKey, kafkaValue, kmsg.ConfigSourceDefaultConfig))
 		}
 		out = append(out, e)
 	}
@@ -193,11 +196,12 @@ func (b *Broker) brokerConfigs() []brokerConfig {
 		{"queued.max.request.bytes", itoa(c.QueuedMaxRequestBytes), kmsg.ConfigTypeLong, "Request bytes held in memory by all connections together; -1 is unlimited."},
 	}
 	defaults := b.topicDefaults()
-	for _, d := range topicConfigDefs {
-		if d.internal && d.get(defaults) == "" {
+	for _, d := range topicconfig.Defs() {
+		value := d.Value(defaults)
+		if d.Internal && value == "" {
 			continue
 		}
-		out = append(out, brokerConfig{d.brokerKey, d.get(defaults), d.typ, "Default for topic config " + d.key + ": " + d.doc})
+		out = append(out, brokerConfig{d.BrokerKey, value, d.Type, "Default for topic config " + d.Key + ": " + d.Doc})
 	}
 	slices.SortFunc(out, func(a, b brokerConfig) int { return strings.Compare(a.name, b.name) })
 	return out

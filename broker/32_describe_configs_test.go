@@ -5,6 +5,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/stratalog/strata/topicconfig"
 )
 
 func admDescribe(t *testing.T, b *Broker, v int16, typ kmsg.ConfigResourceType, name string, keys []string, synonyms, docs bool) kmsg.DescribeConfigsResponseResource {
@@ -40,7 +42,7 @@ func TestDescribeConfigsTopic(t *testing.T) {
 	}
 	for v := int16(0); v <= 4; v++ {
 		res := admDescribe(t, b, v, kmsg.ConfigResourceTypeTopic, "described", nil, true, true)
-		if res.ErrorCode != 0 || len(res.Configs) != len(TopicConfigKeys()) {
+		if res.ErrorCode != 0 || len(res.Configs) != len(topicconfig.Keys()) {
 			t.Fatalf("v%d: %+v", v, res)
 		}
 		m := admConfigByName(res.Configs)

@@ -4,7 +4,7 @@ package broker
 //
 // For a topic resource the request's config list replaces the topic's whole
 // override set (keys left out return to the broker default), as Kafka's
-// legacy AlterConfigs does. The new set is validated with ParseTopicConfig
+// legacy AlterConfigs does. The new set is validated with topicconfig.Parse
 // (INVALID_CONFIG naming key and value); a null value or a key given twice
 // is INVALID_REQUEST. validate_only checks and changes nothing. Otherwise the
 // overrides are persisted in topics.json and applied to the live partitions
@@ -22,6 +22,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/stratalog/strata/topicconfig"
 )
 
 func handleAlterConfigs(b *Broker, r *request) (*reply, error) {
@@ -38,7 +40,7 @@ func handleAlterConfigs(b *Broker, r *request) (*reply, error) {
 		sr.ResourceType, sr.ResourceName = rr.ResourceType, rr.ResourceName
 		err := checkAlterResource(b, rr.ResourceType, rr.ResourceName, dups[i])
 		if err == nil {
-			err = b.topics.alterConfig(rr.ResourceName, req.ValidateOnly, func(_ TopicConfig, overrides map[string]string) error {
+			err = b.topics.alterConfig(rr.ResourceName, req.ValidateOnly, func(_ topicconfig.Config, overrides map[string]string) error {
 				clear(overrides)
 				for _, c := range rr.Configs {
 					if c.Value == nil {

@@ -12,7 +12,7 @@ package broker
 // Every key must be a supported topic config (INVALID_CONFIG otherwise); a
 // key named twice in one resource is INVALID_REQUEST; an unknown operation is
 // INVALID_REQUEST. The resulting set is validated as a whole with
-// ParseTopicConfig; validate_only changes nothing; otherwise the overrides
+// topicconfig.Parse; validate_only changes nothing; otherwise the overrides
 // are persisted and applied to the live partitions before the response.
 // Resource checks (unknown topic, broker resources, duplicates) are those of
 // AlterConfigs (33_alter_configs.go).
@@ -23,6 +23,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/stratalog/strata/topicconfig"
 )
 
 func handleIncrementalAlterConfigs(b *Broker, r *request) (*reply, error) {
@@ -42,7 +44,7 @@ func handleIncrementalAlterConfigs(b *Broker, r *request) (*reply, error) {
 			err = checkIncrementalKeys(rr.Configs)
 		}
 		if err == nil {
-			err = b.topics.alterConfig(rr.ResourceName, req.ValidateOnly, func(cur TopicConfig, overrides map[string]string) error {
+			err = b.topics.alterConfig(rr.ResourceName, req.ValidateOnly, func(cur topicconfig.Config, overrides map[string]string) error {
 				return applyIncrementalOps(cur, overrides, rr.Configs)
 			})
 		}
@@ -63,13 +65,13 @@ func checkIncrementalKeys(ops []kmsg.IncrementalAlterConfigsRequestResourceConfi
 			return newAdminError(kerr.InvalidRequest, "Error due to duplicate config keys: %s", op.Name)
 		}
 		seen[op.Name] = true
-		if topicConfigDefByKey(op.Name) == nil {
+		if _, ok := topicconfig.Lookup(op.Name); !ok {
 			v := "null"
 			if op.Value != nil {
 				v = *op.Value
 			}
-			_, err := ParseTopicConfig(TopicConfig{}, map[string]string{op.Name: v})
-			return err // the unknown-key *ConfigError
+			_, err := topicconfig.Parse(topicconfig.Config{}, map[string]string{op.Name: v})
+			return err // the unknown-key *topicconfig.Error
 		}
 	}
 	return nil
@@ -78,9 +80,9 @@ func checkIncrementalKeys(ops []kmsg.IncrementalAlterConfigsRequestResourceConfi
 // applyIncrementalOps applies ops to overrides; cur is the topic's current
 // effective config (the base APPEND and SUBTRACT work from when the key is
 // not overridden).
-func applyIncrementalOps(cur TopicConfig, overrides map[string]string, ops []kmsg.IncrementalAlterConfigsRequestResourceConfig) error {
+func applyIncrementalOps(cur topicconfig.Config, overrides map[string]string, ops []kmsg.IncrementalAlterConfigsRequestResourceConfig) error {
 	for _, op := range ops {
-		def := topicConfigDefByKey(op.Name)
+		def, _ := topicconfig.Lookup(op.Name) // checkIncrementalKeys refused unknown keys
 		switch op.Op {
 		case kmsg.IncrementalAlterConfigOpSet:
 			if op.Value == nil {
@@ -90,19 +92,19 @@ func applyIncrementalOps(cur TopicConfig, overrides map[string]string, ops []kms
 		case kmsg.IncrementalAlterConfigOpDelete:
 			delete(overrides, op.Name)
 		case kmsg.IncrementalAlterConfigOpAppend, kmsg.IncrementalAlterConfigOpSubtract:
-			if def.typ != kmsg.ConfigTypeList {
+			if def.Type != kmsg.ConfigTypeList {
 				verb := "append"
 				if op.Op == kmsg.IncrementalAlterConfigOpSubtract {
 					verb = "subtract"
 				}
-				return &ConfigError{Key: op.Name, Value: deref(op.Value), Reason: "config value " + verb + " is not allowed for a config that is not a list"}
+				return &topicconfig.Error{Key: op.Name, Value: deref(op.Value), Reason: "config value " + verb + " is not allowed for a config that is not a list"}
 			}
 			if op.Value == nil {
 				return newAdminError(kerr.InvalidRequest, "Null value not supported for : %s", op.Name)
 			}
 			current, ok := overrides[op.Name]
 			if !ok {
-				current = def.get(cur)
+				current = def.Value(cur)
 			}
 			items := splitList(current)
 			for _, it := range splitList(*op.Value) {

@@ -16,6 +16,7 @@ import (
 	"github.com/stratalog/strata/broker/replica"
 	"github.com/stratalog/strata/broker/txn"
 	"github.com/stratalog/strata/internal/logutil"
+	"github.com/stratalog/strata/topicconfig"
 )
 
 // badInputLogEvery is how often a kind of bad input is logged at most; the
@@ -26,27 +27,27 @@ const badInputLogEvery = 10 * time.Second
 // flags, YAML and the environment, validates it and fills the defaults
 // documented beside each field.
 type Config struct {
-	NodeID                      int32         // node.id (1)
-	Listen                      string        // listen (127.0.0.1:9092)
-	Advertise                   string        // advertise (the listen address)
-	DataDir                     string        // data-dir (./strata-data)
-	SocketRequestMaxBytes       int32         // socket.request.max.bytes (100 MiB)
-	QueuedMaxRequestBytes       int64         // queued.max.request.bytes (512 MiB; <= 0 unlimited)
-	ConnectionsMaxIdle          time.Duration // connections.max.idle.ms (10 min)
-	RequestReadTimeout          time.Duration // socket.request.read.timeout.ms (60 s; 0 none): a frame's time to arrive once its size is read
-	MaxConnections              int           // max.connections (10000; 0 unlimited): connections open at once; beyond it, accepting waits
-	MaxConnectionsPerIP         int           // max.connections.per.ip (2000; 0 unlimited): beyond it, a new connection is closed at once
-	MaxInFlightPerConnection    int           // queued.max.requests per connection (100)
-	NumPartitions               int32         // num.partitions (1)
-	DefaultReplicationFactor    int16         // default.replication.factor (1)
-	AutoCreateTopics            bool          // auto.create.topics.enable (true)
-	MaxIncrementalFetchSessions int           // max.incremental.fetch.session.cache.slots (1000)
-	RetentionCheckInterval      time.Duration // log.retention.check.interval.ms (5 min)
-	MaxBrokerPartitions         int           // max.broker.partitions (10000; all topics, internal ones too; handles.go)
-	TopicDefaults               TopicConfig   // segment.bytes, retention.ms, … (Kafka's defaults)
-	Group                       GroupConfig   // offsets.topic.num.partitions, group.* (group_driver.go)
-	Cleaner                     CleanerConfig // log.cleaner.* (cleaner.go)
-	Tiering                     TieringConfig // object-store, remote-cache-size, remote.* (tiering.go)
+	NodeID                      int32              // node.id (1)
+	Listen                      string             // listen (127.0.0.1:9092)
+	Advertise                   string             // advertise (the listen address)
+	DataDir                     string             // data-dir (./strata-data)
+	SocketRequestMaxBytes       int32              // socket.request.max.bytes (100 MiB)
+	QueuedMaxRequestBytes       int64              // queued.max.request.bytes (512 MiB; <= 0 unlimited)
+	ConnectionsMaxIdle          time.Duration      // connections.max.idle.ms (10 min)
+	RequestReadTimeout          time.Duration      // socket.request.read.timeout.ms (60 s; 0 none): a frame's time to arrive once its size is read
+	MaxConnections              int                // max.connections (10000; 0 unlimited): connections open at once; beyond it, accepting waits
+	MaxConnectionsPerIP         int                // max.connections.per.ip (2000; 0 unlimited): beyond it, a new connection is closed at once
+	MaxInFlightPerConnection    int                // queued.max.requests per connection (100)
+	NumPartitions               int32              // num.partitions (1)
+	DefaultReplicationFactor    int16              // default.replication.factor (1)
+	AutoCreateTopics            bool               // auto.create.topics.enable (true)
+	MaxIncrementalFetchSessions int                // max.incremental.fetch.session.cache.slots (1000)
+	RetentionCheckInterval      time.Duration      // log.retention.check.interval.ms (5 min)
+	MaxBrokerPartitions         int                // max.broker.partitions (10000; all topics, internal ones too; handles.go)
+	TopicDefaults               topicconfig.Config // segment.bytes, retention.ms, … (Kafka's defaults)
+	Group                       GroupConfig        // offsets.topic.num.partitions, group.* (group_driver.go)
+	Cleaner                     CleanerConfig      // log.cleaner.* (cleaner.go)
+	Tiering                     TieringConfig      // object-store, remote-cache-size, remote.* (tiering.go)
 	Logger                      *slog.Logger
 }
 

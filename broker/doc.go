@@ -13,7 +13,8 @@
 // the deferred JoinGroup/SyncGroup replies around broker/group's state
 // machine. What does not: segment files (package segments), the partition
 // write path and producer state (broker/replica, broker/txn), group
-// decisions (broker/group).
+// decisions (broker/group), topic config names, defaults and validation
+// (package topicconfig).
 //
 // Goroutines: one accept loop; per connection a reader that decodes
 // requests and runs their handlers one at a time in arrival order, and a

@@ -9,6 +9,7 @@ import (
 	"github.com/stratalog/strata/broker/replica"
 	"github.com/stratalog/strata/broker/txn"
 	"github.com/stratalog/strata/segments"
+	"github.com/stratalog/strata/topicconfig"
 )
 
 // errRemoteStorage marks a failure of the remote tier (tiering.go,
@@ -21,9 +22,12 @@ var errRemoteStorage = errors.New("remote storage unavailable")
 // be logged by the caller).
 func errorCode(err error) int16 {
 	var corrupt *segments.CorruptError
+	var invalidConfig *topicconfig.Error
 	switch {
 	case err == nil:
 		return 0
+	case errors.As(err, &invalidConfig):
+		return kerr.InvalidConfig.Code
 	case errors.Is(err, errRemoteStorage):
 		// Before the corrupt case: damaged bucket data is a failure of
 		// the remote storage, not a client's corrupt message.

@@ -51,6 +51,7 @@ import (
 
 	"github.com/stratalog/strata/broker/group"
 	"github.com/stratalog/strata/broker/replica"
+	"github.com/stratalog/strata/topicconfig"
 )
 
 // offsetsTopic is Kafka's internal topic for committed offsets and group
@@ -126,7 +127,7 @@ func startGroupCoordinator(b *Broker) (*groupDriver, error) {
 	} else if !mapContains(t.overrides, want) {
 		// A topic created before compaction existed, or another
 		// offsets.topic.segment.bytes: other overrides stay.
-		err := b.topics.alterConfig(offsetsTopic, false, func(_ TopicConfig, o map[string]string) error {
+		err := b.topics.alterConfig(offsetsTopic, false, func(_ topicconfig.Config, o map[string]string) error {
 			maps.Copy(o, want)
 			return nil
 		})

@@ -18,6 +18,7 @@ import (
 
 	"github.com/stratalog/strata/broker/group"
 	"github.com/stratalog/strata/segments"
+	"github.com/stratalog/strata/topicconfig"
 )
 
 // groupServe starts a broker on dir with a small __consumer_offsets and no
@@ -36,7 +37,7 @@ func groupServe(t *testing.T, dir string) (*Broker, string, func()) {
 		DefaultReplicationFactor:    1,
 		MaxIncrementalFetchSessions: 1000,
 		RetentionCheckInterval:      time.Hour,
-		TopicDefaults:               DefaultTopicConfig(),
+		TopicDefaults:               topicconfig.Default(),
 		Group:                       GroupConfig{OffsetsTopicNumPartitions: 5, InitialRebalanceDelay: -1},
 		Logger:                      slog.New(slog.DiscardHandler),
 	})

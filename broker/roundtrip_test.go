@@ -11,6 +11,8 @@ import (
 
 	"github.com/IBM/sarama"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/stratalog/strata/topicconfig"
 )
 
 // dpServe starts a broker on a loopback port and returns its address; the
@@ -29,7 +31,7 @@ func dpServe(t *testing.T) (*Broker, string) {
 		AutoCreateTopics:            false,
 		MaxIncrementalFetchSessions: 1000,
 		RetentionCheckInterval:      time.Hour,
-		TopicDefaults:               DefaultTopicConfig(),
+		TopicDefaults:               topicconfig.Default(),
 		Logger:                      slog.New(slog.DiscardHandler),
 	})
 	if err != nil {

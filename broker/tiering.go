@@ -4,8 +4,8 @@ package broker
 // (uploader, manifests, chunk cache, remote reader, cluster metadata) to
 // the topic registry and the request handlers.
 //
-// Each partition of a tiered topic (TopicConfig.Tiered) this node leads has
-// one goroutine (tieredPartition.run) that is the only writer of its
+// Each partition of a tiered topic (topicconfig.Config.Tiered) this node
+// leads has one goroutine (tieredPartition.run) that is the only writer of its
 // manifest: it uploads closed segments as they roll, applies remote
 // retention on the retention interval, removes orphan objects, and serves
 // DeleteRecords' remote trims, all at the partition's leader epoch. It
@@ -59,6 +59,7 @@ import (
 	"github.com/stratalog/strata/objectstore"
 	"github.com/stratalog/strata/segments"
 	"github.com/stratalog/strata/tiering"
+	"github.com/stratalog/strata/topicconfig"
 )
 
 // TieringConfig configures tiered storage. A zero ObjectStore disables it.
@@ -673,10 +674,10 @@ func (tp *tieredPartition) stop() {
 
 // config returns the topic's current config, false if the topic is gone
 // or was re-created.
-func (tp *tieredPartition) config() (TopicConfig, bool) {
+func (tp *tieredPartition) config() (topicconfig.Config, bool) {
 	t := tp.tm.b.topics.getByID(tp.id)
 	if t == nil || t.partition(tp.p.Index()) != tp.p {
-		return TopicConfig{}, false
+		return topicconfig.Config{}, false
 	}
 	return t.config, true
 }
@@ -1007,13 +1008,13 @@ func (tm *tierManager) deleteRecords(ctx context.Context, p *replica.Partition, 
 	}
 }
 
-// parseTopicConfig is ParseTopicConfig with remote.storage.enable forced
+// parseTopicConfig is topicconfig.Parse with remote.storage.enable forced
 // off when the broker has no object store (topicDefaults already says
 // false; this covers overrides kept from a run that had one), so that
 // such a topic's local retention does not wait for uploads that never
 // come.
-func (b *Broker) parseTopicConfig(base TopicConfig, overrides map[string]string) (TopicConfig, error) {
-	c, err := ParseTopicConfig(base, overrides)
+func (b *Broker) parseTopicConfig(base topicconfig.Config, overrides map[string]string) (topicconfig.Config, error) {
+	c, err := topicconfig.Parse(base, overrides)
 	if err == nil && b.tier == nil {
 		c.RemoteStorage = false
 	}
@@ -1025,20 +1026,20 @@ func (b *Broker) parseTopicConfig(base TopicConfig, overrides map[string]string)
 // or together with compaction, and (cur != nil, an AlterConfigs) turning
 // tiering off for a topic that has it, or compaction on, which would leave
 // its remote data unmanaged.
-func (b *Broker) checkTieringConfig(cur *TopicConfig, next TopicConfig, overrides map[string]string) error {
+func (b *Broker) checkTieringConfig(cur *topicconfig.Config, next topicconfig.Config, overrides map[string]string) error {
 	v, explicit := overrides["remote.storage.enable"]
 	explicitOn := explicit && strings.TrimSpace(v) == "true"
 	switch {
 	case explicitOn && b.tier == nil:
-		return &ConfigError{Key: "remote.storage.enable", Value: v, Reason: "this broker has no object store (--object-store)"}
+		return &topicconfig.Error{Key: "remote.storage.enable", Value: v, Reason: "this broker has no object store (--object-store)"}
 	case explicitOn && next.Compact():
-		return &ConfigError{Key: "remote.storage.enable", Value: v, Reason: "remote storage is not supported for compacted topics (cleanup.policy " + next.CleanupPolicy + ")"}
+		return &topicconfig.Error{Key: "remote.storage.enable", Value: v, Reason: "remote storage is not supported for compacted topics (cleanup.policy " + next.CleanupPolicy + ")"}
 	case cur != nil && cur.Tiered() && !next.Tiered():
 		key := "remote.storage.enable"
 		if next.Compact() {
 			key = "cleanup.policy"
 		}
-		return &ConfigError{Key: key, Value: overrides[key], Reason: "the topic has remote storage enabled; disabling it (or compacting the topic) would strand its remote data"}
+		return &topicconfig.Error{Key: key, Value: overrides[key], Reason: "the topic has remote storage enabled; disabling it (or compacting the topic) would strand its remote data"}
 	}
 	return nil
 }

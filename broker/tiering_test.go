@@ -22,6 +22,7 @@ import (
 
 	"github.com/stratalog/strata/objectstore"
 	"github.com/stratalog/strata/tiering"
+	"github.com/stratalog/strata/topicconfig"
 )
 
 // tierBroker is a broker with tiered storage on a file store outside its
@@ -62,7 +63,7 @@ func (tb *tierBroker) start() {
 		SocketRequestMaxBytes: 100 << 20, ConnectionsMaxIdle: 10 * time.Minute, MaxInFlightPerConnection: 100,
 		NumPartitions: 1, DefaultReplicationFactor: 1, MaxIncrementalFetchSessions: 1000,
 		RetentionCheckInterval: 50 * time.Millisecond,
-		TopicDefaults:          DefaultTopicConfig(),
+		TopicDefaults:          topicconfig.Default(),
 		Tiering: TieringConfig{
 			ObjectStore:  (&url.URL{Scheme: "file", Path: tb.bucket}).String(),
 			TaskInterval: 20 * time.Millisecond,
@@ -326,7 +327,7 @@ func TestTieringConfigRefusals(t *testing.T) {
 	}
 	defer b.Shutdown(context.Background())
 	_, err = b.topics.create("x", 1, map[string]*string{"remote.storage.enable": strp("true")})
-	var ce *ConfigError
+	var ce *topicconfig.Error
 	if !errors.As(err, &ce) || ce.Key != "remote.storage.enable" {
 		t.Fatalf("remote.storage.enable=true without a store: %v", err)
 	}

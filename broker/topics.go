@@ -56,6 +56,7 @@ import (
 	"github.com/stratalog/strata/broker/replica"
 	"github.com/stratalog/strata/internal/fsutil"
 	"github.com/stratalog/strata/segments"
+	"github.com/stratalog/strata/topicconfig"
 )
 
 const (
@@ -86,23 +87,19 @@ func newAdminError(code *kerr.Error, format string, args ...any) error {
 var errRegistryClosed = &adminError{code: kerr.NotController, msg: "the broker is shutting down"}
 
 // adminErrorCode maps an admin-path error to a Kafka code and a message
-// (nil message for success). Errors from the partition layer go through
-// errorCode, the broker's one domain → Kafka translation.
+// (nil message for success). Other errors (*topicconfig.Error, the
+// partition layer's) go through errorCode, the broker's one domain → Kafka
+// translation.
 func adminErrorCode(err error) (int16, *string) {
 	if err == nil {
 		return 0, nil
 	}
 	msg := errorMessage(err.Error())
 	var ae *adminError
-	var ce *ConfigError
-	switch {
-	case errors.As(err, &ae):
+	if errors.As(err, &ae) {
 		return ae.code.Code, msg
-	case errors.As(err, &ce):
-		return kerr.InvalidConfig.Code, msg
-	default:
-		return errorCode(err), msg
 	}
+	return errorCode(err), msg
 }
 
 // topic is one topic hosted by this broker. Immutable once published in the
@@ -110,8 +107,8 @@ func adminErrorCode(err error) (int16, *string) {
 type topic struct {
 	name       string
 	id         [16]byte
-	overrides  map[string]string // per-topic config overrides, as persisted
-	config     TopicConfig       // effective: broker defaults + overrides
+	overrides  map[string]string  // per-topic config overrides, as persisted
+	config     topicconfig.Config // effective: broker defaults + overrides
 	partitions []*replica.Partition
 }
 
@@ -258,7 +255,7 @@ func (b *Broker) retentionInterval() time.Duration {
 }
 
 // decodeTopic validates one persisted entry; partitions are not opened yet.
-func (r *topicRegistry) decodeTopic(p persistedTopic, defaults TopicConfig) (*topic, error) {
+func (r *topicRegistry) decodeTopic(p persistedTopic, defaults topicconfig.Config) (*topic, error) {
 	if err := validateTopicName(p.Name); err != nil {
 		return nil, err
 	}
@@ -274,7 +271,7 @@ func (r *topicRegistry) decodeTopic(p persistedTopic, defaults TopicConfig) (*to
 	if err != nil {
 		// A topic created before Kafka 4.0's 1 MiB minimum keeps its
 		// small segments, as internal.segment.bytes.
-		legacy, ok := legacySegmentBytes(overrides)
+		legacy, ok := topicconfig.MigrateLegacySegmentBytes(overrides)
 		if !ok {
 			return nil, err
 		}
@@ -352,7 +349,7 @@ func (r *topicRegistry) partitionDir(name string, p int32) string {
 	return filepath.Join(r.dir, name+"-"+strconv.FormatInt(int64(p), 10))
 }
 
-func (r *topicRegistry) openPartition(name string, p int32, cfg TopicConfig) (*replica.Partition, error) {
+func (r *topicRegistry) openPartition(name string, p int32, cfg topicconfig.Config) (*replica.Partition, error) {
 	dir := r.partitionDir(name, p)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
@@ -383,7 +380,7 @@ func (r *topicRegistry) openPartition(name string, p int32, cfg TopicConfig) (*r
 // had them, first removing any stale directory an interrupted operation
 // left (see the file comment). On error, every directory of the range is
 // removed again (discardNew). Caller holds adminMu.
-func (r *topicRegistry) openNewPartitions(name string, from, to int32, cfg TopicConfig) ([]*replica.Partition, error) {
+func (r *topicRegistry) openNewPartitions(name string, from, to int32, cfg topicconfig.Config) ([]*replica.Partition, error) {
 	parts := make([]*replica.Partition, to-from)
 	errs := inParallel(len(parts), func(k int) error {
 		i := from + int32(k)
@@ -471,13 +468,13 @@ func (r *topicRegistry) all() []*topic {
 // create creates a topic with the given partition count and config
 // overrides (a nil value is an error, as in Kafka's CreateTopics). Errors
 // are *adminError (INVALID_TOPIC_EXCEPTION, TOPIC_ALREADY_EXISTS,
-// INVALID_PARTITIONS, …), *ConfigError, or I/O errors; adminErrorCode maps
-// them all.
+// INVALID_PARTITIONS, …), *topicconfig.Error, or I/O errors; adminErrorCode
+// maps them all.
 func (r *topicRegistry) create(name string, partitions int32, overrides map[string]*string) (*topic, error) {
 	kv := make(map[string]string, len(overrides))
 	for k, v := range overrides {
 		if v == nil {
-			return nil, &ConfigError{Key: k, Value: "null", Reason: "null value not supported for topic configs"}
+			return nil, &topicconfig.Error{Key: k, Value: "null", Reason: "null value not supported for topic configs"}
 		}
 		kv[k] = *v
 	}
@@ -660,7 +657,7 @@ func (r *topicRegistry) addPartitions(name string, count int32, validateOnly boo
 // alterConfig computes a topic's new override set with fn (given a copy of
 // the current one), validates it and, unless validateOnly, persists it and
 // applies it to the live partitions.
-func (r *topicRegistry) alterConfig(name string, validateOnly bool, fn func(cur TopicConfig, overrides map[string]string) error) error {
+func (r *topicRegistry) alterConfig(name string, validateOnly bool, fn func(cur topicconfig.Config, overrides map[string]string) error) error {
 	r.adminMu.Lock()
 	defer r.adminMu.Unlock()
 	cur, err := r.currentLocked(name)
@@ -911,10 +908,10 @@ func parseTopicID(s string) ([16]byte, error) {
 //
 // remote.storage.enable defaults to false on a broker without an object
 // store, so that DescribeConfigs tells the truth.
-func (b *Broker) topicDefaults() TopicConfig {
+func (b *Broker) topicDefaults() topicconfig.Config {
 	d := b.cfg.TopicDefaults
-	if d == (TopicConfig{}) {
-		d = DefaultTopicConfig()
+	if d == (topicconfig.Config{}) {
+		d = topicconfig.Default()
 	}
 	if b.tier == nil {
 		d.RemoteStorage = false

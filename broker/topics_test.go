@@ -8,10 +8,13 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/stratalog/strata/topicconfig"
 )
 
 // admTestConfig is a broker config over dir for the admin handler tests.
@@ -29,7 +32,7 @@ func admTestConfig(dir string) Config {
 		ConnectionsMaxIdle:          10 * time.Minute,
 		MaxInFlightPerConnection:    100,
 		RetentionCheckInterval:      5 * time.Minute,
-		TopicDefaults:               DefaultTopicConfig(),
+		TopicDefaults:               topicconfig.Default(),
 		Logger:                      slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
 }
@@ -272,5 +275,62 @@ func TestTopicRegistryRetention(t *testing.T) {
 	b.topics.applyRetention(time.Now())
 	if start := p.LogStartOffset(); start == 0 || start > p.HighWatermark() {
 		t.Fatalf("log start after retention = %d (hw %d), want it advanced", start, p.HighWatermark())
+	}
+}
+
+func TestValidateTopicName(t *testing.T) {
+	valid := []string{"a", "A-b_c.d", "__consumer_offsets", "0", strings.Repeat("x", 249), "..."}
+	for _, n := range valid {
+		if err := validateTopicName(n); err != nil {
+			t.Errorf("validateTopicName(%q) = %v", n, err)
+		}
+	}
+	invalid := []string{"", ".", "..", strings.Repeat("x", 250), "a b", "a/b", "ü", "a\x00", "a:b", "a*"}
+	for _, n := range invalid {
+		err := validateTopicName(n)
+		if code, _ := adminErrorCode(err); err == nil || code != 17 {
+			t.Errorf("validateTopicName(%q) = %v, want INVALID_TOPIC_EXCEPTION", n, err)
+		}
+	}
+}
+
+func TestParsePartitionDir(t *testing.T) {
+	cases := []struct {
+		dir  string
+		name string
+		part int32
+		ok   bool
+	}{
+		{"orders-0", "orders", 0, true},
+		{"a-b-12", "a-b", 12, true},
+		{"a-1-0", "a-1", 0, true},
+		{"orders", "", 0, false},
+		{"orders-", "", 0, false},
+		{"-1", "", 0, false},
+		{"orders-01", "", 0, false},
+		{"orders--1", "orders-", 1, true}, // topic "orders-", partition 1
+		{"orders-x", "", 0, false},
+		{"bad name-0", "", 0, false},
+	}
+	for _, tc := range cases {
+		name, part, ok := parsePartitionDir(tc.dir)
+		if ok != tc.ok || name != tc.name || part != tc.part {
+			t.Errorf("parsePartitionDir(%q) = %q, %d, %v", tc.dir, name, part, ok)
+		}
+	}
+}
+
+func TestTopicIDString(t *testing.T) {
+	id := [16]byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16}
+	s := topicIDString(id)
+	if len(s) != 22 {
+		t.Fatalf("topicIDString = %q", s)
+	}
+	back, err := parseTopicID(s)
+	if err != nil || back != id {
+		t.Fatalf("parseTopicID(%q) = %v, %v", s, back, err)
+	}
+	if _, err := parseTopicID(topicIDString([16]byte{})); err == nil {
+		t.Fatal("all-zero id accepted")
 	}
 }

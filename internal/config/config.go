@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/stratalog/strata/broker"
+	"github.com/stratalog/strata/topicconfig"
 )
 
 // Config is the validated configuration of `strata serve`. Field comments
@@ -59,9 +60,9 @@ type Config struct {
 	RemoteFetchMaxWait          time.Duration // remote.fetch.max.wait.ms (500)
 	RemoteOrphanGrace           time.Duration // remote.log.orphan.grace.ms (900000)
 
-	// TopicDefaults is broker.DefaultTopicConfig with the topic keys given
-	// here (segment.bytes, retention.ms, …) applied by broker.ParseTopicConfig.
-	TopicDefaults broker.TopicConfig
+	// TopicDefaults is topicconfig.Default with the topic keys given
+	// here (segment.bytes, retention.ms, …) applied by topicconfig.Parse.
+	TopicDefaults topicconfig.Config
 
 	// Sources maps every key to where its value came from: "default",
 	// "flag --key", "env STRATA_KEY" or "config file <path>".
@@ -82,7 +83,7 @@ type ValueError struct {
 func (e *ValueError) Error() string {
 	msg := e.Err.Error()
 	if strings.Contains(msg, e.Key) && strings.Contains(msg, fmt.Sprintf("%q", e.Value)) {
-		// The parser (broker.ParseTopicConfig) named both already.
+		// The parser (topicconfig.Parse) named both already.
 		return fmt.Sprintf("%s (from %s)", msg, e.Source)
 	}
 	return fmt.Sprintf("invalid value %q for %s (from %s): %s", e.Value, e.Key, e.Source, msg)
@@ -187,10 +188,10 @@ func Load(args []string, lookupEnv func(string) (string, bool), out io.Writer) (
 		c.Sources[k.key] = src
 		if k.topic {
 			if src == sourceDefault {
-				continue // broker.DefaultTopicConfig already holds it
+				continue // topicconfig.Default already holds it
 			}
 			// Parse each key alone first so an error names its source.
-			if _, err := broker.ParseTopicConfig(broker.DefaultTopicConfig(), map[string]string{k.key: text}); err != nil {
+			if _, err := topicconfig.Parse(topicconfig.Default(), map[string]string{k.key: text}); err != nil {
 				return nil, &ValueError{Key: k.key, Value: text, Source: src, Err: err}
 			}
 			c.topicText[k.key] = text
@@ -200,7 +201,7 @@ func Load(args []string, lookupEnv func(string) (string, bool), out io.Writer) (
 			return nil, &ValueError{Key: k.key, Value: text, Source: src, Err: err}
 		}
 	}
-	td, err := broker.ParseTopicConfig(broker.DefaultTopicConfig(), c.topicText)
+	td, err := topicconfig.Parse(topicconfig.Default(), c.topicText)
 	if err != nil {
 		return nil, fmt.Errorf("topic defaults: %w", err)
 	}
@@ -231,10 +232,10 @@ func (c *Config) crossCheck() error {
 type Setting struct{ Key, Value, Source string }
 
 // Effective lists every key with its effective value, in table order.
-// Topic values come from broker.TopicConfigEntries when the broker reports
-// the key, otherwise from the text given (or the documented default).
+// Topic values come from topicconfig.Entries when it reports the key,
+// otherwise from the text given (or the documented default).
 func (c *Config) Effective() []Setting {
-	entries := broker.TopicConfigEntries(c.TopicDefaults)
+	entries := topicconfig.Entries(c.TopicDefaults)
 	var out []Setting
 	for _, k := range knobs() {
 		var v string

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stratalog/strata/broker"
+	"github.com/stratalog/strata/topicconfig"
 )
 
 // env is a fake environment for Load.
@@ -62,12 +62,12 @@ func TestDefaults(t *testing.T) {
 		RemoteOrphanGrace: 15 * time.Minute,
 	}
 	got := *c
-	got.Sources, got.topicText, got.TopicDefaults = nil, nil, broker.TopicConfig{}
+	got.Sources, got.topicText, got.TopicDefaults = nil, nil, topicconfig.Config{}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", got, want)
 	}
-	if c.TopicDefaults != broker.DefaultTopicConfig() {
-		t.Errorf("topic defaults %+v, want broker.DefaultTopicConfig() %+v", c.TopicDefaults, broker.DefaultTopicConfig())
+	if c.TopicDefaults != topicconfig.Default() {
+		t.Errorf("topic defaults %+v, want topicconfig.Default() %+v", c.TopicDefaults, topicconfig.Default())
 	}
 	for k, src := range c.Sources {
 		if src != "default" {
@@ -169,7 +169,7 @@ func TestPrecedence(t *testing.T) {
 func TestTopicDefaultsLayered(t *testing.T) {
 	file := writeFile(t, "segment.bytes: 1048576\nretention.ms: 60000\nmessage.timestamp.type: LogAppendTime\n")
 	c := mustLoad(t, []string{"--config", file, "--retention.ms=120000"}, env{"STRATA_SEGMENT_BYTES": "2097152"})
-	want, err := broker.ParseTopicConfig(broker.DefaultTopicConfig(), map[string]string{
+	want, err := topicconfig.Parse(topicconfig.Default(), map[string]string{
 		"segment.bytes": "2097152", "retention.ms": "120000", "message.timestamp.type": "LogAppendTime",
 	})
 	if err != nil {

@@ -2,10 +2,11 @@
 //
 // What belongs here: the table of every knob the server accepts (its key,
 // default, help text and parser), the layering of the four sources, and
-// validation. What does not: the meaning of the knobs (the broker and the
-// segments layer own that) and topic-config parsing, which is delegated to
-// broker.ParseTopicConfig so the server's topic defaults and per-topic
-// overrides (CreateTopics, AlterConfigs) are validated by the same code.
+// validation. What does not: the meaning of the knobs (the broker,
+// topicconfig and the segments layer own that) and topic-config parsing,
+// which is delegated to topicconfig.Parse so the server's topic defaults and
+// per-topic overrides (CreateTopics, AlterConfigs) are validated by the same
+// code.
 //
 // Every knob has one key, used three ways:
 //

@@ -13,11 +13,12 @@ import (
 
 	"github.com/stratalog/strata/broker"
 	"github.com/stratalog/strata/objectstore"
+	"github.com/stratalog/strata/topicconfig"
 )
 
 // knob is one configuration key. Server knobs carry a parser that sets the
 // Config field; topic knobs (topic == true) are collected as text and parsed
-// together by broker.ParseTopicConfig.
+// together by topicconfig.Parse.
 type knob struct {
 	key    string // flag name, YAML key and (transformed) env var
 	def    string // default as text; "" is a valid default only where noted
@@ -37,8 +38,8 @@ func EnvName(key string) string {
 }
 
 // Kafka's topic-level defaults (as of Kafka 3.x/4.x). They are shown in
-// --help and the README when the broker package does not report a default
-// for the key itself; broker.DefaultTopicConfig is authoritative.
+// --help and the README when package topicconfig does not report a default
+// for the key itself; topicconfig.Default is authoritative.
 var topicKnobs = []struct{ key, def, typ, usage string }{
 	{"segment.bytes", "1073741824", "bytes", "default segment file size before a roll (1 GiB); at least 1048576 (1 MiB), as in Kafka 4.0: every segment keeps three files open"},
 	{"segment.ms", "604800000", "ms", "default age of the active segment before a roll (7 days)"},
@@ -298,7 +299,7 @@ func knobs() []knob {
 			get: func(c *Config) string { return strconv.FormatInt(int64(c.OffsetsRetention/time.Minute), 10) }},
 		{key: "offsets.topic.segment.bytes", def: "104857600", typ: "bytes", usage: "segment.bytes of __consumer_offsets (100 MiB), applied at every start; smaller segments are compacted sooner; at least 1048576 (1 MiB), segment.bytes' minimum",
 			set: func(c *Config, v string) error {
-				n, err := parseInt(v, broker.MinSegmentBytes, math.MaxInt32)
+				n, err := parseInt(v, topicconfig.MinSegmentBytes, math.MaxInt32)
 				c.OffsetsTopicSegmentBytes = int32(n)
 				return err
 			},
@@ -369,21 +370,21 @@ func knobs() []knob {
 			get: func(c *Config) string { return msText(c.RemoteOrphanGrace) }},
 	}
 
-	// Topic defaults. The broker package is authoritative for defaults and
+	// Topic defaults. Package topicconfig is authoritative for defaults and
 	// for the set of keys; the local table gives help text and fills in
-	// while the broker reports nothing for a key.
-	brokerDefaults := broker.TopicConfigEntries(broker.DefaultTopicConfig())
+	// while topicconfig reports nothing for a key.
+	topicDefaults := topicconfig.Entries(topicconfig.Default())
 	seen := map[string]bool{}
 	for _, t := range topicKnobs {
 		def := t.def
-		if d, ok := brokerDefaults[t.key]; ok {
+		if d, ok := topicDefaults[t.key]; ok {
 			def = d
 		}
 		ks = append(ks, knob{key: t.key, def: def, typ: t.typ, usage: t.usage, topic: true})
 		seen[t.key] = true
 	}
 	var extra []string
-	for _, k := range broker.TopicConfigKeys() {
+	for _, k := range topicconfig.Keys() {
 		if !seen[k] {
 			extra = append(extra, k)
 			seen[k] = true
@@ -391,7 +392,7 @@ func knobs() []knob {
 	}
 	slices.Sort(extra)
 	for _, k := range extra {
-		ks = append(ks, knob{key: k, def: brokerDefaults[k], typ: "value", usage: "default for topic config " + k, topic: true})
+		ks = append(ks, knob{key: k, def: topicDefaults[k], typ: "value", usage: "default for topic config " + k, topic: true})
 	}
 	return ks
 }

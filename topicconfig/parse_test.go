@@ -1,4 +1,4 @@
-package broker
+package topicconfig
 
 import (
 	"errors"
@@ -12,7 +12,7 @@ import (
 	"github.com/stratalog/strata/segments"
 )
 
-func TestDefaultTopicConfigIsKafkas(t *testing.T) {
+func TestDefaultIsKafkas(t *testing.T) {
 	want := map[string]string{
 		"cleanup.policy":                  "delete",
 		"compression.type":                "producer",
@@ -36,13 +36,13 @@ func TestDefaultTopicConfigIsKafkas(t *testing.T) {
 		"local.retention.ms":              "-2",
 		"local.retention.bytes":           "-2",
 	}
-	got := TopicConfigEntries(DefaultTopicConfig())
+	got := Entries(Default())
 	if !maps.Equal(got, want) {
-		t.Fatalf("TopicConfigEntries(DefaultTopicConfig()) =\n%v\nwant\n%v", got, want)
+		t.Fatalf("Entries(Default()) =\n%v\nwant\n%v", got, want)
 	}
-	keys := TopicConfigKeys()
+	keys := Keys()
 	if len(keys) != len(want) {
-		t.Fatalf("TopicConfigKeys() = %v", keys)
+		t.Fatalf("Keys() = %v", keys)
 	}
 	for i, k := range keys {
 		if _, ok := want[k]; !ok {
@@ -54,9 +54,9 @@ func TestDefaultTopicConfigIsKafkas(t *testing.T) {
 	}
 }
 
-func TestParseTopicConfigValid(t *testing.T) {
-	base := DefaultTopicConfig()
-	c, err := ParseTopicConfig(base, map[string]string{
+func TestParseValid(t *testing.T) {
+	base := Default()
+	c, err := Parse(base, map[string]string{
 		"segment.bytes":             " 1048576 ",
 		"internal.segment.bytes":    " 14 ",
 		"segment.ms":                "1",
@@ -81,7 +81,7 @@ func TestParseTopicConfigValid(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := TopicConfig{
+	want := Config{
 		CleanupPolicy:        "compact,delete",
 		SegmentBytes:         1 << 20,
 		InternalSegmentBytes: 14,
@@ -108,21 +108,21 @@ func TestParseTopicConfigValid(t *testing.T) {
 		t.Fatalf("got %+v\nwant %+v", c, want)
 	}
 	// The rendering parses back to the same config.
-	again, err := ParseTopicConfig(base, TopicConfigEntries(c))
+	again, err := Parse(base, Entries(c))
 	if err != nil || again != c {
 		t.Fatalf("round trip: %+v, %v", again, err)
 	}
 	// Millisecond counts beyond a Duration clamp to "never" and render as Long.MAX_VALUE.
-	c, err = ParseTopicConfig(base, map[string]string{"retention.ms": "9223372036854775807"})
+	c, err = Parse(base, map[string]string{"retention.ms": "9223372036854775807"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := TopicConfigEntries(c)["retention.ms"]; got != "9223372036854775807" {
+	if got := Entries(c)["retention.ms"]; got != "9223372036854775807" {
 		t.Fatalf("retention.ms rendered %q", got)
 	}
 }
 
-func TestParseTopicConfigInvalid(t *testing.T) {
+func TestParseInvalid(t *testing.T) {
 	cases := []struct {
 		key, value, reason string
 	}{
@@ -159,12 +159,12 @@ func TestParseTopicConfigInvalid(t *testing.T) {
 		{"local.retention.ms", "-3", "at least -2"},
 		{"local.retention.ms", "604800001", "at most the total retention"},
 	}
-	base := DefaultTopicConfig()
+	base := Default()
 	for _, tc := range cases {
-		got, err := ParseTopicConfig(base, map[string]string{"retention.bytes": "5", tc.key: tc.value})
-		var ce *ConfigError
+		got, err := Parse(base, map[string]string{"retention.bytes": "5", tc.key: tc.value})
+		var ce *Error
 		if !errors.As(err, &ce) {
-			t.Errorf("%s=%q: err = %v, want *ConfigError", tc.key, tc.value, err)
+			t.Errorf("%s=%q: err = %v, want *Error", tc.key, tc.value, err)
 			continue
 		}
 		msg := err.Error()
@@ -177,84 +177,89 @@ func TestParseTopicConfigInvalid(t *testing.T) {
 	}
 }
 
-func TestValidateTopicName(t *testing.T) {
-	valid := []string{"a", "A-b_c.d", "__consumer_offsets", "0", strings.Repeat("x", 249), "..."}
-	for _, n := range valid {
-		if err := validateTopicName(n); err != nil {
-			t.Errorf("validateTopicName(%q) = %v", n, err)
-		}
-	}
-	invalid := []string{"", ".", "..", strings.Repeat("x", 250), "a b", "a/b", "ü", "a\x00", "a:b", "a*"}
-	for _, n := range invalid {
-		err := validateTopicName(n)
-		if code, _ := adminErrorCode(err); err == nil || code != 17 {
-			t.Errorf("validateTopicName(%q) = %v, want INVALID_TOPIC_EXCEPTION", n, err)
-		}
-	}
-}
-
-func TestParsePartitionDir(t *testing.T) {
-	cases := []struct {
-		dir  string
-		name string
-		part int32
-		ok   bool
-	}{
-		{"orders-0", "orders", 0, true},
-		{"a-b-12", "a-b", 12, true},
-		{"a-1-0", "a-1", 0, true},
-		{"orders", "", 0, false},
-		{"orders-", "", 0, false},
-		{"-1", "", 0, false},
-		{"orders-01", "", 0, false},
-		{"orders--1", "orders-", 1, true}, // topic "orders-", partition 1
-		{"orders-x", "", 0, false},
-		{"bad name-0", "", 0, false},
-	}
-	for _, tc := range cases {
-		name, part, ok := parsePartitionDir(tc.dir)
-		if ok != tc.ok || name != tc.name || part != tc.part {
-			t.Errorf("parsePartitionDir(%q) = %q, %d, %v", tc.dir, name, part, ok)
-		}
-	}
-}
-
-func TestTopicIDString(t *testing.T) {
-	id := [16]byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16}
-	s := topicIDString(id)
-	if len(s) != 22 {
-		t.Fatalf("topicIDString = %q", s)
-	}
-	back, err := parseTopicID(s)
-	if err != nil || back != id {
-		t.Fatalf("parseTopicID(%q) = %v, %v", s, back, err)
-	}
-	if _, err := parseTopicID(topicIDString([16]byte{})); err == nil {
-		t.Fatal("all-zero id accepted")
-	}
-}
-
 // internal.segment.bytes (test-only, as in Kafka 4.0) replaces
 // segment.bytes in the log config while set, and is hidden while not.
 func TestInternalSegmentBytes(t *testing.T) {
-	c, err := ParseTopicConfig(DefaultTopicConfig(), map[string]string{"internal.segment.bytes": "400"})
+	c, err := Parse(Default(), map[string]string{"internal.segment.bytes": "400"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if lc := c.LogConfig(); lc.SegmentBytes != 400 || c.SegmentBytes != 1<<30 {
 		t.Fatalf("log config segment bytes %d, segment.bytes %d", lc.SegmentBytes, c.SegmentBytes)
 	}
-	if got := TopicConfigEntries(c)["internal.segment.bytes"]; got != "400" {
+	if got := Entries(c)["internal.segment.bytes"]; got != "400" {
 		t.Fatalf("rendered %q", got)
 	}
-	if _, ok := TopicConfigEntries(DefaultTopicConfig())["internal.segment.bytes"]; ok {
+	if _, ok := Entries(Default())["internal.segment.bytes"]; ok {
 		t.Fatal("an unset internal.segment.bytes is rendered")
 	}
-	if slices.Contains(TopicConfigKeys(), "internal.segment.bytes") {
-		t.Fatal("TopicConfigKeys lists the internal key")
+	if slices.Contains(Keys(), "internal.segment.bytes") {
+		t.Fatal("Keys lists the internal key")
 	}
-	unset, err := ParseTopicConfig(c, map[string]string{"internal.segment.bytes": ""})
+	unset, err := Parse(c, map[string]string{"internal.segment.bytes": ""})
 	if err != nil || unset.InternalSegmentBytes != 0 || unset.LogConfig().SegmentBytes != 1<<30 {
 		t.Fatalf("unsetting: %+v, %v", unset, err)
+	}
+}
+
+// The definition table as callers see it: Defs is sorted, lists the
+// internal key, and is a copy; Lookup finds exactly the keys Parse accepts.
+func TestDefsAndLookup(t *testing.T) {
+	ds := Defs()
+	if len(ds) != len(Keys())+1 {
+		t.Fatalf("%d defs for %d keys plus internal.segment.bytes", len(ds), len(Keys()))
+	}
+	for i, d := range ds {
+		if i > 0 && ds[i-1].Key >= d.Key {
+			t.Errorf("defs not sorted at %q", d.Key)
+		}
+		if d.Internal != (d.Key == InternalSegmentBytesKey) || d.BrokerKey == "" || d.Doc == "" || d.Type == 0 {
+			t.Errorf("def %+v", d)
+		}
+		if l, ok := Lookup(d.Key); !ok || l.Key != d.Key || l.Value(Default()) != d.Value(Default()) {
+			t.Errorf("Lookup(%q) = %+v, %v", d.Key, l, ok)
+		}
+	}
+	ds[0].Key = "changed"
+	if Defs()[0].Key == "changed" {
+		t.Fatal("Defs shares the table")
+	}
+	if _, ok := Lookup("unclean.leader.election.enable"); ok {
+		t.Fatal("Lookup found an unsupported key")
+	}
+	if got := Entries(Default())["cleanup.policy"]; got != "delete" {
+		t.Fatalf("cleanup.policy %q", got)
+	}
+}
+
+// Overrides persisted before segment.bytes had its 1 MiB minimum move a
+// small segment.bytes to internal.segment.bytes; nothing else changes.
+func TestMigrateLegacySegmentBytes(t *testing.T) {
+	cases := []struct {
+		in   map[string]string
+		want map[string]string // nil: nothing to rewrite
+	}{
+		{map[string]string{"segment.bytes": " 4096 ", "retention.ms": "1"}, map[string]string{"internal.segment.bytes": "4096", "retention.ms": "1"}},
+		{map[string]string{"segment.bytes": "14"}, map[string]string{"internal.segment.bytes": "14"}},
+		{map[string]string{"segment.bytes": "13"}, nil},      // below even the old minimum
+		{map[string]string{"segment.bytes": "1048576"}, nil}, // valid today
+		{map[string]string{"segment.bytes": "x"}, nil},
+		{map[string]string{"segment.bytes": "4096", "internal.segment.bytes": "400"}, nil},
+		{map[string]string{"retention.ms": "1"}, nil},
+	}
+	for _, tc := range cases {
+		before := maps.Clone(tc.in)
+		got, ok := MigrateLegacySegmentBytes(tc.in)
+		if ok != (tc.want != nil) || !maps.Equal(got, tc.want) {
+			t.Errorf("MigrateLegacySegmentBytes(%v) = %v, %v; want %v", tc.in, got, ok, tc.want)
+		}
+		if !maps.Equal(tc.in, before) {
+			t.Errorf("input modified: %v", tc.in)
+		}
+		if ok {
+			if _, err := Parse(Default(), got); err != nil {
+				t.Errorf("migrated overrides %v do not parse: %v", got, err)
+			}
+		}
 	}
 }

@@ -1,4 +1,4 @@
-package broker
+package topicconfig
 
 import (
 	"math"
@@ -9,11 +9,11 @@ import (
 	"github.com/stratalog/strata/segments"
 )
 
-// TopicConfig is a topic's effective configuration, with Kafka's names.
+// Config is a topic's effective configuration, with Kafka's names.
 // Broker-level defaults (from `strata serve` flags/YAML/env under the same
 // keys) are the base; per-topic overrides from CreateTopics/AlterConfigs
 // apply on top.
-type TopicConfig struct {
+type Config struct {
 	CleanupPolicy string // cleanup.policy: delete, compact or compact,delete (delete)
 	SegmentBytes  int64  // segment.bytes (1 GiB; at least 1 MiB)
 	// InternalSegmentBytes is internal.segment.bytes, for tests only: when
@@ -36,7 +36,7 @@ type TopicConfig struct {
 	MinCleanableRatio    float64                // min.cleanable.dirty.ratio (0.5)
 	MinCompactionLag     time.Duration          // min.compaction.lag.ms (0)
 	MaxCompactionLag     time.Duration          // max.compaction.lag.ms (unlimited)
-	// Tiered storage (tiering.go). RemoteStorage is remote.storage.enable
+	// Tiered storage (broker/tiering.go). RemoteStorage is remote.storage.enable
 	// (true; the broker forces it off when no object store is configured,
 	// and compacted topics are never tiered: see Tiered).
 	RemoteStorage       bool
@@ -52,10 +52,10 @@ const sameAsTotal = -2
 // store: remote.storage.enable, and not compacted (Kafka refuses remote
 // storage on compacted topics; a cleaner rewriting uploaded segments
 // would fork the two copies).
-func (c TopicConfig) Tiered() bool { return c.RemoteStorage && !c.Compact() }
+func (c Config) Tiered() bool { return c.RemoteStorage && !c.Compact() }
 
 // localRetention resolves local.retention.ms/bytes (-2: the total).
-func (c TopicConfig) localRetention() (time.Duration, int64) {
+func (c Config) localRetention() (time.Duration, int64) {
 	age, size := c.LocalRetentionAge, c.LocalRetentionBytes
 	if age == sameAsTotal*time.Millisecond {
 		age = c.RetentionAge
@@ -67,19 +67,19 @@ func (c TopicConfig) localRetention() (time.Duration, int64) {
 }
 
 // Compact reports whether cleanup.policy includes compact.
-func (c TopicConfig) Compact() bool {
+func (c Config) Compact() bool {
 	return slices.Contains(strings.Split(c.CleanupPolicy, ","), "compact")
 }
 
 // deletes reports whether cleanup.policy includes delete (retention by
 // time and size).
-func (c TopicConfig) deletes() bool {
+func (c Config) deletes() bool {
 	return slices.Contains(strings.Split(c.CleanupPolicy, ","), "delete")
 }
 
 // segmentBytes is the roll size in effect: internal.segment.bytes when
 // set, else segment.bytes.
-func (c TopicConfig) segmentBytes() int64 {
+func (c Config) segmentBytes() int64 {
 	if c.InternalSegmentBytes > 0 {
 		return c.InternalSegmentBytes
 	}
@@ -87,7 +87,7 @@ func (c TopicConfig) segmentBytes() int64 {
 }
 
 // LogConfig projects the topic config onto the segments layer.
-func (c TopicConfig) LogConfig() segments.Config {
+func (c Config) LogConfig() segments.Config {
 	lc := segments.Config{
 		SegmentBytes:       c.segmentBytes(),
 		SegmentRollAge:     c.SegmentRollAge,
