@@ -110,7 +110,7 @@ func (m *memBudget) endOverdraft() {
 	m.wakeLocked()
 }
 
-// used reports the bytes taken (tests, metrics).
+// used reports the bytes taken (tests).
 func (m *memBudget) used() int64 {
 	m.mu.Lock()
 	defer m.mu.Unlock()

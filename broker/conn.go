@@ -59,6 +59,9 @@ type clientConn struct {
 	log    *slog.Logger
 	remote string // peer address, for logs
 	ip     string // peer IP, for max.connections.per.ip
+	// raw is the socket's descriptor access (sendfile, FIONREAD), nil for
+	// a connection that is not TCP: then chunks are copied with pread.
+	raw syscall.RawConn
 	// clientID is the client id of the connection's first request. The
 	// reader sets it once, before handling that request, and never changes
 	// it, so handlers and the goroutines they start may read it freely.
@@ -108,6 +111,9 @@ func newClientConn(b *Broker, nc net.Conn, apis map[int16]*api) *clientConn {
 		ip:     remoteIP(nc.RemoteAddr()),
 		queue:  make(chan *pending, inFlight),
 		kill:   make(chan struct{}),
+	}
+	if tc, ok := nc.(*net.TCPConn); ok {
+		c.raw, _ = tc.SyscallConn() // nil on error
 	}
 	c.log = b.log.With("remote", c.remote)
 	c.ctx, c.cancel = context.WithCancel(b.stopCtx)
@@ -330,10 +336,7 @@ func (c *clientConn) abandon(p *pending) {
 func (c *clientConn) writeLoop() {
 	defer c.close()
 	bw := bufio.NewWriterSize(c.nc, writeBufferBytes)
-	var raw syscall.RawConn
-	if tc, ok := c.nc.(*net.TCPConn); ok {
-		raw, _ = tc.SyscallConn() // nil on error: chunks are then copied with pread
-	}
+	raw := c.raw
 	var scratch []byte
 	flush := func() {
 		if bw.Buffered() == 0 || c.killed() {

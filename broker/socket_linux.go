@@ -1,25 +1,16 @@
 package broker
 
-import (
-	"net"
-
-	"golang.org/x/sys/unix"
-)
+import "golang.org/x/sys/unix"
 
 // arrived is how many bytes wait in the connection's socket receive queue
 // (FIONREAD): bytes the peer has really sent, which a frame may take
 // memory for at once (readFrame). 0 if it cannot tell.
 func (c *clientConn) arrived() int {
-	tc, ok := c.nc.(*net.TCPConn)
-	if !ok {
-		return 0
-	}
-	raw, err := tc.SyscallConn()
-	if err != nil {
+	if c.raw == nil {
 		return 0
 	}
 	n := 0
-	_ = raw.Control(func(fd uintptr) {
+	_ = c.raw.Control(func(fd uintptr) {
 		if v, err := unix.IoctlGetInt(int(fd), unix.SIOCINQ); err == nil && v > 0 {
 			n = v
 		}

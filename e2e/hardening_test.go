@@ -10,7 +10,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -139,33 +138,20 @@ func fetchTagBomb() []byte {
 }
 
 // rawFrame frames a request of key and version with a null client id and
-// the given body (flexible versions carry an empty header tag section,
-// included by the caller only through the version: header v2 adds one
-// byte).
+// the given body (request header v2, with its empty tag section, for
+// flexible versions).
 func rawFrame(key, version int16, body string) []byte {
 	h := binary.BigEndian.AppendUint16(nil, uint16(key))
 	h = binary.BigEndian.AppendUint16(h, uint16(version))
 	h = binary.BigEndian.AppendUint32(h, 1)
 	h = binary.BigEndian.AppendUint16(h, 0xffff)
-	if flexibleRequest(key, version) {
+	req := kmsg.RequestForKey(key)
+	req.SetVersion(version)
+	if req.IsFlexible() {
 		h = append(h, 0)
 	}
 	h = append(h, body...)
 	return append(binary.BigEndian.AppendUint32(nil, uint32(len(h))), h...)
-}
-
-// flexibleRequest reports whether key at version uses request header v2,
-// for the APIs rawFrame is used with.
-func flexibleRequest(key, version int16) bool {
-	switch key {
-	case 0:
-		return version >= 9
-	case 1:
-		return version >= 12
-	case 20:
-		return version >= 4
-	}
-	return false
 }
 
 // TestLyingSizePrefixes: six connections that send only a 100 MiB size
@@ -178,7 +164,7 @@ func flexibleRequest(key, version int16) bool {
 // address without affecting other addresses.
 func TestLyingSizePrefixes(t *testing.T) {
 	const readTimeout = 3 * time.Second
-	b := startStrata(t, "--socket.request.read.timeout.ms="+ms(readTimeout), "--max.connections.per.ip=20")
+	b := startStrata(t, fmt.Sprintf("--socket.request.read.timeout.ms=%d", readTimeout.Milliseconds()), "--max.connections.per.ip=20")
 	const topic = "liars-steady"
 	b.createTopic(t, topic, 1, nil)
 	prod := b.kgoClient(t, kgo.DefaultProduceTopic(topic), kgo.RequiredAcks(kgo.AllISRAcks()), kgo.ProducerLinger(0))
@@ -277,12 +263,4 @@ func TestLyingSizePrefixes(t *testing.T) {
 		t.Errorf("connections rejected for max.connections.per.ip: %v, want 1", got)
 	}
 	produce(5)
-}
-
-// ms is d as a millisecond flag value.
-func ms(d time.Duration) string { return strconv.FormatInt(d.Milliseconds(), 10) }
-
-// rawConnOver wraps a connection dialled by the caller.
-func rawConnOver(t testing.TB, c net.Conn) *rawConn {
-	return &rawConn{t: t, c: c, fmtr: kmsg.NewRequestFormatter(kmsg.FormatterClientID("e2e-raw"))}
 }

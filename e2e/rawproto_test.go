@@ -110,6 +110,12 @@ func dialRaw(t testing.TB, addr string) *rawConn {
 		t.Fatalf("dial %s: %v", addr, err)
 	}
 	t.Cleanup(func() { c.Close() })
+	return rawConnOver(t, c)
+}
+
+// rawConnOver wraps a connection the caller dialled (from a chosen source
+// address, say); the caller closes it.
+func rawConnOver(t testing.TB, c net.Conn) *rawConn {
 	return &rawConn{t: t, c: c, fmtr: kmsg.NewRequestFormatter(kmsg.FormatterClientID("e2e-raw"))}
 }
 
