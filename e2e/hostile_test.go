@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -452,13 +451,7 @@ func TestHostileInputs(t *testing.T) {
 
 	// 8. Compressed batches that lie. A control batch (valid gzip) must be accepted, so that the
 	// rejections below are about the lies, not about this test's encoding.
-	gz := func(p []byte) []byte {
-		var buf bytes.Buffer
-		w := gzip.NewWriter(&buf)
-		w.Write(p)
-		w.Close()
-		return buf.Bytes()
-	}
+	gz := gzipBytes
 	const control, bombTopic = "hostile-control", "hostile-bomb"
 	b.createTopic(t, control, 1, nil)
 	b.createTopic(t, bombTopic, 1, nil)

@@ -11,7 +11,6 @@ package e2e
 
 import (
 	"bytes"
-	"compress/gzip"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
@@ -717,7 +716,7 @@ func (g *fuzzGen) batch() []byte {
 	var opts batchOpts
 	switch g.rng.IntN(4) {
 	case 1:
-		opts.codec, opts.compress = 1, fuzzGzip
+		opts.codec, opts.compress = 1, gzipBytes
 	case 2:
 		opts.codec, opts.compress = 4, fuzzZstd
 	}
@@ -747,14 +746,6 @@ func (g *fuzzGen) batch() []byte {
 		}
 	}
 	return b
-}
-
-func fuzzGzip(p []byte) []byte {
-	var buf bytes.Buffer
-	w := gzip.NewWriter(&buf)
-	w.Write(p)
-	w.Close()
-	return buf.Bytes()
 }
 
 var fuzzZstdEnc, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest))

@@ -24,7 +24,6 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kbin"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -1043,7 +1042,7 @@ func (c *fuzzConn) match(frame []byte) bool {
 	// kmsg's decoding is lenient (a negative length reads as null, trailing bytes are ignored),
 	// so a corrupt response may decode; kmsg's encoding of what it decoded must give back the
 	// very bytes the broker sent.
-	if body := fuzzResponseBody(frame, head.key, version); !bytes.Equal(resp.AppendTo(nil), body) {
+	if body, _ := responseBody(frame, head.key, version); !bytes.Equal(resp.AppendTo(nil), body) {
 		re := resp.AppendTo(nil)
 		i := 0
 		for i < len(re) && i < len(body) && re[i] == body[i] {
@@ -1072,24 +1071,6 @@ func (c *fuzzConn) match(frame []byte) bool {
 	}
 	c.f.mu.Unlock()
 	return true
-}
-
-// fuzzResponseBody returns the body of a response frame (from the correlation id on) to an API
-// at a version: after the correlation id and, for flexible versions but ApiVersions', the
-// header's tagged fields (decodeResponse has already checked they parse).
-func fuzzResponseBody(frame []byte, key, version int16) []byte {
-	b := frame[4:]
-	resp := kmsg.ResponseForKey(key)
-	resp.SetVersion(version)
-	if resp.IsFlexible() && key != kmsg.ApiVersions.Int16() {
-		r := kbin.Reader{Src: b}
-		for n := r.Uvarint(); n > 0 && r.Ok(); n-- {
-			r.Uvarint()
-			r.Span(int(r.Uvarint()))
-		}
-		b = r.Src
-	}
-	return b
 }
 
 // fuzzErrorCodes appends every ErrorCode field in the response struct v (recursively).

@@ -6,6 +6,8 @@ package e2e
 // thing under attack — is laid out here.
 
 import (
+	"bytes"
+	"compress/gzip"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -163,8 +165,7 @@ func (rc *rawConn) roundTrip(req kmsg.Request, resp kmsg.Response) error {
 	return decodeResponse(b, corr, req.Key(), req.GetVersion(), resp)
 }
 
-// decodeResponse checks the correlation id, skips the response header's tags (flexible versions
-// except ApiVersions, whose response header is always v0) and decodes the body.
+// decodeResponse checks the correlation id and decodes the body (responseBody) into resp.
 func decodeResponse(b []byte, corr int32, key, version int16, resp kmsg.Response) error {
 	if len(b) < 4 {
 		return errors.New("short response")
@@ -172,20 +173,45 @@ func decodeResponse(b []byte, corr int32, key, version int16, resp kmsg.Response
 	if got := int32(binary.BigEndian.Uint32(b)); got != corr {
 		return fmt.Errorf("correlation id %d, want %d", got, corr)
 	}
-	b = b[4:]
+	body, err := responseBody(b, key, version)
+	if err != nil {
+		return err
+	}
 	resp.SetVersion(version)
-	if resp.IsFlexible() && key != 18 {
+	return resp.ReadFrom(body)
+}
+
+// responseBody returns the body of a response frame (given from the correlation id on) to key at
+// version: after the correlation id and, for flexible versions except ApiVersions' (whose
+// response header is always v0), the header's tagged fields.
+func responseBody(b []byte, key, version int16) ([]byte, error) {
+	if len(b) < 4 {
+		return nil, errors.New("short response")
+	}
+	b = b[4:]
+	resp := kmsg.ResponseForKey(key)
+	resp.SetVersion(version)
+	if resp.IsFlexible() && key != kmsg.ApiVersions.Int16() {
 		r := kbin.Reader{Src: b}
-		for n := r.Uvarint(); n > 0; n-- {
+		for n := r.Uvarint(); n > 0 && r.Ok(); n-- {
 			r.Uvarint()
 			r.Span(int(r.Uvarint()))
 		}
 		if !r.Ok() {
-			return errors.New("response header tags: truncated")
+			return nil, errors.New("response header tags: truncated")
 		}
 		b = r.Src
 	}
-	return resp.ReadFrom(b)
+	return b, nil
+}
+
+// gzipBytes compresses p with gzip (a batch codec in tests).
+func gzipBytes(p []byte) []byte {
+	var buf bytes.Buffer
+	w := gzip.NewWriter(&buf)
+	w.Write(p)
+	w.Close()
+	return buf.Bytes()
 }
 
 // expectClosed reads until the broker closes the connection (EOF or reset). Any bytes that
