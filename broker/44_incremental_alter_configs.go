@@ -18,9 +18,6 @@ package broker
 // AlterConfigs (33_alter_configs.go).
 
 import (
-	"slices"
-	"strings"
-
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -66,12 +63,7 @@ func checkIncrementalKeys(ops []kmsg.IncrementalAlterConfigsRequestResourceConfi
 		}
 		seen[op.Name] = true
 		if _, ok := topicconfig.Lookup(op.Name); !ok {
-			v := "null"
-			if op.Value != nil {
-				v = *op.Value
-			}
-			_, err := topicconfig.Parse(topicconfig.Config{}, map[string]string{op.Name: v})
-			return err // the unknown-key *topicconfig.Error
+			return topicconfig.UnknownKeyError(op.Name, deref(op.Value))
 		}
 	}
 	return nil
@@ -106,32 +98,12 @@ func applyIncrementalOps(cur topicconfig.Config, overrides map[string]string, op
 			if !ok {
 				current = def.Value(cur)
 			}
-			items := splitList(current)
-			for _, it := range splitList(*op.Value) {
-				if op.Op == kmsg.IncrementalAlterConfigOpAppend {
-					if !slices.Contains(items, it) {
-						items = append(items, it)
-					}
-				} else {
-					items = slices.DeleteFunc(items, func(x string) bool { return x == it })
-				}
-			}
-			overrides[op.Name] = strings.Join(items, ",")
+			overrides[op.Name] = topicconfig.EditList(current, *op.Value, op.Op == kmsg.IncrementalAlterConfigOpAppend)
 		default:
 			return newAdminError(kerr.InvalidRequest, "Unknown config operation %d for %s.", op.Op, op.Name)
 		}
 	}
 	return nil
-}
-
-func splitList(v string) []string {
-	var out []string
-	for _, s := range strings.Split(v, ",") {
-		if s = strings.TrimSpace(s); s != "" {
-			out = append(out, s)
-		}
-	}
-	return out
 }
 
 func deref(s *string) string {

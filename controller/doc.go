@@ -33,5 +33,6 @@
 //
 // What does not belong here: the brokers' use of the image (broker and
 // its partition manager), Kafka error codes (the RPC layer maps this
-// package's errors), topic-config parsing (package topicconfig).
+// package's errors), topic-config parsing and topic-name rules (package
+// topicconfig).
 package controller

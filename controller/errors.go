@@ -104,7 +104,8 @@ var (
 )
 
 // decisionError is a refusal with its sentinel (kind), a message for the
-// client, and optionally the error that caused it (a *topicconfig.Error).
+// client, and optionally the error that caused it (a *topicconfig.Error,
+// or topicconfig.ValidateTopicName's).
 type decisionError struct {
 	kind  error
 	msg   string

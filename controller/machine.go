@@ -8,13 +8,11 @@ package controller
 // requests; placement.go: where new replicas go.
 
 import (
-	crand "crypto/rand"
 	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/stratalog/strata/controller/metadata"
@@ -43,8 +41,8 @@ type MachineConfig struct {
 	// tiering off for a tiered topic. A *topicconfig.Error it returns is
 	// answered as ErrInvalidConfig, anything else as ErrPolicyViolation.
 	TopicConfigPolicy func(topic string, cur *topicconfig.Config, next topicconfig.Config, overrides map[string]string) error
-	// NewTopicID returns a new topic id (a random version-4 UUID). The
-	// Machine skips the zero id and ids in use.
+	// NewTopicID returns a new topic id (metadata.RandomUUID by default).
+	// The Machine skips the zero id and ids in use.
 	NewTopicID func() metadata.UUID
 	// Seed seeds placement's random source (a random seed by default), so
 	// tests can reproduce a placement.
@@ -63,7 +61,7 @@ func DefaultMachineConfig() MachineConfig {
 		ProducerIDBlockSize:          1000,
 		MaxBrokerPartitions:          10000,
 		TopicDefaults:                topicconfig.Default(),
-		NewTopicID:                   randomTopicID,
+		NewTopicID:                   metadata.RandomUUID,
 		Seed:                         rand.Uint64(),
 	}
 }
@@ -86,20 +84,6 @@ func (c MachineConfig) validate() error {
 		return errors.New("no NewTopicID")
 	}
 	return nil
-}
-
-// randomTopicID is a random version-4 UUID whose text does not start with
-// '-' (Kafka avoids those: they read as command-line flags).
-func randomTopicID() metadata.UUID {
-	for {
-		var u metadata.UUID
-		_, _ = crand.Read(u[:]) // never fails (crypto/rand documents it)
-		u[6] = u[6]&0x0f | 0x40 // version 4
-		u[8] = u[8]&0x3f | 0x80 // variant RFC 4122
-		if !u.IsZero() && !strings.HasPrefix(u.String(), "-") {
-			return u
-		}
-	}
 }
 
 // Limits on what one batch may hold (metadata.MaxBatchBytes bounds its
@@ -162,7 +146,13 @@ const EpochOfBatch int64 = -1
 //     (a Bootstrap the node writes), so the Machine's image is the last
 //     one committed.
 //
-// Cost: broker changes and elections scan every partition once (O(P)).
+// Cost: there is no index by broker. Each broker a decision fences,
+// unfences or moves away, each election pass, a heartbeat during a
+// controlled shutdown (leadsAny) and a create call's first
+// max.broker.partitions check scan every partition (O(P) each), so a Tick
+// that fences k brokers costs O(k·P). Decisions are rare (heartbeats that
+// change nothing do not scan) and this keeps them simple; an index by
+// broker, kept beside the image, is the step if P grows large.
 type Machine struct {
 	cfg     MachineConfig
 	im      *metadata.Image

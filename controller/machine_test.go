@@ -693,7 +693,7 @@ func TestMachineConfigValidation(t *testing.T) {
 	if _, err := NewMachine(DefaultMachineConfig(), nil, rigStart); err == nil {
 		t.Error("no image: accepted")
 	}
-	id := randomTopicID()
+	id := DefaultMachineConfig().NewTopicID() // metadata.RandomUUID
 	if id.IsZero() || strings.HasPrefix(id.String(), "-") || id[6]>>4 != 4 {
 		t.Errorf("random topic id %s", id)
 	}

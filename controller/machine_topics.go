@@ -10,7 +10,6 @@ import (
 	"maps"
 	"math"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -90,6 +89,16 @@ func onceEach[R any](reqs []R, topic func(R) string, fn func(i int, req R) error
 	return errs
 }
 
+// topicResults is onceEach for requests answered by a TopicResult.
+func topicResults[R any](reqs []R, topic func(R) string, fn func(R) error) []TopicResult {
+	errs := onceEach(reqs, topic, func(_ int, r R) error { return fn(r) })
+	results := make([]TopicResult, len(reqs))
+	for i, r := range reqs {
+		results[i] = TopicResult{Topic: topic(r), Err: errs[i]}
+	}
+	return results
+}
+
 // creation is the state of one CreateTopics or CreatePartitions call.
 type creation struct {
 	m *Machine
@@ -109,7 +118,7 @@ type creation struct {
 func (m *Machine) newCreation(d *decision) *creation {
 	c := &creation{m: m, d: d, names: map[string]string{}, ids: map[metadata.UUID]bool{}}
 	for _, t := range m.im.Topics() {
-		c.names[normalizeTopic(t.Name)] = t.Name
+		c.names[topicconfig.NormalizeTopicName(t.Name)] = t.Name
 	}
 	for _, b := range m.im.Brokers() {
 		if d.eligible(b.ID) {
@@ -120,13 +129,14 @@ func (m *Machine) newCreation(d *decision) *creation {
 }
 
 func (c *creation) createTopic(t NewTopic, r *CreateTopicResult) error {
-	if err := checkTopicName(t.Name); err != nil {
-		return err
+	if err := topicconfig.ValidateTopicName(t.Name); err != nil {
+		return refuseCause(ErrInvalidTopic, err)
 	}
-	if c.names[normalizeTopic(t.Name)] == t.Name {
+	norm := topicconfig.NormalizeTopicName(t.Name)
+	if c.names[norm] == t.Name {
 		return refuse(ErrTopicExists, "topic %.100q already exists", t.Name)
 	}
-	if other, ok := c.names[normalizeTopic(t.Name)]; ok {
+	if other, ok := c.names[norm]; ok {
 		return refuse(ErrInvalidTopic, "topic %.100q collides with topic %.100q (Kafka treats '.' and '_' alike in metric names)", t.Name, other)
 	}
 	n, rf := t.NumPartitions, t.ReplicationFactor
@@ -177,7 +187,7 @@ func (c *creation) createTopic(t NewTopic, r *CreateTopicResult) error {
 	if err != nil {
 		return err
 	}
-	c.names[normalizeTopic(t.Name)] = t.Name
+	c.names[norm] = t.Name
 	c.ids[id] = true
 	c.addLoad(parts)
 	c.d.add(&metadata.CreateTopic{Name: t.Name, ID: id, Configs: maps.Clone(t.Configs), Partitions: parts})
@@ -314,31 +324,6 @@ func (c *creation) topicID() (metadata.UUID, error) {
 	return metadata.UUID{}, fmt.Errorf("controller: no unused topic id in %d tries", tries)
 }
 
-// maxTopicNameLen is Kafka's: 255 (a file name) less room for the
-// partition suffix and Kafka's ".deleted"-style suffixes.
-const maxTopicNameLen = 249
-
-// checkTopicName applies Kafka's topic name rules.
-func checkTopicName(name string) error {
-	switch {
-	case name == "":
-		return refuse(ErrInvalidTopic, "the topic name is empty")
-	case name == "." || name == "..":
-		return refuse(ErrInvalidTopic, "the topic name may not be %.100q", name)
-	case len(name) > maxTopicNameLen:
-		return refuse(ErrInvalidTopic, "the topic name %.40q… is %d characters long; at most %d are allowed", name, len(name), maxTopicNameLen)
-	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
-			return refuse(ErrInvalidTopic, "the topic name %.100q has a character other than ASCII letters, digits, '.', '_' and '-'", name)
-		}
-	}
-	return nil
-}
-
-func normalizeTopic(name string) string { return strings.ReplaceAll(name, ".", "_") }
-
 // checkConfigs validates a topic's overrides (cur is its current
 // effective config, nil for a new topic) and returns the effective config.
 func (m *Machine) checkConfigs(topic string, cur *topicconfig.Config, overrides map[string]string) (topicconfig.Config, error) {
@@ -447,13 +432,7 @@ func (m *Machine) CreatePartitions(now time.Time, reqs []NewPartitions) ([]metad
 		return nil, nil, err
 	}
 	c := m.newCreation(d)
-	errs := onceEach(reqs, func(r NewPartitions) string { return r.Topic }, func(_ int, r NewPartitions) error {
-		return c.addPartitions(r)
-	})
-	results := make([]TopicResult, len(reqs))
-	for i := range results {
-		results[i] = TopicResult{Topic: reqs[i].Topic, Err: errs[i]}
-	}
+	results := topicResults(reqs, func(r NewPartitions) string { return r.Topic }, c.addPartitions)
 	return m.finish(d), results, nil
 }
 
@@ -549,13 +528,9 @@ func (m *Machine) AlterTopicConfigs(now time.Time, reqs []TopicConfigChange) ([]
 	if err != nil {
 		return nil, nil, err
 	}
-	errs := onceEach(reqs, func(r TopicConfigChange) string { return r.Topic }, func(_ int, r TopicConfigChange) error {
+	results := topicResults(reqs, func(r TopicConfigChange) string { return r.Topic }, func(r TopicConfigChange) error {
 		return m.alterConfigs(d, r)
 	})
-	results := make([]TopicResult, len(reqs))
-	for i := range results {
-		results[i] = TopicResult{Topic: reqs[i].Topic, Err: errs[i]}
-	}
 	return m.finish(d), results, nil
 }
 
@@ -585,8 +560,7 @@ func (m *Machine) alterConfigs(d *decision, req TopicConfigChange) error {
 		}
 		def, known := topicconfig.Lookup(ch.Key)
 		if !known {
-			_, err := topicconfig.Parse(m.cfg.TopicDefaults, map[string]string{ch.Key: ch.Value})
-			return refuseCause(ErrInvalidConfig, err) // the unknown-key error
+			return refuseCause(ErrInvalidConfig, topicconfig.UnknownKeyError(ch.Key, ch.Value))
 		}
 		switch ch.Op {
 		case ConfigSet:
@@ -601,7 +575,7 @@ func (m *Machine) alterConfigs(d *decision, req TopicConfigChange) error {
 			if !ok {
 				value = def.Value(cur)
 			}
-			next[ch.Key] = editList(value, ch.Value, ch.Op == ConfigAppend)
+			next[ch.Key] = topicconfig.EditList(value, ch.Value, ch.Op == ConfigAppend)
 		default:
 			return refuse(ErrInvalidRequest, "topic %.100q: unknown config operation %d", req.Topic, ch.Op)
 		}
@@ -629,27 +603,4 @@ func (m *Machine) alterConfigs(d *decision, req TopicConfigChange) error {
 	}
 	d.add(&metadata.ChangeTopicConfigs{Topic: t.ID, Set: set, Delete: del})
 	return nil
-}
-
-// editList appends the comma-separated items to list (those not in it
-// already) or removes them from it.
-func editList(list, items string, add bool) string {
-	split := func(s string) []string {
-		var out []string
-		for it := range strings.SplitSeq(s, ",") {
-			if it = strings.TrimSpace(it); it != "" {
-				out = append(out, it)
-			}
-		}
-		return out
-	}
-	cur := split(list)
-	for _, it := range split(items) {
-		if add && !slices.Contains(cur, it) {
-			cur = append(cur, it)
-		} else if !add {
-			cur = slices.DeleteFunc(cur, func(x string) bool { return x == it })
-		}
-	}
-	return strings.Join(cur, ",")
 }

@@ -395,21 +395,3 @@ func TestMachineAlterTopicConfigs(t *testing.T) {
 	step("replace with nothing", TopicConfigChange{Topic: "t", Replace: true},
 		nil, nil)
 }
-
-func TestEditList(t *testing.T) {
-	for _, tc := range []struct {
-		list, items string
-		add         bool
-		want        string
-	}{
-		{"delete", "compact", true, "delete,compact"},
-		{"delete,compact", "compact", true, "delete,compact"},
-		{"delete, compact", " delete ", false, "compact"},
-		{"", "a,b", true, "a,b"},
-		{"a", "a", false, ""},
-	} {
-		if got := editList(tc.list, tc.items, tc.add); got != tc.want {
-			t.Errorf("editList(%q, %q, %v) = %q, want %q", tc.list, tc.items, tc.add, got, tc.want)
-		}
-	}
-}

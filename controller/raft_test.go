@@ -21,15 +21,28 @@ import (
 // Quorum tests over raft's in-memory transport: real bolt stores and file
 // snapshots in t.TempDir, timeouts scaled down about fivefold.
 
-// testTuning: elections in about 100–300 ms.
+// testTuning: elections in about 100–300 ms (the election and lease
+// timeouts follow the heartbeat timeout in the defaults' ratios).
 func testTuning() Tuning {
 	return Tuning{
-		HeartbeatTimeout:   100 * time.Millisecond,
-		ElectionTimeout:    100 * time.Millisecond,
-		LeaderLeaseTimeout: 50 * time.Millisecond,
-		CommitTimeout:      5 * time.Millisecond,
-		SnapshotInterval:   time.Hour, // tests that want snapshots ask
-		SnapshotThreshold:  1 << 20,
+		HeartbeatTimeout:  100 * time.Millisecond,
+		CommitTimeout:     5 * time.Millisecond,
+		SnapshotInterval:  time.Hour, // tests that want snapshots ask
+		SnapshotThreshold: 1 << 20,
+	}
+}
+
+// TestTuningDefaults: a zero field takes its default, and the election
+// and lease timeouts keep the defaults' ratios to a heartbeat timeout set
+// alone.
+func TestTuningDefaults(t *testing.T) {
+	if got := (Tuning{}).withDefaults(); got != DefaultTuning() {
+		t.Errorf("zero tuning: %+v, want %+v", got, DefaultTuning())
+	}
+	got := testTuning().withDefaults()
+	if got.ElectionTimeout != 100*time.Millisecond || got.LeaderLeaseTimeout != 50*time.Millisecond ||
+		got.TrailingLogs != DefaultTuning().TrailingLogs || got.CommitTimeout != 5*time.Millisecond {
+		t.Errorf("test tuning: %+v", got)
 	}
 }
 

@@ -19,6 +19,7 @@ import (
 	"github.com/hashicorp/raft"
 	"golang.org/x/sys/unix"
 
+	"github.com/stratalog/strata/internal/fsutil"
 	"github.com/stratalog/strata/internal/logutil"
 )
 
@@ -135,8 +136,7 @@ func (m *Mux) acceptLoop() {
 			default:
 			}
 			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) ||
-				errors.Is(err, syscall.ECONNABORTED) {
+			if errors.As(err, &ne) && ne.Timeout() || fsutil.IsHandleExhaustion(err) || errors.Is(err, syscall.ECONNABORTED) {
 				// Out of descriptors or a connection gone before accept:
 				// retry, as net/http does, with a backoff to 1 s.
 				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)

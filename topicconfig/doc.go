@@ -6,12 +6,15 @@
 // Default (Kafka's defaults); Parse, which applies key/value overrides on
 // top of a base config; Keys, Entries and the definition table (Defs,
 // Lookup: each key's type, broker-level synonym and documentation); Error,
-// the one error type for an unknown key or an invalid value; the rewrite of
-// overrides persisted by older releases (MigrateLegacySegmentBytes); and
-// the projections of a config onto the log (LogConfig for package segments,
-// Tiered, Compact). Both the server's broker-level defaults (internal/config)
-// and per-topic overrides (CreateTopics, AlterConfigs) go through Parse, so
-// they are validated by the same code.
+// the one error type for an unknown key (UnknownKeyError) or an invalid
+// value; APPEND and SUBTRACT on a list value (EditList); the rewrite of
+// overrides persisted by older releases (MigrateLegacySegmentBytes); the
+// projections of a config onto the log (LogConfig for package segments,
+// Tiered, Compact); and Kafka's topic-name rules (ValidateTopicName, and
+// NormalizeTopicName for names that collide), one copy for the broker and
+// the controller. Both the server's broker-level defaults
+// (internal/config) and per-topic overrides (CreateTopics, AlterConfigs)
+// go through Parse, so they are validated by the same code.
 //
 // What does not: Kafka error codes (the broker's errors.go maps Error to
 // INVALID_CONFIG), the framing of DescribeConfigs responses (config sources

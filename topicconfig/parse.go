@@ -7,6 +7,7 @@ package topicconfig
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"strconv"
@@ -87,11 +88,7 @@ func Parse(base Config, kv map[string]string) (Config, error) {
 	for _, k := range keys {
 		def := lookup(k)
 		if def == nil {
-			reason := "unknown topic config name"
-			if slices.Contains(kafkaUnsupportedKeys, k) {
-				reason = "this Kafka topic config is not supported by Strata"
-			}
-			return base, &Error{Key: k, Value: kv[k], Reason: reason}
+			return base, UnknownKeyError(k, kv[k])
 		}
 		if err := def.set(&c, strings.TrimSpace(kv[k])); err != nil {
 			return base, &Error{Key: k, Value: kv[k], Reason: err.Error()}
@@ -121,6 +118,16 @@ func checkLocalRetention(c Config, kv map[string]string) error {
 		return err
 	}
 	return check("local.retention.bytes", c.LocalRetentionBytes, c.RetentionBytes, strconv.FormatInt(c.LocalRetentionBytes, 10))
+}
+
+// UnknownKeyError is the error for a key Strata does not support (Lookup's
+// ok is false), as Parse returns it; value is the one given with it.
+func UnknownKeyError(key, value string) *Error {
+	reason := "unknown topic config name"
+	if slices.Contains(kafkaUnsupportedKeys, key) {
+		reason = "this Kafka topic config is not supported by Strata"
+	}
+	return &Error{Key: key, Value: value, Reason: reason}
 }
 
 // Keys lists the supported topic config keys, sorted, without the
@@ -189,7 +196,9 @@ func lookup(key string) *Def {
 	return nil
 }
 
-// defs is sorted by key. Minima are Kafka's (LogConfig).
+// defs is sorted by key. Minima are Kafka's (LogConfig). Keys of the two
+// common shapes are built by millisKey and intKey; the others spell out
+// their parsing.
 var defs = []Def{
 	{
 		Key: "cleanup.policy", BrokerKey: "log.cleanup.policy", Type: kmsg.ConfigTypeList,
@@ -218,42 +227,18 @@ var defs = []Def{
 		},
 		get: func(c Config) string { return c.CompressionType },
 	},
-	{
-		Key: "delete.retention.ms", BrokerKey: "log.cleaner.delete.retention.ms", Type: kmsg.ConfigTypeLong,
+	millisKey(Def{
+		Key: "delete.retention.ms", BrokerKey: "log.cleaner.delete.retention.ms",
 		Doc: "For compacted topics, how long a tombstone (a null value) is kept after the cleaner first reaches it: a consumer reading from the start within this time sees the delete.",
-		set: func(c *Config, v string) error {
-			d, err := parseMillis(v, 0)
-			if err == nil {
-				c.DeleteRetention = d
-			}
-			return err
-		},
-		get: func(c Config) string { return formatMillis(c.DeleteRetention) },
-	},
-	{
-		Key: "file.delete.delay.ms", BrokerKey: "log.segment.delete.delay.ms", Type: kmsg.ConfigTypeLong,
+	}, 0, func(c *Config) *time.Duration { return &c.DeleteRetention }),
+	millisKey(Def{
+		Key: "file.delete.delay.ms", BrokerKey: "log.segment.delete.delay.ms",
 		Doc: "How long to wait before deleting a file from the filesystem.",
-		set: func(c *Config, v string) error {
-			d, err := parseMillis(v, 0)
-			if err == nil {
-				c.FileDeleteDelay = d
-			}
-			return err
-		},
-		get: func(c Config) string { return formatMillis(c.FileDeleteDelay) },
-	},
-	{
+	}, 0, func(c *Config) *time.Duration { return &c.FileDeleteDelay }),
+	intKey(Def{
 		Key: "index.interval.bytes", BrokerKey: "log.index.interval.bytes", Type: kmsg.ConfigTypeInt,
 		Doc: "How many bytes of batches between two entries of the offset index.",
-		set: func(c *Config, v string) error {
-			n, err := parseInt(v, 0, math.MaxInt32)
-			if err == nil {
-				c.IndexIntervalBytes = int32(n)
-			}
-			return err
-		},
-		get: func(c Config) string { return strconv.FormatInt(int64(c.IndexIntervalBytes), 10) },
-	},
+	}, 0, math.MaxInt32, func(c *Config) *int32 { return &c.IndexIntervalBytes }),
 	{
 		Key: InternalSegmentBytesKey, BrokerKey: InternalSegmentBytesKey, Type: kmsg.ConfigTypeInt, Internal: true,
 		Doc: "For tests only (Kafka 4.0's internal.segment.bytes): when set, the size at which a segment file is rolled instead of segment.bytes, with no 1 MiB minimum, so that tests can roll segments with little data. Empty means unset.",
@@ -275,18 +260,10 @@ var defs = []Def{
 			return strconv.FormatInt(c.InternalSegmentBytes, 10)
 		},
 	},
-	{
+	intKey(Def{
 		Key: "local.retention.bytes", BrokerKey: "log.local.retention.bytes", Type: kmsg.ConfigTypeLong,
 		Doc: "With remote storage, the largest size a partition's local log may keep once its segments are in the object store (older uploaded segments are deleted locally and read from the bucket); -2 means the same as retention.bytes, -1 no limit.",
-		set: func(c *Config, v string) error {
-			n, err := parseInt(v, sameAsTotal, math.MaxInt64)
-			if err == nil {
-				c.LocalRetentionBytes = n
-			}
-			return err
-		},
-		get: func(c Config) string { return strconv.FormatInt(c.LocalRetentionBytes, 10) },
-	},
+	}, sameAsTotal, math.MaxInt64, func(c *Config) *int64 { return &c.LocalRetentionBytes }),
 	{
 		Key: "local.retention.ms", BrokerKey: "log.local.retention.ms", Type: kmsg.ConfigTypeLong,
 		Doc: "With remote storage, how long uploaded segments stay on local disk; -2 means the same as retention.ms, -1 no limit.",
@@ -309,54 +286,22 @@ var defs = []Def{
 			return formatMillis(c.LocalRetentionAge)
 		},
 	},
-	{
-		Key: "max.compaction.lag.ms", BrokerKey: "log.cleaner.max.compaction.lag.ms", Type: kmsg.ConfigTypeLong,
+	millisKey(Def{
+		Key: "max.compaction.lag.ms", BrokerKey: "log.cleaner.max.compaction.lag.ms",
 		Doc: "For compacted topics, the longest a record stays uncompacted: a log whose oldest dirty record is older is cleaned whatever its dirty ratio (the active segment is never cleaned, so segment.ms bounds it too).",
-		set: func(c *Config, v string) error {
-			d, err := parseMillis(v, 1)
-			if err == nil {
-				c.MaxCompactionLag = d
-			}
-			return err
-		},
-		get: func(c Config) string { return formatMillis(c.MaxCompactionLag) },
-	},
-	{
+	}, 1, func(c *Config) *time.Duration { return &c.MaxCompactionLag }),
+	intKey(Def{
 		Key: "max.message.bytes", BrokerKey: "message.max.bytes", Type: kmsg.ConfigTypeInt,
 		Doc: "The largest record batch size allowed, after compression.",
-		set: func(c *Config, v string) error {
-			n, err := parseInt(v, 0, math.MaxInt32)
-			if err == nil {
-				c.MaxMessageBytes = int32(n)
-			}
-			return err
-		},
-		get: func(c Config) string { return strconv.FormatInt(int64(c.MaxMessageBytes), 10) },
-	},
-	{
-		Key: "message.timestamp.after.max.ms", BrokerKey: "log.message.timestamp.after.max.ms", Type: kmsg.ConfigTypeLong,
+	}, 0, math.MaxInt32, func(c *Config) *int32 { return &c.MaxMessageBytes }),
+	millisKey(Def{
+		Key: "message.timestamp.after.max.ms", BrokerKey: "log.message.timestamp.after.max.ms",
 		Doc: "With CreateTime, the most a record's timestamp may lie after the broker's time; later batches are refused with INVALID_TIMESTAMP.",
-		set: func(c *Config, v string) error {
-			d, err := parseMillis(v, 0)
-			if err == nil {
-				c.TimestampAfterMax = d
-			}
-			return err
-		},
-		get: func(c Config) string { return formatMillis(c.TimestampAfterMax) },
-	},
-	{
-		Key: "message.timestamp.before.max.ms", BrokerKey: "log.message.timestamp.before.max.ms", Type: kmsg.ConfigTypeLong,
+	}, 0, func(c *Config) *time.Duration { return &c.TimestampAfterMax }),
+	millisKey(Def{
+		Key: "message.timestamp.before.max.ms", BrokerKey: "log.message.timestamp.before.max.ms",
 		Doc: "With CreateTime, the most a record's timestamp may lie before the broker's time; older batches are refused with INVALID_TIMESTAMP.",
-		set: func(c *Config, v string) error {
-			d, err := parseMillis(v, 0)
-			if err == nil {
-				c.TimestampBeforeMax = d
-			}
-			return err
-		},
-		get: func(c Config) string { return formatMillis(c.TimestampBeforeMax) },
-	},
+	}, 0, func(c *Config) *time.Duration { return &c.TimestampBeforeMax }),
 	{
 		Key: "message.timestamp.type", BrokerKey: "log.message.timestamp.type", Type: kmsg.ConfigTypeString,
 		Doc: "Whether the timestamp in a record is the producer's (CreateTime) or the broker's append time (LogAppendTime).",
@@ -391,30 +336,14 @@ var defs = []Def{
 		},
 		get: func(c Config) string { return strconv.FormatFloat(c.MinCleanableRatio, 'g', -1, 64) },
 	},
-	{
-		Key: "min.compaction.lag.ms", BrokerKey: "log.cleaner.min.compaction.lag.ms", Type: kmsg.ConfigTypeLong,
+	millisKey(Def{
+		Key: "min.compaction.lag.ms", BrokerKey: "log.cleaner.min.compaction.lag.ms",
 		Doc: "For compacted topics, the youngest a record may be and still be compacted.",
-		set: func(c *Config, v string) error {
-			d, err := parseMillis(v, 0)
-			if err == nil {
-				c.MinCompactionLag = d
-			}
-			return err
-		},
-		get: func(c Config) string { return formatMillis(c.MinCompactionLag) },
-	},
-	{
+	}, 0, func(c *Config) *time.Duration { return &c.MinCompactionLag }),
+	intKey(Def{
 		Key: "min.insync.replicas", BrokerKey: "min.insync.replicas", Type: kmsg.ConfigTypeInt,
 		Doc: "The minimum number of in-sync replicas that must acknowledge an acks=all write.",
-		set: func(c *Config, v string) error {
-			n, err := parseInt(v, 1, math.MaxInt16)
-			if err == nil {
-				c.MinInsyncReplicas = int16(n)
-			}
-			return err
-		},
-		get: func(c Config) string { return strconv.FormatInt(int64(c.MinInsyncReplicas), 10) },
-	},
+	}, 1, math.MaxInt16, func(c *Config) *int16 { return &c.MinInsyncReplicas }),
 	{
 		Key: "remote.storage.enable", BrokerKey: "remote.storage.enable", Type: kmsg.ConfigTypeBoolean,
 		Doc: "Upload closed segments to the object store and serve history older than the local log from it. Default true when the broker has an object store (--object-store); compacted topics are never tiered.",
@@ -431,68 +360,57 @@ var defs = []Def{
 		},
 		get: func(c Config) string { return strconv.FormatBool(c.RemoteStorage) },
 	},
-	{
+	intKey(Def{
 		Key: "retention.bytes", BrokerKey: "log.retention.bytes", Type: kmsg.ConfigTypeLong,
 		Doc: "The largest size a partition may grow to before old segments are deleted; -1 for no limit.",
-		set: func(c *Config, v string) error {
-			n, err := parseInt(v, math.MinInt64, math.MaxInt64)
-			if err == nil {
-				c.RetentionBytes = n
-			}
-			return err
-		},
-		get: func(c Config) string { return strconv.FormatInt(c.RetentionBytes, 10) },
-	},
-	{
-		Key: "retention.ms", BrokerKey: "log.retention.ms", Type: kmsg.ConfigTypeLong,
+	}, math.MinInt64, math.MaxInt64, func(c *Config) *int64 { return &c.RetentionBytes }),
+	millisKey(Def{
+		Key: "retention.ms", BrokerKey: "log.retention.ms",
 		Doc: "How long a segment is kept after its newest record before it is deleted; -1 for no limit.",
-		set: func(c *Config, v string) error {
-			d, err := parseMillis(v, -1)
-			if err == nil {
-				c.RetentionAge = d
-			}
-			return err
-		},
-		get: func(c Config) string { return formatMillis(c.RetentionAge) },
-	},
-	{
+	}, -1, func(c *Config) *time.Duration { return &c.RetentionAge }),
+	// Kafka 4.0's minimum (KIP-1030): every segment holds three open
+	// files, so tiny segments exhaust file handles.
+	intKey(Def{
 		Key: "segment.bytes", BrokerKey: "log.segment.bytes", Type: kmsg.ConfigTypeInt,
-		// Kafka 4.0's minimum (KIP-1030): every segment holds three open
-		// files, so tiny segments exhaust file handles.
 		Doc: "The size at which a segment file is rolled; at least 1048576 (1 MiB), as in Kafka 4.0.",
-		set: func(c *Config, v string) error {
-			n, err := parseInt(v, MinSegmentBytes, math.MaxInt32)
-			if err == nil {
-				c.SegmentBytes = n
-			}
-			return err
-		},
-		get: func(c Config) string { return strconv.FormatInt(c.SegmentBytes, 10) },
-	},
-	{
+	}, MinSegmentBytes, math.MaxInt32, func(c *Config) *int64 { return &c.SegmentBytes }),
+	intKey(Def{
 		Key: "segment.index.bytes", BrokerKey: "log.index.size.max.bytes", Type: kmsg.ConfigTypeInt,
 		Doc: "The maximum size of a segment's offset index.",
-		set: func(c *Config, v string) error {
-			n, err := parseInt(v, 4, math.MaxInt32)
-			if err == nil {
-				c.SegmentIndexBytes = int32(n)
-			}
-			return err
-		},
-		get: func(c Config) string { return strconv.FormatInt(int64(c.SegmentIndexBytes), 10) },
-	},
-	{
-		Key: "segment.ms", BrokerKey: "log.roll.ms", Type: kmsg.ConfigTypeLong,
+	}, 4, math.MaxInt32, func(c *Config) *int32 { return &c.SegmentIndexBytes }),
+	millisKey(Def{
+		Key: "segment.ms", BrokerKey: "log.roll.ms",
 		Doc: "The age at which a segment is rolled even if it is not full.",
-		set: func(c *Config, v string) error {
-			d, err := parseMillis(v, 1)
-			if err == nil {
-				c.SegmentRollAge = d
-			}
-			return err
-		},
-		get: func(c Config) string { return formatMillis(c.SegmentRollAge) },
-	},
+	}, 1, func(c *Config) *time.Duration { return &c.SegmentRollAge }),
+}
+
+// millisKey completes d for a key of type LONG whose value is a
+// millisecond count of at least lo, held as a Duration in field(c).
+func millisKey(d Def, lo int64, field func(c *Config) *time.Duration) Def {
+	d.Type = kmsg.ConfigTypeLong
+	d.set = func(c *Config, v string) error {
+		ms, err := parseMillis(v, lo)
+		if err == nil {
+			*field(c) = ms
+		}
+		return err
+	}
+	d.get = func(c Config) string { return formatMillis(*field(&c)) }
+	return d
+}
+
+// intKey completes d (its Type given) for a key whose value is a decimal
+// integer in [lo, hi], held in field(c); hi fits T.
+func intKey[T int16 | int32 | int64](d Def, lo, hi int64, field func(c *Config) *T) Def {
+	d.set = func(c *Config, v string) error {
+		n, err := parseInt(v, lo, hi)
+		if err == nil {
+			*field(c) = T(n)
+		}
+		return err
+	}
+	d.get = func(c Config) string { return strconv.FormatInt(int64(*field(&c)), 10) }
+	return d
 }
 
 // kafkaUnsupportedKeys are Kafka topic configs Strata does not
@@ -502,7 +420,6 @@ var kafkaUnsupportedKeys = []string{
 	"flush.messages", "flush.ms",
 	"follower.replication.throttled.replicas", "leader.replication.throttled.replicas",
 	"message.downconversion.enable", "message.format.version",
-	"message.timestamp.after.max.ms", "message.timestamp.before.max.ms",
 	"message.timestamp.difference.max.ms", "preallocate",
 	"remote.log.copy.disable", "remote.log.delete.on.disable",
 	"segment.jitter.ms", "unclean.leader.election.enable",
@@ -511,13 +428,8 @@ var kafkaUnsupportedKeys = []string{
 // parseCleanupPolicy parses Kafka's comma-separated cleanup.policy list.
 func parseCleanupPolicy(v string) (string, error) {
 	var out []string
-	for _, item := range strings.Split(v, ",") {
-		item = strings.TrimSpace(item)
-		switch item {
-		case "delete", "compact":
-		case "":
-			continue
-		default:
+	for _, item := range splitList(v) {
+		if item != "delete" && item != "compact" {
 			return "", fmt.Errorf("must be a list of delete and compact")
 		}
 		if !slices.Contains(out, item) {
@@ -528,6 +440,35 @@ func parseCleanupPolicy(v string) (string, error) {
 		return "", fmt.Errorf("must not be empty: delete, compact or both")
 	}
 	return strings.Join(out, ","), nil
+}
+
+// splitList splits a list value (Type kmsg.ConfigTypeList) into its
+// items: comma-separated, surrounding white space trimmed, empty items
+// dropped.
+func splitList(v string) []string {
+	var out []string
+	for item := range strings.SplitSeq(v, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
+}
+
+// EditList applies IncrementalAlterConfigs' APPEND (add) or SUBTRACT to a
+// list value: it appends the items of items that list lacks, or removes
+// them from it, and returns the list comma-separated. The result is
+// validated by Parse like any value.
+func EditList(list, items string, add bool) string {
+	cur := splitList(list)
+	for _, it := range splitList(items) {
+		if add && !slices.Contains(cur, it) {
+			cur = append(cur, it)
+		} else if !add {
+			cur = slices.DeleteFunc(cur, func(x string) bool { return x == it })
+		}
+	}
+	return strings.Join(cur, ",")
 }
 
 // parseInt parses a decimal integer in [lo, hi].
@@ -589,10 +530,7 @@ func MigrateLegacySegmentBytes(overrides map[string]string) (map[string]string, 
 	if err != nil || n < minInternalSegmentBytes || n >= MinSegmentBytes {
 		return nil, false
 	}
-	out := make(map[string]string, len(overrides))
-	for k, val := range overrides {
-		out[k] = val
-	}
+	out := maps.Clone(overrides)
 	delete(out, "segment.bytes")
 	out[InternalSegmentBytesKey] = strings.TrimSpace(v)
 	return out, true

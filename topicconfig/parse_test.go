@@ -227,6 +227,15 @@ func TestDefsAndLookup(t *testing.T) {
 	if _, ok := Lookup("unclean.leader.election.enable"); ok {
 		t.Fatal("Lookup found an unsupported key")
 	}
+	for _, k := range kafkaUnsupportedKeys {
+		if _, ok := Lookup(k); ok {
+			t.Errorf("%q is listed as unsupported but is supported", k)
+		}
+	}
+	var ce *Error
+	if _, err := Parse(Default(), map[string]string{"flush.ms": "1"}); !errors.As(err, &ce) || *ce != *UnknownKeyError("flush.ms", "1") {
+		t.Errorf("Parse of an unsupported key: %v, UnknownKeyError: %v", err, UnknownKeyError("flush.ms", "1"))
+	}
 	if got := Entries(Default())["cleanup.policy"]; got != "delete" {
 		t.Fatalf("cleanup.policy %q", got)
 	}
@@ -260,6 +269,31 @@ func TestMigrateLegacySegmentBytes(t *testing.T) {
 			if _, err := Parse(Default(), got); err != nil {
 				t.Errorf("migrated overrides %v do not parse: %v", got, err)
 			}
+		}
+	}
+}
+
+// APPEND and SUBTRACT on a list value: items are trimmed, empty ones
+// dropped, an appended item already there is not repeated.
+func TestEditList(t *testing.T) {
+	for _, tc := range []struct {
+		list, items string
+		add         bool
+		want        string
+	}{
+		{"delete", "compact", true, "delete,compact"},
+		{"delete", " compact , delete,", true, "delete,compact"},
+		{"", "compact", true, "compact"},
+		{"delete, compact", "delete", false, "compact"},
+		{"delete", "delete", false, ""},
+		{"delete", "compact", false, "delete"},
+		{"delete,compact", "compact", true, "delete,compact"},
+		{"delete, compact", " delete ", false, "compact"},
+		{"", "a,b", true, "a,b"},
+		{"a", "a", false, ""},
+	} {
+		if got := EditList(tc.list, tc.items, tc.add); got != tc.want {
+			t.Errorf("EditList(%q, %q, %v) = %q, want %q", tc.list, tc.items, tc.add, got, tc.want)
 		}
 	}
 }

@@ -99,8 +99,7 @@ func (im *Image) Apply(offset int64, batch []Record) (*Image, error) {
 // their first change, and each changed broker, topic or partition is a new
 // value; everything else is shared with the previous image.
 type builder struct {
-	prev *Image
-	im   *Image
+	im *Image
 
 	brokersCopied, topicsCopied bool
 	// copiedTopics are the topics already copied in this batch (their
@@ -121,7 +120,17 @@ type topicPartition struct {
 func newBuilder(prev *Image, offset int64) *builder {
 	im := *prev
 	im.offset = offset
-	return &builder{prev: prev, im: &im, copiedTopics: map[UUID]bool{}}
+	return &builder{im: &im, copiedTopics: map[UUID]bool{}}
+}
+
+// brokerAt returns broker id if it is registered at epoch (the epoch a
+// record names must be the broker's current one).
+func (b *builder) brokerAt(id BrokerID, epoch int64) (*Broker, error) {
+	br := b.im.brokers[id]
+	if br == nil || br.Epoch != epoch {
+		return nil, fmt.Errorf("broker %d at epoch %d is not registered", id, epoch)
+	}
+	return br, nil
 }
 
 func (b *builder) setBroker(br *Broker) {

@@ -177,6 +177,20 @@ func randomBatch(r *rand.Rand, im *Image) []Record {
 }
 
 // checkInvariants checks what every image must hold.
+// snapshotRoundTrip writes im as a snapshot and fails the test unless it
+// reads back as an Equal image.
+func snapshotRoundTrip(t testing.TB, im *Image) {
+	t.Helper()
+	var buf bytes.Buffer
+	if err := WriteImage(&buf, im); err != nil {
+		t.Fatal(err)
+	}
+	back, err := ReadImage(&buf)
+	if err != nil || !Equal(back, im) {
+		t.Fatalf("snapshot round trip: %v", err)
+	}
+}
+
 func checkInvariants(t *testing.T, im *Image) {
 	t.Helper()
 	for _, tp := range im.Topics() {
@@ -227,14 +241,7 @@ func TestApplyRandomSequences(t *testing.T) {
 			}
 		}
 		if i%100 == 0 {
-			var buf bytes.Buffer
-			if err := WriteImage(&buf, im); err != nil {
-				t.Fatal(err)
-			}
-			back, err := ReadImage(&buf)
-			if err != nil || !Equal(back, im) {
-				t.Fatalf("snapshot round trip: %v", err)
-			}
+			snapshotRoundTrip(t, im)
 		}
 	}
 	if accepted < 500 {

@@ -76,9 +76,9 @@ type ChangeBroker struct {
 func (*ChangeBroker) Type() string { return "changeBroker" }
 
 func (r *ChangeBroker) apply(b *builder) error {
-	cur := b.im.brokers[r.ID]
-	if cur == nil || cur.Epoch != r.Epoch {
-		return fmt.Errorf("broker %d at epoch %d is not registered", r.ID, r.Epoch)
+	cur, err := b.brokerAt(r.ID, r.Epoch)
+	if err != nil {
+		return err
 	}
 	c := *cur
 	c.Fenced, c.ShuttingDown = r.Fenced, r.ShuttingDown
@@ -99,9 +99,9 @@ type UnregisterBroker struct {
 func (*UnregisterBroker) Type() string { return "unregisterBroker" }
 
 func (r *UnregisterBroker) apply(b *builder) error {
-	cur := b.im.brokers[r.ID]
-	if cur == nil || cur.Epoch != r.Epoch {
-		return fmt.Errorf("broker %d at epoch %d is not registered", r.ID, r.Epoch)
+	cur, err := b.brokerAt(r.ID, r.Epoch)
+	if err != nil {
+		return err
 	}
 	if !cur.Fenced {
 		return fmt.Errorf("broker %d is not fenced", r.ID)
@@ -303,9 +303,8 @@ func (*AllocateProducerIDs) Type() string { return "allocateProducerIds" }
 const MaxProducerIDBlock = 1 << 20
 
 func (r *AllocateProducerIDs) apply(b *builder) error {
-	br := b.im.brokers[r.Broker]
-	if br == nil || br.Epoch != r.BrokerEpoch {
-		return fmt.Errorf("broker %d at epoch %d is not registered", r.Broker, r.BrokerEpoch)
+	if _, err := b.brokerAt(r.Broker, r.BrokerEpoch); err != nil {
+		return err
 	}
 	if r.Size <= 0 || r.Size > MaxProducerIDBlock || b.im.nextProducerID > math.MaxInt64-r.Size {
 		return fmt.Errorf("block of %d producer ids after %d", r.Size, b.im.nextProducerID)

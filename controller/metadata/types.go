@@ -1,9 +1,11 @@
 package metadata
 
 import (
+	crand "crypto/rand"
 	"encoding/base64"
 	"fmt"
 	"slices"
+	"strings"
 )
 
 // BrokerID is a node's node.id.
@@ -28,6 +30,21 @@ func (u UUID) String() string { return base64.RawURLEncoding.EncodeToString(u[:]
 
 // IsZero reports whether u is the all-zero UUID (none).
 func (u UUID) IsZero() bool { return u == UUID{} }
+
+// RandomUUID returns a random version-4 UUID that is not zero and whose
+// text does not start with '-' (Kafka's Uuid.randomUuid avoids those: they
+// read as command-line flags).
+func RandomUUID() UUID {
+	for {
+		var u UUID
+		_, _ = crand.Read(u[:]) // never fails (crypto/rand documents it)
+		u[6] = u[6]&0x0f | 0x40 // version 4
+		u[8] = u[8]&0x3f | 0x80 // variant RFC 4122
+		if !u.IsZero() && !strings.HasPrefix(u.String(), "-") {
+			return u
+		}
+	}
+}
 
 func (u UUID) MarshalText() ([]byte, error) { return []byte(u.String()), nil }
 
