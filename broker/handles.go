@@ -172,21 +172,23 @@ func countOpenFiles() (int, error) {
 	return len(names) - 1, nil
 }
 
+// partitionUsage counts the partitions the registry hosts and the file
+// handles they hold.
+func (r *topicRegistry) partitionUsage() (partitions, held int) {
+	for _, t := range r.all() {
+		partitions += len(t.partitions)
+		for _, p := range t.partitions {
+			held += p.OpenFiles()
+		}
+	}
+	return partitions, held
+}
+
 // checkNewPartitions applies max.broker.partitions and the file-handle
 // budget to a create of n partitions. The caller holds r.adminMu, so that
 // two creates cannot both pass on the same counts.
 func (r *topicRegistry) checkNewPartitions(n int) error {
-	var current, held int
-	r.mu.RLock()
-	for _, t := range r.mu.byName {
-		current += len(t.partitions)
-		for _, p := range t.partitions {
-			if p != nil {
-				held += p.OpenFiles()
-			}
-		}
-	}
-	r.mu.RUnlock()
+	current, held := r.partitionUsage()
 	if err := checkPartitionCount(r.b.maxBrokerPartitions(), current, n); err != nil {
 		return err
 	}
@@ -199,13 +201,7 @@ func (r *topicRegistry) checkNewPartitions(n int) error {
 // hold more than their share (new partitions are then refused).
 func (r *topicRegistry) logHandleBudget(maxConnections int) {
 	h := r.handles
-	var held, partitions int
-	for _, t := range r.all() {
-		partitions += len(t.partitions)
-		for _, p := range t.partitions {
-			held += p.OpenFiles()
-		}
-	}
+	partitions, held := r.partitionUsage()
 	r.log.Info("file-handle budget", "rlimit_nofile", h.limit, "reserved", reservedHandles,
 		"connections", h.connections, "partition_handles", h.partitionHandles(), "partition_handles_held", held,
 		"partitions", partitions, "max.broker.partitions", r.b.maxBrokerPartitions())

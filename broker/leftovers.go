@@ -1,24 +1,25 @@
 package broker
 
-// Directories of failed creates that could not be removed at once.
+// Partition directories that could not be removed at once.
 //
 // A CreateTopics or CreatePartitions that fails removes the partition
-// directories it made (topics.go, discardNew). Removing a directory needs a
-// file handle to list it, so when handles are exhausted — often the reason
-// the create failed — the removal fails too. Such directories are retried
-// here, by one goroutine with backoff (1 s doubling to 30 s), until they
-// are gone or the registry closes; whatever is left then is removed at the
-// next start as an orphan (openTopicRegistry). A directory whose name a
-// live partition uses again (a later create of the same topic) is
-// dropped from the list, never removed.
+// directories it made, and DeleteTopics removes its partitions'
+// (topics.go, discardPartitions). Removing a directory needs a file handle
+// to list it, so when handles are exhausted — often the reason a create
+// failed — the removal fails too. Such directories are retried here, by
+// one goroutine with backoff (1 s doubling to 30 s), until they are gone
+// or the registry closes; whatever is left then is removed at the next
+// start as an orphan (openTopicRegistry), so no removal here needs to be
+// made durable. A directory whose name a live partition uses again (a
+// later create of the same topic) is dropped from the list, never removed.
 
 import (
-	"errors"
 	"os"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/stratalog/strata/internal/backoff"
 	"github.com/stratalog/strata/internal/fsutil"
 )
 
@@ -27,15 +28,16 @@ const (
 	leftoverBackoffMax = 30 * time.Second
 )
 
-// leftovers is the registry's list of directories to remove. Guarded by mu;
-// the goroutine runs while running is set.
+// leftovers is the registry's list of directories to remove.
 type leftovers struct {
-	mu      sync.Mutex
-	dirs    []string
-	running bool
-	stopped bool
-	stop    chan struct{} // closed by stopLeftovers
-	wg      sync.WaitGroup
+	mu struct {
+		sync.Mutex
+		dirs    []string
+		running bool // the remover goroutine runs
+		stopped bool // stopLeftovers was called: start no remover
+	}
+	stop chan struct{} // closed by stopLeftovers
+	wg   sync.WaitGroup
 }
 
 // removeLater queues dir (whose removal failed with err) for the
@@ -44,16 +46,16 @@ func (r *topicRegistry) removeLater(dir string, err error) {
 	l := &r.leftovers
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.stopped {
-		r.log.Error("cannot remove the directory of a failed create; it is removed at the next start", "dir", dir, "err", err, "hint", fsutil.Hint(err))
+	if l.mu.stopped {
+		r.log.Error("cannot remove a partition directory; it is removed at the next start", "dir", dir, "err", err, "hint", fsutil.Hint(err))
 		return
 	}
-	r.log.Error("cannot remove the directory of a failed create; retrying in the background", "dir", dir, "err", err, "hint", fsutil.Hint(err))
-	l.dirs = append(l.dirs, dir)
-	if l.running {
+	r.log.Error("cannot remove a partition directory; retrying in the background", "dir", dir, "err", err, "hint", fsutil.Hint(err))
+	l.mu.dirs = append(l.mu.dirs, dir)
+	if l.mu.running {
 		return
 	}
-	l.running = true
+	l.mu.running = true
 	l.wg.Add(1)
 	go r.removeLeftovers()
 }
@@ -63,16 +65,8 @@ func (r *topicRegistry) removeLater(dir string, err error) {
 func (r *topicRegistry) removeLeftovers() {
 	l := &r.leftovers
 	defer l.wg.Done()
-	wait := time.Duration(0)
-	for {
-		wait = min(max(2*wait, leftoverBackoffMin), leftoverBackoffMax)
-		t := time.NewTimer(wait)
-		select {
-		case <-l.stop:
-			t.Stop()
-			return
-		case <-t.C:
-		}
+	b := backoff.Backoff{Min: leftoverBackoffMin, Max: leftoverBackoffMax}
+	for backoff.Sleep(l.stop, b.Next()) {
 		if r.removeLeftoversOnce() {
 			return
 		}
@@ -87,8 +81,8 @@ func (r *topicRegistry) removeLeftoversOnce() (done bool) {
 	defer r.adminMu.Unlock()
 	l := &r.leftovers
 	l.mu.Lock()
-	dirs := l.dirs
-	l.dirs = nil
+	dirs := l.mu.dirs
+	l.mu.dirs = nil
 	l.mu.Unlock()
 
 	var left []string
@@ -102,20 +96,17 @@ func (r *topicRegistry) removeLeftoversOnce() (done bool) {
 			lastErr = err
 			continue
 		}
-		r.log.Info("removed the directory of a failed create", "dir", dir)
+		r.log.Info("removed a leftover partition directory", "dir", dir)
 	}
 	if len(left) > 0 {
-		r.log.Warn("directories of failed creates still cannot be removed; retrying", "dirs", strings.Join(left, ", "),
+		r.log.Warn("leftover partition directories still cannot be removed; retrying", "dirs", strings.Join(left, ", "),
 			"err", lastErr, "hint", fsutil.Hint(lastErr))
-		if err := fsutil.SyncDir(r.dir); err != nil && !errors.Is(err, os.ErrNotExist) {
-			r.log.Debug("fsync of the data directory", "err", err)
-		}
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.dirs = append(left, l.dirs...)
-	if len(l.dirs) == 0 {
-		l.running = false
+	l.mu.dirs = append(left, l.mu.dirs...)
+	if len(l.mu.dirs) == 0 {
+		l.mu.running = false
 		return true
 	}
 	return false
@@ -136,11 +127,11 @@ func (r *topicRegistry) dirInUse(dir string) bool {
 func (r *topicRegistry) stopLeftovers() {
 	l := &r.leftovers
 	l.mu.Lock()
-	if l.stopped {
+	if l.mu.stopped {
 		l.mu.Unlock()
 		return
 	}
-	l.stopped = true
+	l.mu.stopped = true
 	close(l.stop)
 	l.mu.Unlock()
 	l.wg.Wait()
@@ -151,5 +142,5 @@ func (r *topicRegistry) pendingLeftovers() []string {
 	l := &r.leftovers
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return append([]string(nil), l.dirs...)
+	return append([]string(nil), l.mu.dirs...)
 }

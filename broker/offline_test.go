@@ -3,8 +3,6 @@ package broker
 import (
 	"context"
 	"errors"
-	"os"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -15,45 +13,9 @@ import (
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
+	"github.com/stratalog/strata/internal/fdlimit"
 	"github.com/stratalog/strata/segments"
 )
-
-// withNoSpareFiles runs fn with the soft RLIMIT_NOFILE lowered so that no
-// descriptor can be opened (the limit bounds descriptor numbers: it is set
-// to the lowest free one), then restores it. Not for parallel tests.
-func withNoSpareFiles(t *testing.T, fn func()) {
-	t.Helper()
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	open := map[int]bool{}
-	for _, e := range ents {
-		n, _ := strconv.Atoi(e.Name())
-		if _, err := os.Readlink("/proc/self/fd/" + e.Name()); err == nil { // not ReadDir's own, closed since
-			open[n] = true
-		}
-	}
-	lowestFree := 0
-	for open[lowestFree] {
-		lowestFree++
-	}
-	var old syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &old); err != nil {
-		t.Fatal(err)
-	}
-	lim := old
-	lim.Cur = uint64(lowestFree)
-	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &old); err != nil {
-			t.Fatalf("restoring RLIMIT_NOFILE: %v", err)
-		}
-	}()
-	fn()
-}
 
 // collectInt64 returns the value of a metric's data point whose attributes
 // include topic/partition (or the only point, if topic is "").
@@ -109,7 +71,7 @@ func TestOfflinePartitionReported(t *testing.T) {
 	admProduce(t, b, "roll", 0, 2, 2) // every batch fills a segment
 	p := b.topics.get("roll").partition(0)
 
-	withNoSpareFiles(t, func() {
+	fdlimit.With(t, 0, func() {
 		_, err = p.Append(admBatch(2))
 	})
 	if !errors.Is(err, segments.ErrRollFailed) || !errors.Is(err, syscall.EMFILE) || errorCode(err) != kerr.KafkaStorageError.Code {

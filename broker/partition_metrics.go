@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"errors"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
@@ -24,45 +25,27 @@ import (
 // not yet fsynced. offline_partitions is Kafka's OfflinePartitionsCount for
 // one broker; /readyz names the offline partitions and why (offline.go).
 func registerPartitionMetrics(meter metric.Meter, b *Broker) (metric.Registration, error) {
-	gauge := func(name, desc, unit string) (metric.Int64ObservableGauge, error) {
-		return meter.Int64ObservableGauge(name, metric.WithDescription(desc), metric.WithUnit(unit))
+	var errs []error
+	gauge := func(name, desc, unit string) metric.Int64ObservableGauge {
+		g, err := meter.Int64ObservableGauge(name, metric.WithDescription(desc), metric.WithUnit(unit))
+		errs = append(errs, err)
+		return g
 	}
-	start, err := gauge("strata.partition.log_start_offset", "First offset still stored, by topic and partition.", "{offset}")
-	if err != nil {
-		return nil, err
+	counter := func(name, desc, unit string) metric.Int64ObservableCounter {
+		c, err := meter.Int64ObservableCounter(name, metric.WithDescription(desc), metric.WithUnit(unit))
+		errs = append(errs, err)
+		return c
 	}
-	end, err := gauge("strata.partition.log_end_offset", "Next offset to assign, by topic and partition.", "{offset}")
-	if err != nil {
-		return nil, err
-	}
-	hw, err := gauge("strata.partition.high_watermark", "Offset below which records are fsynced and readable, by topic and partition.", "{offset}")
-	if err != nil {
-		return nil, err
-	}
-	epoch, err := gauge("strata.partition.leader_epoch", "Current leader epoch, by topic and partition.", "{epoch}")
-	if err != nil {
-		return nil, err
-	}
-	size, err := gauge("strata.partition.size", "Bytes of segment files on local disk, by topic and partition.", "By")
-	if err != nil {
-		return nil, err
-	}
-	offline, err := gauge("strata.partition.offline", "1 while the partition cannot take writes (a storage failure it is recovering from, or no new segment could be created), else 0; by topic and partition.", "")
-	if err != nil {
-		return nil, err
-	}
-	periods, err := meter.Int64ObservableCounter("strata.partition.offline_periods",
-		metric.WithDescription("Times the partition went offline since it was opened, by topic and partition."), metric.WithUnit("{period}"))
-	if err != nil {
-		return nil, err
-	}
-	offlineCount, err := gauge("strata.broker.offline_partitions", "Partitions that cannot take writes now (Kafka's OfflinePartitionsCount for this broker).", "{partition}")
-	if err != nil {
-		return nil, err
-	}
-	fsyncs, err := meter.Int64ObservableCounter("strata.replica.fsyncs",
-		metric.WithDescription("Log fsyncs made by the group commit; appends per fsync shows how much one fsync serves."), metric.WithUnit("{fsync}"))
-	if err != nil {
+	start := gauge("strata.partition.log_start_offset", "First offset still stored, by topic and partition.", "{offset}")
+	end := gauge("strata.partition.log_end_offset", "Next offset to assign, by topic and partition.", "{offset}")
+	hw := gauge("strata.partition.high_watermark", "Offset below which records are fsynced and readable, by topic and partition.", "{offset}")
+	epoch := gauge("strata.partition.leader_epoch", "Current leader epoch, by topic and partition.", "{epoch}")
+	size := gauge("strata.partition.size", "Bytes of segment files on local disk, by topic and partition.", "By")
+	offline := gauge("strata.partition.offline", "1 while the partition cannot take writes (a storage failure it is recovering from, or no new segment could be created), else 0; by topic and partition.", "")
+	periods := counter("strata.partition.offline_periods", "Times the partition went offline since it was opened, by topic and partition.", "{period}")
+	offlineCount := gauge("strata.broker.offline_partitions", "Partitions that cannot take writes now (Kafka's OfflinePartitionsCount for this broker).", "{partition}")
+	fsyncs := counter("strata.replica.fsyncs", "Log fsyncs made by the group commit; appends per fsync shows how much one fsync serves.", "{fsync}")
+	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
 	return meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {

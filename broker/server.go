@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"net"
 	"time"
+
+	"github.com/stratalog/strata/internal/backoff"
 )
 
 // errBrokerClosed is returned by Serve once Shutdown has begun.
@@ -37,7 +39,7 @@ func (b *Broker) Serve(ln net.Listener) error {
 	t.mu.Unlock()
 
 	b.log.Info("serving the Kafka protocol", "addr", ln.Addr().String(), "cluster_id", b.clusterID, "node_id", b.cfg.NodeID)
-	var backoff time.Duration
+	retry := backoff.Backoff{Min: 5 * time.Millisecond, Max: time.Second} // as net/http
 	for {
 		// max.connections: as in Kafka, at the limit the broker stops
 		// accepting (new connections wait in the listen backlog) until a
@@ -56,14 +58,13 @@ func (b *Broker) Serve(ln net.Listener) error {
 			if errors.Is(err, net.ErrClosed) {
 				return fmt.Errorf("broker: listener closed: %w", err)
 			}
-			// Transient (too many open files, …): log and retry, doubling
-			// from 5 ms to 1 s, as net/http does.
-			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-			b.log.Warn("accept failed; retrying", "err", err, "backoff", backoff)
-			time.Sleep(backoff)
+			// Transient (too many open files, …): log and retry.
+			wait := retry.Next()
+			b.log.Warn("accept failed; retrying", "err", err, "backoff", wait)
+			time.Sleep(wait)
 			continue
 		}
-		backoff = 0
+		retry.Reset()
 		b.serveConn(nc)
 	}
 }

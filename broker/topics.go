@@ -379,7 +379,7 @@ func (r *topicRegistry) openPartition(name string, p int32, cfg topicconfig.Conf
 // openNewPartitions opens partitions [from, to) of a topic that has never
 // had them, first removing any stale directory an interrupted operation
 // left (see the file comment). On error, every directory of the range is
-// removed again (discardNew). Caller holds adminMu.
+// removed again (discardPartitions). Caller holds adminMu.
 func (r *topicRegistry) openNewPartitions(name string, from, to int32, cfg topicconfig.Config) ([]*replica.Partition, error) {
 	parts := make([]*replica.Partition, to-from)
 	errs := inParallel(len(parts), func(k int) error {
@@ -398,18 +398,19 @@ func (r *topicRegistry) openNewPartitions(name string, from, to int32, cfg topic
 	if err := errors.Join(errs...); err != nil {
 		r.log.Warn("creating partitions failed; removing the directories made for them", "topic", name,
 			"from", from, "to", to, "err", err, "hint", fsutil.Hint(err))
-		r.discardNew(name, from, parts)
+		r.discardPartitions(name, from, parts)
 		return nil, err
 	}
 	return parts, nil
 }
 
-// discardNew undoes openNewPartitions for partitions from, from+1, … of
-// topic name: parts[k] (nil if it was never opened) is deleted, and the
+// discardPartitions deletes partitions from, from+1, … of topic name,
+// either never published (a failed create) or no longer (a deleted
+// topic): parts[k] (nil if it was never opened) is deleted, and the
 // directory of partition from+k removed either way. A directory that
 // cannot be removed now is retried in the background (leftovers.go).
-// Caller holds adminMu; the partitions were never published.
-func (r *topicRegistry) discardNew(name string, from int32, parts []*replica.Partition) {
+// Caller holds adminMu.
+func (r *topicRegistry) discardPartitions(name string, from int32, parts []*replica.Partition) {
 	for k, p := range parts {
 		dir := r.partitionDir(name, from+int32(k))
 		if p != nil {
@@ -417,24 +418,10 @@ func (r *topicRegistry) discardNew(name string, from int32, parts []*replica.Par
 			if err == nil {
 				continue // Delete removed the directory
 			}
-			r.log.Warn("deleting a partition of a failed create", "topic", name, "partition", p.Index(), "err", err)
+			r.log.Error("deleting partition", "topic", name, "partition", p.Index(), "err", err, "hint", fsutil.Hint(err))
 		}
 		if err := r.removeAll(dir); err != nil {
 			r.removeLater(dir, err)
-		}
-	}
-}
-
-// deletePartitions deletes the partitions of a topic that is gone from the
-// registry; directories that cannot be removed now are retried in the
-// background.
-func (r *topicRegistry) deletePartitions(parts []*replica.Partition) {
-	for _, p := range parts {
-		if err := p.Delete(); err != nil {
-			r.log.Error("deleting partition", "topic", p.Topic(), "partition", p.Index(), "err", err, "hint", fsutil.Hint(err))
-			if dir := r.partitionDir(p.Topic(), p.Index()); r.removeAll(dir) != nil {
-				r.removeLater(dir, err)
-			}
 		}
 	}
 }
@@ -523,7 +510,7 @@ func (r *topicRegistry) createTopic(name string, partitions int32, overrides map
 	}
 	t.partitions = parts
 	if err := r.persistLocked(t.name, t); err != nil {
-		r.discardNew(name, 0, parts)
+		r.discardPartitions(name, 0, parts)
 		return nil, err
 	}
 	r.publishLocked(nil, t)
@@ -590,7 +577,7 @@ func (r *topicRegistry) deleteTopic(t *topic) error {
 		return err
 	}
 	r.publishLocked(cur, nil)
-	r.deletePartitions(cur.partitions)
+	r.discardPartitions(cur.name, 0, cur.partitions)
 	r.b.tier.deleteTopicData(cur.name, cur.id)
 	r.log.Info("topic deleted", "topic", cur.name, "id", topicIDString(cur.id))
 	return nil
@@ -646,7 +633,7 @@ func (r *topicRegistry) addPartitions(name string, count int32, validateOnly boo
 	nt := *cur
 	nt.partitions = append(slices.Clip(cur.partitions), parts...)
 	if err := r.persistLocked(name, &nt); err != nil {
-		r.discardNew(name, int32(len(cur.partitions)), parts)
+		r.discardPartitions(name, int32(len(cur.partitions)), parts)
 		return err
 	}
 	r.publishLocked(cur, &nt)

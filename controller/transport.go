@@ -19,6 +19,7 @@ import (
 	"github.com/hashicorp/raft"
 	"golang.org/x/sys/unix"
 
+	"github.com/stratalog/strata/internal/backoff"
 	"github.com/stratalog/strata/internal/fsutil"
 	"github.com/stratalog/strata/internal/logutil"
 )
@@ -126,7 +127,7 @@ func (m *Mux) Close() error {
 }
 
 func (m *Mux) acceptLoop() {
-	var backoff time.Duration
+	retry := backoff.Backoff{Min: 5 * time.Millisecond, Max: time.Second} // as net/http
 	for {
 		c, err := m.ln.Accept()
 		if err != nil {
@@ -138,15 +139,13 @@ func (m *Mux) acceptLoop() {
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() || fsutil.IsHandleExhaustion(err) || errors.Is(err, syscall.ECONNABORTED) {
 				// Out of descriptors or a connection gone before accept:
-				// retry, as net/http does, with a backoff to 1 s.
-				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-				m.log.Log(slog.LevelWarn, "accept", "controller listener: accept failed; retrying", "err", err, "backoff", backoff)
-				select {
-				case <-time.After(backoff):
-					continue
-				case <-m.done:
+				// retry, as net/http does.
+				wait := retry.Next()
+				m.log.Log(slog.LevelWarn, "accept", "controller listener: accept failed; retrying", "err", err, "backoff", wait)
+				if !backoff.Sleep(m.done, wait) {
 					return
 				}
+				continue
 			}
 			m.mu.Lock()
 			m.mu.err = err
@@ -155,7 +154,7 @@ func (m *Mux) acceptLoop() {
 			_ = m.Close()
 			return
 		}
-		backoff = 0
+		retry.Reset()
 		select {
 		case m.pending <- struct{}{}:
 			go m.identify(c)

@@ -5,7 +5,6 @@ package e2e
 // the limits that keep a broker within its handles refuse work up front, with Kafka's errors.
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -27,37 +26,6 @@ import (
 
 	"github.com/stratalog/strata/internal/harness"
 )
-
-// promValue returns the value of the series name whose labels include every k="v" in labels,
-// from a Prometheus text exposition; ok is false if there is none.
-func promValue(exposition, name string, labels ...string) (v float64, ok bool) {
-	sc := bufio.NewScanner(strings.NewReader(exposition))
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if !strings.HasPrefix(line, name+"{") && !strings.HasPrefix(line, name+" ") {
-			continue
-		}
-		series, val, found := strings.Cut(line, " ")
-		if !found {
-			continue
-		}
-		match := true
-		for _, l := range labels {
-			if !strings.Contains(series, l) {
-				match = false
-			}
-		}
-		if !match {
-			continue
-		}
-		f, err := strconv.ParseFloat(strings.Fields(val)[0], 64)
-		if err == nil {
-			return f, true
-		}
-	}
-	return 0, false
-}
 
 // keepAliveHTTP is an HTTP client for the broker's health and metrics endpoints that keeps its
 // one connection open, so that requests still get through while the broker cannot accept a new

@@ -5,6 +5,7 @@ package e2e
 import (
 	"bufio"
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -51,6 +52,40 @@ func metricSum(exposition string, substrings ...string) (float64, []string) {
 		}
 	}
 	return sum, lines
+}
+
+// promValue returns the value of the first series called name whose labels include every k="v"
+// in labels, from a Prometheus text exposition; ok is false if there is none.
+func promValue(exposition, name string, labels ...string) (v float64, ok bool) {
+	sc := bufio.NewScanner(strings.NewReader(exposition))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		rest, found := strings.CutPrefix(line, name)
+		if !found || rest == "" || (rest[0] != '{' && rest[0] != ' ') {
+			continue
+		}
+		series := ""
+		if rest[0] == '{' {
+			i := strings.LastIndexByte(rest, '}') // label values may hold spaces
+			if i < 0 {
+				continue
+			}
+			series, rest = rest[:i+1], rest[i+1:]
+		}
+		match := true
+		for _, l := range labels {
+			match = match && strings.Contains(series, l)
+		}
+		fields := strings.Fields(rest)
+		if !match || len(fields) == 0 {
+			continue
+		}
+		if f, err := strconv.ParseFloat(fields[0], 64); err == nil {
+			return f, true
+		}
+	}
+	return 0, false
 }
 
 // logRequestVersions logs, from /metrics, which API versions the broker served (so a client

@@ -283,10 +283,8 @@ func (l *Log) Append(payload []byte, headers []BatchHeader, epoch LeaderEpoch, n
 			l.mu.Unlock()
 			return AppendInfo{}, err
 		}
-		l.mu.Lock()
-		l.warnLocked("append failed and was cut off again: nothing was written; the producer retries",
+		l.warnFiles("append failed and was cut off again: nothing was written; the producer retries",
 			"segment", seg.log.Name(), "err", err, "hint", fsutil.Hint(err))
-		l.mu.Unlock()
 		return AppendInfo{}, fmt.Errorf("%w: append to %s: %w", ErrNotWritten, seg.log.Name(), err)
 	}
 
@@ -342,22 +340,16 @@ func (l *Log) shouldRollLocked(s *segment, n, deltas int64, now time.Time) bool 
 func (l *Log) rollLocked() (*segment, error) {
 	old := l.mu.segs[len(l.mu.segs)-1]
 	base := l.mu.end
-	var dirF *os.File
-	if l.mu.dirF == nil {
-		var err error
-		if dirF, err = os.Open(l.dir); err != nil {
-			return nil, l.rollFailedLocked(base, err)
-		}
+	heldDir := l.mu.dirF != nil
+	if err := l.holdDirLocked(); err != nil {
+		return nil, l.rollError(base, err)
 	}
 	s, err := openSegmentFiles(l.dir, base, true, l.mu.cfg.IndexIntervalBytes)
 	if err != nil {
-		if dirF != nil {
-			_ = dirF.Close()
+		if !heldDir {
+			l.closeDirLocked() // leave the log as it was
 		}
-		return nil, l.rollFailedLocked(base, err)
-	}
-	if dirF != nil {
-		l.mu.dirF = dirF
+		return nil, l.rollError(base, err)
 	}
 	s.idx.mem, s.tix.mem = []byte{}, []byte{}
 	old.maybeTimeEntry()
@@ -368,20 +360,19 @@ func (l *Log) rollLocked() (*segment, error) {
 	return s, nil
 }
 
-// rollFailedLocked builds the error of a roll at base that failed with
-// cause, and logs it (rate-limited: see warnLocked).
-func (l *Log) rollFailedLocked(base Offset, cause error) error {
+// rollError builds the error of a roll at base that failed with cause, and
+// logs it (rate-limited: see warnFiles).
+func (l *Log) rollError(base Offset, cause error) error {
 	err := fmt.Errorf("%w at offset %d: %w", ErrRollFailed, base, cause)
-	l.warnLocked("cannot roll to a new segment; appends fail with a retriable error until a roll succeeds",
+	l.warnFiles("cannot roll to a new segment; appends fail with a retriable error until a roll succeeds",
 		"offset", int64(base), "err", cause, "hint", fsutil.Hint(cause))
 	return err
 }
 
-// warnLocked logs a warning about files unless one was logged less than
+// warnFiles logs a warning about files unless one was logged less than
 // fileWarnInterval ago; the next one reports how many were suppressed.
-// Caller holds l.mu (the limiter needs no lock; the name keeps call sites
-// honest about where they run).
-func (l *Log) warnLocked(msg string, args ...any) {
+// Needs no lock (the Limiter is safe for concurrent use).
+func (l *Log) warnFiles(msg string, args ...any) {
 	l.fileWarns.Log(slog.LevelWarn, "files", msg, args...)
 }
 
@@ -477,10 +468,8 @@ func (l *Log) syncLocked() (Offset, error) {
 			// Only removals to make durable (see mu.dirF): if no handle
 			// can be had now, the next Sync tries again.
 			if dirF, err = os.Open(l.dir); err != nil {
-				l.mu.Lock()
-				l.warnLocked("cannot open the partition directory to fsync removed segments; retrying at the next sync",
+				l.warnFiles("cannot open the partition directory to fsync removed segments; retrying at the next sync",
 					"err", err, "hint", fsutil.Hint(err))
-				l.mu.Unlock()
 				dirF, err, dirLeft = nil, nil, true
 			}
 		}
@@ -688,7 +677,23 @@ func (l *Log) Close() error {
 	return errors.Join(errs...)
 }
 
-// closeDirLocked closes the directory handle a roll kept, if any.
+// holdDirLocked opens the directory handle (mu.dirF) with which the next
+// Sync fsyncs the directory, unless one is held already. Called before
+// files are created or removed, so that a lack of file handles fails
+// there, before anything changed.
+func (l *Log) holdDirLocked() error {
+	if l.mu.dirF != nil {
+		return nil
+	}
+	f, err := os.Open(l.dir)
+	if err != nil {
+		return err
+	}
+	l.mu.dirF = f
+	return nil
+}
+
+// closeDirLocked closes the directory handle (mu.dirF), if any.
 func (l *Log) closeDirLocked() {
 	if l.mu.dirF != nil {
 		_ = l.mu.dirF.Close()

@@ -3,7 +3,6 @@ package segments
 import (
 	"fmt"
 	"io"
-	"os"
 	"slices"
 	"time"
 )
@@ -255,12 +254,8 @@ func (l *Log) truncateLocked(to Offset) (removed []*segment, changed bool, err e
 func (l *Log) restartLocked(o Offset) ([]*segment, error) {
 	// The directory handle the next Sync needs is taken first, so that a
 	// lack of file handles fails here, before anything is removed.
-	if l.mu.dirF == nil {
-		dirF, err := os.Open(l.dir)
-		if err != nil {
-			return nil, err
-		}
-		l.mu.dirF = dirF
+	if err := l.holdDirLocked(); err != nil {
+		return nil, err
 	}
 	segs := l.mu.segs
 	for _, s := range segs {

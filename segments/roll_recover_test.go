@@ -8,66 +8,11 @@ import (
 	"errors"
 	"os"
 	"slices"
-	"strconv"
 	"syscall"
 	"testing"
+
+	"github.com/stratalog/strata/internal/fdlimit"
 )
-
-// fdLimitLeaving returns the RLIMIT_NOFILE value below which exactly spare
-// descriptor numbers are free now (the limit bounds descriptor numbers, so
-// holes in the table count as free).
-func fdLimitLeaving(t *testing.T, spare int) uint64 {
-	t.Helper()
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatalf("listing /proc/self/fd: %v", err)
-	}
-	open := map[int]bool{}
-	for _, e := range ents {
-		n, err := strconv.Atoi(e.Name())
-		if err != nil {
-			t.Fatal(err)
-		}
-		open[n] = true
-	}
-	// The descriptor ReadDir listed the directory with is closed again.
-	for n := range open {
-		if _, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(n)); err != nil {
-			delete(open, n)
-		}
-	}
-	for n, free := 0, 0; ; n++ {
-		if open[n] {
-			continue
-		}
-		if free == spare {
-			return uint64(n)
-		}
-		free++
-	}
-}
-
-// withFDLimit runs fn with the soft RLIMIT_NOFILE set so that exactly
-// spare more files can be opened, and restores the limit afterwards. The
-// test must not run in parallel with others: the limit is per process.
-func withFDLimit(t *testing.T, spare int, fn func()) {
-	t.Helper()
-	var old syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &old); err != nil {
-		t.Fatal(err)
-	}
-	lim := old
-	lim.Cur = fdLimitLeaving(t, spare)
-	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		t.Fatalf("setrlimit: %v", err)
-	}
-	defer func() {
-		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &old); err != nil {
-			t.Fatalf("restoring RLIMIT_NOFILE: %v", err)
-		}
-	}()
-	fn()
-}
 
 func dirNames(t *testing.T, dir string) []string {
 	t.Helper()
@@ -99,7 +44,7 @@ func TestRollWithoutFileHandles(t *testing.T) {
 	}
 
 	for _, spare := range []int{0, 1, 2, 3} { // fail at the directory, .log, .index, .timeindex
-		withFDLimit(t, spare, func() {
+		fdlimit.With(t, spare, func() {
 			b := makeBatch(t, testBatch{records: 2, valueSize: 80, baseTs: t0.UnixMilli()})
 			hs, err := ValidateBatches(b, 1<<20, false)
 			if err != nil {
@@ -244,7 +189,7 @@ func TestRecoverRefusesLostData(t *testing.T) {
 	durable := mustSync(t, l)
 	failLog(l)
 
-	withFDLimit(t, 0, func() {
+	fdlimit.With(t, 0, func() {
 		if err := l.Recover(); !errors.Is(err, syscall.EMFILE) {
 			t.Fatalf("Recover without file handles = %v, want EMFILE", err)
 		}

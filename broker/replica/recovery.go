@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/stratalog/strata/broker/txn"
+	"github.com/stratalog/strata/internal/backoff"
 	"github.com/stratalog/strata/internal/fsutil"
 	"github.com/stratalog/strata/segments"
 )
@@ -43,24 +44,6 @@ const (
 	// gone, and a lasting failure logs two lines a minute.
 	recoveryBackoffMax = 30 * time.Second
 )
-
-// backoff yields the waits between recovery attempts: min, then doubling
-// up to max. The zero value is not usable; see newBackoff.
-type backoff struct {
-	min, max, cur time.Duration
-}
-
-func newBackoff(min, max time.Duration) backoff { return backoff{min: min, max: max} }
-
-// next returns the wait before the next attempt.
-func (b *backoff) next() time.Duration {
-	if b.cur == 0 {
-		b.cur = b.min
-	} else {
-		b.cur = min(2*b.cur, b.max)
-	}
-	return b.cur
-}
 
 // OfflineState describes why a partition cannot take writes.
 type OfflineState struct {
@@ -163,46 +146,50 @@ func (p *Partition) rollRecovered() {
 // or closed. It is the only goroutine that calls tryRecover.
 func (p *Partition) recoverLoop() {
 	defer p.recoverWG.Done()
-	b := newBackoff(recoveryBackoffMin, recoveryBackoffMax)
-	for {
-		wait := b.next()
-		t := time.NewTimer(wait)
-		select {
-		case <-p.recoverStop:
-			t.Stop()
+	b := backoff.Backoff{Min: recoveryBackoffMin, Max: recoveryBackoffMax}
+	for wait := b.Next(); ; {
+		if !backoff.Sleep(p.recoverStop, wait) {
 			p.endRecovery()
 			return
-		case <-t.C:
 		}
-		p.cmu.Lock()
-		if p.onlineLocked() {
-			p.cmu.recovering = false
-			p.cmu.Unlock()
+		if p.endIfOnline() {
 			return
 		}
+		p.cmu.Lock()
 		p.cmu.attempts++
 		attempt, since := p.cmu.attempts, p.cmu.offlineSince
 		p.cmu.Unlock()
 
 		err := p.tryRecover()
+		wait = b.Next()
 		switch {
 		case err == nil: // logged by rollRecovered or reloadLocked
-			p.cmu.Lock()
-			if p.onlineLocked() {
-				p.cmu.recovering = false
-				p.cmu.Unlock()
+			if p.endIfOnline() {
 				return
 			}
-			p.cmu.Unlock() // offline again meanwhile: keep going
+			// Offline again meanwhile: keep going.
 		case errors.Is(err, segments.ErrClosed):
 			p.endRecovery()
 			return
 		default:
 			p.logger.Warn("partition still offline: recovery attempt failed", "attempt", attempt, "err", err,
-				"hint", fsutil.Hint(err), "next_attempt_in", min(2*wait, recoveryBackoffMax).String(),
+				"hint", fsutil.Hint(err), "next_attempt_in", wait.String(),
 				"offline_for", time.Since(since).Round(time.Second).String())
 		}
 	}
+}
+
+// endIfOnline reports whether the partition is online and, if so, marks the
+// recovery goroutine as gone in the same critical section, so that a
+// failure right after starts a new one.
+func (p *Partition) endIfOnline() bool {
+	p.cmu.Lock()
+	defer p.cmu.Unlock()
+	if !p.onlineLocked() {
+		return false
+	}
+	p.cmu.recovering = false
+	return true
 }
 
 // endRecovery marks the recovery goroutine as gone (shutdown).

@@ -8,14 +8,16 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/stratalog/strata/internal/backoff"
 	"github.com/stratalog/strata/segments"
 )
 
-func TestBackoff(t *testing.T) {
-	b := newBackoff(recoveryBackoffMin, recoveryBackoffMax)
+// The recovery schedule: 1, 2, 4, 8, 16, then every 30 s.
+func TestRecoveryBackoff(t *testing.T) {
+	b := backoff.Backoff{Min: recoveryBackoffMin, Max: recoveryBackoffMax}
 	want := []time.Duration{1, 2, 4, 8, 16, 30, 30, 30}
 	for i, w := range want {
-		if got := b.next(); got != w*time.Second {
+		if got := b.Next(); got != w*time.Second {
 			t.Fatalf("wait %d = %v, want %v", i+1, got, w*time.Second)
 		}
 	}

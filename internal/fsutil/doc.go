@@ -7,4 +7,8 @@
 // crash leaves either the old or the new content of a file written with
 // WriteFileAtomic, never a mix, and possibly a stray "<name>.tmp" that the
 // next WriteFileAtomic overwrites.
+//
+// Hint turns a file-system error with a resource or permission cause
+// (EMFILE, ENFILE, ENOSPC, EACCES …) into advice for the log line that
+// reports it.
 package fsutil

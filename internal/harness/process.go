@@ -208,25 +208,21 @@ func (b *Broker) Start() error {
 	if err != nil {
 		return fmt.Errorf("harness: %w", err)
 	}
-	args := []string{"serve",
+	argv := slices.Concat(b.opts.Wrapper, []string{b.bin, "serve",
 		"--data-dir", b.opts.DataDir,
 		"--listen", b.kafkaAddr,
 		"--http-listen", b.httpAddr,
-	}
-	args = append(args, b.opts.Args...)
+	}, b.opts.Args)
 	fi, err := logf.Stat()
 	if err != nil {
 		logf.Close()
 		return fmt.Errorf("harness: %w", err)
 	}
 	b.logStarts = append(b.logStarts, fi.Size())
-	fmt.Fprintf(logf, "%sstart #%d at %s: %s %s\n", markerPrefix, b.Starts(),
-		time.Now().UTC().Format(time.RFC3339Nano), strings.Join(append(slices.Clone(b.opts.Wrapper), b.bin), " "), strings.Join(args, " "))
+	fmt.Fprintf(logf, "%sstart #%d at %s: %s\n", markerPrefix, b.Starts(),
+		time.Now().UTC().Format(time.RFC3339Nano), strings.Join(argv, " "))
 
-	cmd := exec.Command(b.bin, args...)
-	if len(b.opts.Wrapper) > 0 {
-		cmd = exec.Command(b.opts.Wrapper[0], slices.Concat(b.opts.Wrapper[1:], []string{b.bin}, args)...)
-	}
+	cmd := exec.Command(argv[0], argv[1:]...)
 	// Not the test's directory: nothing the broker writes lands in the source tree.
 	cmd.Dir = filepath.Dir(b.opts.LogPath)
 	cmd.Env = append(os.Environ(), b.opts.Env...)
