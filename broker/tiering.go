@@ -46,7 +46,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -55,6 +54,7 @@ import (
 	"time"
 
 	"github.com/stratalog/strata/broker/replica"
+	"github.com/stratalog/strata/internal/backoff"
 	"github.com/stratalog/strata/internal/logutil"
 	"github.com/stratalog/strata/objectstore"
 	"github.com/stratalog/strata/segments"
@@ -269,11 +269,11 @@ func (tm *tierManager) start() error {
 			return fmt.Errorf("partition %s-%d: loading its manifest: %w", j.t.name, j.p.Index(), err)
 		case errors.Is(err, tiering.ErrManifestLost):
 			// Through the loop's key: its first failure is this one.
-			tm.logs.Log(slog.LevelError, tierLoopLogKey(j.t.name, j.p.Index()), manifestLostMsg,
+			tm.logs.Log(slog.LevelError, tierLogKey("loop", j.t.name, j.p.Index()), manifestLostMsg,
 				"topic", j.t.name, "partition", j.p.Index(), "manifest", tiering.ManifestKey(tp), "err", err)
 			return nil
 		case err != nil:
-			tm.logs.Log(slog.LevelWarn, tierLoopLogKey(j.t.name, j.p.Index()), "tiering: cannot load the partition's manifest; its remote history is unavailable until it loads",
+			tm.logs.Log(slog.LevelWarn, tierLogKey("loop", j.t.name, j.p.Index()), "tiering: cannot load the partition's manifest; its remote history is unavailable until it loads",
 				"topic", j.t.name, "partition", j.p.Index(), "err", err)
 			return nil
 		}
@@ -460,7 +460,7 @@ func (tm *tierManager) deleteTopicData(name string, id [16]byte) {
 // retry runs fn until it succeeds or the broker stops, backing off between
 // failures and logging them (what, attrs) through the rate limiter.
 func (tm *tierManager) retry(what string, attrs []any, fn func() error) {
-	backoff := newTierBackoff(tm.cfg.TaskInterval)
+	retry := newTierBackoff(tm.cfg.TaskInterval)
 	key := fmt.Sprint(append([]any{"tiering retry", what}, attrs...)...)
 	defer tm.logs.Reset(key)
 	for {
@@ -468,9 +468,9 @@ func (tm *tierManager) retry(what string, attrs []any, fn func() error) {
 		if err == nil {
 			return
 		}
-		delay := backoff.next()
+		delay := retry.Next()
 		tm.logs.Log(slog.LevelWarn, key, "tiering: "+what+" failed; retrying", append(attrs, "err", err, "retry_in", delay.String())...)
-		if !sleepCtx(tm.ctx, delay) {
+		if !backoff.Sleep(tm.ctx.Done(), delay) {
 			return
 		}
 	}
@@ -494,37 +494,11 @@ func (tm *tierManager) close() error {
 	return errors.Join(tm.cache.Close(), tm.store.Close())
 }
 
-// tierBackoff is exponential backoff between base and maxTierBackoff
-// (or base, if larger), each delay jittered over its upper half.
-type tierBackoff struct {
-	base, step time.Duration
-	jitter     func(n time.Duration) time.Duration // uniform in [0, n); rand.N
-}
-
-func newTierBackoff(base time.Duration) *tierBackoff {
-	return &tierBackoff{base: base, step: base, jitter: rand.N[time.Duration]}
-}
-
-func (b *tierBackoff) reset() { b.step = b.base }
-
-// next returns the delay before the next retry, in [step/2, step], and
-// doubles the step.
-func (b *tierBackoff) next() time.Duration {
-	d := b.step/2 + b.jitter(b.step/2+1)
-	b.step = min(b.step*2, max(maxTierBackoff, b.base))
-	return d
-}
-
-// sleepCtx sleeps for d; false if ctx ended first.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
+// newTierBackoff is the backoff of a failing tiering step: from base (the
+// task interval) doubling to maxTierBackoff (or base, if larger), each wait
+// jittered over the upper half of its step.
+func newTierBackoff(base time.Duration) *backoff.Backoff {
+	return &backoff.Backoff{Min: base, Max: max(maxTierBackoff, base), Jitter: backoff.RandomJitter}
 }
 
 // tierSchedule decides when a partition's tiering loop runs its next
@@ -542,11 +516,10 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 type tierSchedule struct {
 	interval       time.Duration // remote.log.manager.task.interval.ms
 	retentionEvery time.Duration // log.retention.check.interval.ms
-	orphansEvery   time.Duration // orphanCleanInterval
 	orphanGrace    time.Duration // remote.log.orphan.grace.ms
 	nextRetention  time.Time
 	nextOrphans    time.Time
-	backoff        *tierBackoff
+	backoff        *backoff.Backoff
 }
 
 // newTierSchedule returns the schedule of a loop starting at now:
@@ -554,7 +527,7 @@ type tierSchedule struct {
 // upload of a previous run can be younger than that then).
 func newTierSchedule(now time.Time, interval, retentionEvery, orphanGrace time.Duration) *tierSchedule {
 	return &tierSchedule{
-		interval: interval, retentionEvery: retentionEvery, orphansEvery: orphanCleanInterval, orphanGrace: orphanGrace,
+		interval: interval, retentionEvery: retentionEvery, orphanGrace: orphanGrace,
 		nextRetention: now, nextOrphans: now.Add(orphanGrace),
 		backoff: newTierBackoff(interval),
 	}
@@ -569,19 +542,19 @@ func (s *tierSchedule) orphansDue(now time.Time) bool   { return !now.Before(s.n
 // soon cover (tiering.OrphanStats.Kept), so they do not wait an hour.
 func (s *tierSchedule) orphansDone(now time.Time, kept bool) {
 	if kept {
-		s.nextOrphans = now.Add(min(s.orphanGrace, s.orphansEvery))
+		s.nextOrphans = now.Add(min(s.orphanGrace, orphanCleanInterval))
 		return
 	}
-	s.nextOrphans = now.Add(s.orphansEvery)
+	s.nextOrphans = now.Add(orphanCleanInterval)
 }
 
 // wait returns how long the loop waits after a round that ended at now,
 // failed or not.
 func (s *tierSchedule) wait(now time.Time, failed bool) time.Duration {
 	if failed {
-		return s.backoff.next()
+		return s.backoff.Next()
 	}
-	s.backoff.reset()
+	s.backoff.Reset()
 	d := s.interval
 	for _, next := range []time.Time{s.nextRetention, s.nextOrphans} {
 		d = min(d, next.Sub(now))
@@ -790,12 +763,13 @@ func (tp *tieredPartition) drainTrims(ctx context.Context) {
 var errTierStopped = errors.New("partition tiering stopped")
 
 // logKey is the rate limiter's key of this partition's loop failures.
-func (tp *tieredPartition) logKey() string { return tierLoopLogKey(tp.topic, tp.p.Index()) }
+func (tp *tieredPartition) logKey() string { return tierLogKey("loop", tp.topic, tp.p.Index()) }
 
-// tierLoopLogKey is the rate limiter's key of the failures of partition p
-// of topic's tiering: the loop's, and the manifest load's at start.
-func tierLoopLogKey(topic string, p int32) string {
-	return "tiering loop " + topic + "-" + strconv.Itoa(int(p))
+// tierLogKey is the rate limiter's key of one kind of tiering failure
+// (what) of partition p of topic: "loop" for the loop's failures and the
+// manifest load's at start, "read", "checkpoint".
+func tierLogKey(what, topic string, p int32) string {
+	return "tiering " + what + " " + topic + "-" + strconv.Itoa(int(p))
 }
 
 // manifestLostMsg is the log message of tiering.ErrManifestLost.
@@ -829,8 +803,7 @@ func (tp *tieredPartition) failed(ctx context.Context, step string, err error) b
 // log if a failure was logged.
 func (tp *tieredPartition) recovered() {
 	tp.setError("")
-	if tp.tm.logs.Active(tp.logKey()) {
-		n := tp.tm.logs.Reset(tp.logKey())
+	if n, active := tp.tm.logs.Reset(tp.logKey()); active {
 		tp.log.Info("tiering: uploads recovered", "failures_not_logged", n)
 	}
 }
@@ -869,7 +842,7 @@ func (tp *tieredPartition) publish(m *tiering.Manifest) {
 	if m.Generation > tp.recorded {
 		ck := replica.TierCheckpoint{Generation: m.Generation, EndOffset: m.EndOffset()}
 		if err := tp.p.SetTierCheckpoint(ck); err != nil {
-			tp.tm.logs.Log(slog.LevelWarn, tp.logKey()+" checkpoint", "tiering: cannot write the tier checkpoint; a lost manifest may then go unnoticed",
+			tp.tm.logs.Log(slog.LevelWarn, tierLogKey("checkpoint", tp.topic, tp.p.Index()), "tiering: cannot write the tier checkpoint; a lost manifest may then go unnoticed",
 				"topic", tp.topic, "partition", tp.p.Index(), "err", err)
 			return
 		}

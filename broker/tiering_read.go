@@ -105,10 +105,14 @@ func remoteFailure(err error) error {
 // consumers with auto.offset.reset=earliest skip the remote history. nil
 // otherwise. Nil-safe (no tiering: nil).
 func (tm *tierManager) checkRemoteKnown(p *replica.Partition, o segments.Offset) error {
-	// The offset first: every Fetch of every partition comes here, and
-	// most read at or above the local start, which needs no lock.
+	// Every Fetch of every partition comes here: without tiering it
+	// returns at once, and most reads are at or above the local start,
+	// which needs no lookup of the partition's tiering.
+	if tm == nil {
+		return nil
+	}
 	local := p.LocalLogStartOffset()
-	if tm == nil || o >= local {
+	if o >= local {
 		return nil
 	}
 	if tp := tm.partition(p); tp != nil && tp.currentManifest() == nil {
@@ -129,7 +133,7 @@ func (tm *tierManager) logReadFailure(tp *tieredPartition, m *tiering.Manifest, 
 	}
 	var ce *segments.CorruptError
 	if !errors.As(err, &ce) {
-		tm.logs.Log(slog.LevelWarn, "tiering read "+tp.topic+"-"+fmt.Sprint(tp.p.Index()), "tiering: remote read failed",
+		tm.logs.Log(slog.LevelWarn, tierLogKey("read", tp.topic, tp.p.Index()), "tiering: remote read failed",
 			"topic", tp.topic, "partition", tp.p.Index(), "offset", int64(from), "err", err)
 		return
 	}

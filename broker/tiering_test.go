@@ -418,7 +418,7 @@ func TestTierScheduleFailuresBackOff(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			now := time.Unix(1_700_000_000, 0)
 			s := newTierSchedule(now, interval, 50*time.Millisecond, time.Second)
-			s.backoff.jitter = c.jitter
+			s.backoff.Jitter = c.jitter
 			rounds := 0
 			prev := time.Duration(0)
 			for end := now.Add(10 * time.Minute); now.Before(end); rounds++ {
@@ -494,44 +494,12 @@ func (s *countingStore) Stat(ctx context.Context, key string) (objectstore.Objec
 	return s.Store.Stat(ctx, key)
 }
 
-// fetchAt fetches partition 0 of topic from offset with a raw Fetch and
-// returns the partition's error code and record bytes.
-func (tb *tierBroker) fetchAt(cl *kgo.Client, topic string, offset int64) (int16, int) {
+// fetchAt fetches partition 0 of topic from offset (dpFetchReq through
+// the handler) and returns the partition's error code and record bytes.
+func (tb *tierBroker) fetchAt(topic string, offset int64) (int16, int) {
 	tb.t.Helper()
-	req := kmsg.NewPtrFetchRequest()
-	req.MaxWaitMillis, req.MinBytes, req.MaxBytes = 100, 1, 2<<20
-	rt := kmsg.NewFetchRequestTopic()
-	rt.Topic, rt.TopicID = topic, tb.b.topics.get(topic).id
-	rp := kmsg.NewFetchRequestTopicPartition()
-	rp.FetchOffset, rp.PartitionMaxBytes = offset, 1<<20
-	rt.Partitions = append(rt.Partitions, rp)
-	req.Topics = append(req.Topics, rt)
-	resp, err := req.RequestWith(context.Background(), cl)
-	if err != nil {
-		tb.t.Fatal(err)
-	}
-	p := resp.Topics[0].Partitions[0]
+	p := dpFetch(tb.t, tb.b, dpFetchReq(12, topic, 0, offset)).Topics[0].Partitions[0]
 	return p.ErrorCode, len(p.RecordBatches)
-}
-
-// listOffsetCode answers ListOffsets for partition 0 of topic at ts (-2
-// earliest, -1 latest, or a timestamp): the error code and offset.
-func (tb *tierBroker) listOffsetCode(cl *kgo.Client, topic string, ts int64) (int16, int64) {
-	tb.t.Helper()
-	req := kmsg.NewPtrListOffsetsRequest()
-	req.ReplicaID = -1
-	rt := kmsg.NewListOffsetsRequestTopic()
-	rt.Topic = topic
-	rp := kmsg.NewListOffsetsRequestTopicPartition()
-	rp.Timestamp = ts
-	rt.Partitions = append(rt.Partitions, rp)
-	req.Topics = append(req.Topics, rt)
-	resp, err := req.RequestWith(context.Background(), cl)
-	if err != nil {
-		tb.t.Fatal(err)
-	}
-	p := resp.Topics[0].Partitions[0]
-	return p.ErrorCode, p.Offset
 }
 
 // TestTieringManifestLostOrCorrupt: after a restart with one partition's
@@ -619,19 +587,19 @@ func TestTieringManifestLostOrCorrupt(t *testing.T) {
 				t.Errorf("%s: segment object deleted while the manifest is unavailable: %v", topic, err)
 			}
 		}
-		if code, _ := tb.fetchAt(cl, topic, 0); code != kerr.KafkaStorageError.Code {
+		if code, _ := tb.fetchAt(topic, 0); code != kerr.KafkaStorageError.Code {
 			t.Errorf("%s: Fetch at 0: %v, want KAFKA_STORAGE_ERROR", topic, kerr.ErrorForCode(code))
 		}
-		if code, n := tb.fetchAt(cl, topic, localStart[topic]); code != 0 || n == 0 {
+		if code, n := tb.fetchAt(topic, localStart[topic]); code != 0 || n == 0 {
 			t.Errorf("%s: Fetch at the local log start %d: %v, %d bytes; want records", topic, localStart[topic], kerr.ErrorForCode(code), n)
 		}
 		for _, ts := range []int64{-2, 1} {
-			if code, _ := tb.listOffsetCode(cl, topic, ts); code != kerr.KafkaStorageError.Code {
-				t.Errorf("%s: ListOffsets at %d: %v, want KAFKA_STORAGE_ERROR", topic, ts, kerr.ErrorForCode(code))
+			if p := dpListOffsets(t, tb.b, 7, topic, ts, -1); p.ErrorCode != kerr.KafkaStorageError.Code {
+				t.Errorf("%s: ListOffsets at %d: %v, want KAFKA_STORAGE_ERROR", topic, ts, kerr.ErrorForCode(p.ErrorCode))
 			}
 		}
-		if code, off := tb.listOffsetCode(cl, topic, -1); code != 0 || off != 200 {
-			t.Errorf("%s: ListOffsets latest: %v, %d; want 200", topic, kerr.ErrorForCode(code), off)
+		if p := dpListOffsets(t, tb.b, 7, topic, -1, -1); p.ErrorCode != 0 || p.Offset != 200 {
+			t.Errorf("%s: ListOffsets latest: %v, %d; want 200", topic, kerr.ErrorForCode(p.ErrorCode), p.Offset)
 		}
 		del, err := kadm.NewClient(cl).DeleteRecords(context.Background(), kadm.Offsets{topic: {0: {Topic: topic, Partition: 0, At: 10}}})
 		if err != nil || !errors.Is(del[topic][0].Err, kerr.KafkaStorageError) {

@@ -36,7 +36,6 @@ package broker
 // held across I/O. Lock order: adminMu → mu → replica.Partition locks.
 
 import (
-	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -54,6 +53,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/stratalog/strata/broker/replica"
+	"github.com/stratalog/strata/controller/metadata"
 	"github.com/stratalog/strata/internal/fsutil"
 	"github.com/stratalog/strata/segments"
 	"github.com/stratalog/strata/topicconfig"
@@ -501,9 +501,7 @@ func (r *topicRegistry) createTopic(name string, partitions int32, overrides map
 	if validateOnly {
 		return t, nil
 	}
-	if t.id, err = r.newTopicID(); err != nil {
-		return nil, err
-	}
+	t.id = r.newTopicID()
 	parts, err := r.openNewPartitions(name, 0, partitions, cfg)
 	if err != nil {
 		return nil, err
@@ -530,30 +528,22 @@ func (r *topicRegistry) checkNewName(name string) error {
 	if r.mu.byName[name] != nil {
 		return newAdminError(kerr.TopicAlreadyExists, "Topic '%s' already exists.", name)
 	}
-	norm := strings.ReplaceAll(name, ".", "_")
+	norm := topicconfig.NormalizeTopicName(name)
 	for other := range r.mu.byName {
-		if strings.ReplaceAll(other, ".", "_") == norm {
+		if topicconfig.NormalizeTopicName(other) == norm {
 			return newAdminError(kerr.InvalidTopicException, "Topic '%s' collides with existing topic: %s", name, other)
 		}
 	}
 	return nil
 }
 
-// newTopicID returns a random (version 4) UUID that is not all zeros, not
-// in use, and whose base64 form does not start with '-' (Kafka avoids those
-// because command-line tools would take them for flags).
-func (r *topicRegistry) newTopicID() ([16]byte, error) {
+// newTopicID returns a random topic id (metadata.RandomUUID: version 4,
+// never zero, never starting with '-') that is not in use.
+func (r *topicRegistry) newTopicID() [16]byte {
 	for {
-		var id [16]byte
-		if _, err := rand.Read(id[:]); err != nil {
-			return id, err
+		if id := metadata.RandomUUID(); r.getByID(id) == nil {
+			return id
 		}
-		id[6] = id[6]&0x0f | 0x40
-		id[8] = id[8]&0x3f | 0x80
-		if id == ([16]byte{}) || strings.HasPrefix(topicIDString(id), "-") || r.getByID(id) != nil {
-			continue
-		}
-		return id, nil
 	}
 }
 
@@ -844,26 +834,11 @@ func inParallel(n int, fn func(i int) error) []error {
 	return errs
 }
 
-// maxTopicNameLen is Kafka's limit: 249 = 255 (a file name) minus room for
-// "-<partition>" and Kafka's ".deleted"-style suffixes.
-const maxTopicNameLen = 249
-
-// validateTopicName applies Kafka's rules (Topic.validate): 1–249 characters
-// of [a-zA-Z0-9._-], and not "." or "..". Errors are INVALID_TOPIC_EXCEPTION.
+// validateTopicName applies Kafka's rules (topicconfig.ValidateTopicName);
+// errors are INVALID_TOPIC_EXCEPTION.
 func validateTopicName(name string) error {
-	switch {
-	case name == "":
-		return newAdminError(kerr.InvalidTopicException, "Topic name is illegal, it can't be empty")
-	case name == "." || name == "..":
-		return newAdminError(kerr.InvalidTopicException, "Topic name cannot be \".\" or \"..\"")
-	case len(name) > maxTopicNameLen:
-		return newAdminError(kerr.InvalidTopicException, "Topic name is illegal, it can't be longer than %d characters, topic name: %.60s...", maxTopicNameLen, name)
-	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
-			return newAdminError(kerr.InvalidTopicException, "Topic name %q is illegal, it contains a character other than ASCII alphanumerics, '.', '_' and '-'", name)
-		}
+	if err := topicconfig.ValidateTopicName(name); err != nil {
+		return newAdminError(kerr.InvalidTopicException, "%v", err)
 	}
 	return nil
 }

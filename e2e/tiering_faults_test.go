@@ -276,28 +276,6 @@ func (p *strataProc) logLines(subs ...string) []string {
 	return out
 }
 
-// metricValue returns the value of the Prometheus series whose line starts with name and holds
-// every label (k="v"), -1 if there is none.
-func metricValue(metrics, name string, labels ...string) float64 {
-	for _, l := range strings.Split(metrics, "\n") {
-		if !strings.HasPrefix(l, name+"{") {
-			continue
-		}
-		ok := true
-		for _, lb := range labels {
-			ok = ok && strings.Contains(l, lb)
-		}
-		if !ok {
-			continue
-		}
-		var v float64
-		if _, err := fmt.Sscan(l[strings.LastIndexByte(l, ' ')+1:], &v); err == nil {
-			return v
-		}
-	}
-	return -1
-}
-
 // ---- the test ------------------------------------------------------------------------------------
 
 func TestTieringFaults(t *testing.T) {
@@ -501,8 +479,8 @@ func TestTieringFaults(t *testing.T) {
 			b.readRange(t, topic, 0, int64(seg.BaseOffset))
 			b.readRange(t, topic, int64(seg.EndOffset), faultRecords)
 
-			if v := metricValue(b.Metrics(), "strata_tiering_remote_read_corrupt_total", `topic="`+topic+`"`); v < 1 {
-				t.Errorf("strata_tiering_remote_read_corrupt_total for %s is %v, want at least 1", topic, v)
+			if v, ok := promValue(b.Metrics(), "strata_tiering_remote_read_corrupt_total", `topic="`+topic+`"`); !ok || v < 1 {
+				t.Errorf("strata_tiering_remote_read_corrupt_total for %s is %v (present: %v), want at least 1", topic, v, ok)
 			}
 			rangeText := fmt.Sprintf(`segment_offsets="[%d, %d)"`, seg.BaseOffset, seg.EndOffset)
 			if l := b.logLines("corrupt data in the remote tier", "topic="+topic, "object="+d.key, rangeText); len(l) == 0 {

@@ -55,6 +55,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"hash/crc32"
 	"io"
 	"os"
@@ -65,6 +66,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/stratalog/strata/internal/backoff"
 	"github.com/stratalog/strata/objectstore"
 	"github.com/stratalog/strata/segments"
 )
@@ -185,12 +187,12 @@ type chunkID struct {
 }
 
 // quarantine is a chunk found corrupt: Acquire fails with err until
-// until; backoff is the length of the current quarantine, doubled by the
-// next failure.
+// until; retry gives the length of each quarantine, doubling with every
+// failure.
 type quarantine struct {
-	err     error
-	until   time.Time
-	backoff time.Duration
+	err   error
+	until time.Time
+	retry backoff.Backoff // DefaultCorruptRetryMin doubling to DefaultCorruptRetryMax
 }
 
 // Object is what the cache needs to know of a segment object: its key, its
@@ -219,9 +221,8 @@ type chunk struct {
 	file *os.File
 	err  error
 
-	sum      uint32 // expected CRC-32C, if verify
-	verify   bool
-	verified bool // the file's bytes matched sum (set with file)
+	sum    uint32 // expected CRC-32C, if verify
+	verify bool   // the download checks sum: a chunk handed out matched it
 
 	refs      int                // pins: readers and waiters
 	readAhead bool               // download started by read-ahead (no waiter needed)
@@ -325,7 +326,7 @@ func (h *Chunk) Size() int64 { return h.ch.size }
 // CRC-32C from the manifest when downloaded. An unverified chunk (an
 // Object without chunk checksums) must be verified by the caller before
 // its bytes are served.
-func (h *Chunk) Verified() bool { return h.ch.verified }
+func (h *Chunk) Verified() bool { return h.ch.verify }
 
 // Release unpins the chunk; it may then be evicted. Safe to call more than
 // once.
@@ -335,13 +336,26 @@ func (h *Chunk) Release() {
 	}
 }
 
-// chunkRange returns chunk index's byte range in an object of objectSize.
-func (c *ChunkCache) chunkRange(objectSize, index int64) (off, n int64, err error) {
+// chunkRange returns chunk index's byte range in obj, after checking that
+// obj's chunk checksums, if it has any, are one per chunk.
+func (c *ChunkCache) chunkRange(obj Object, index int64) (off, n int64, err error) {
 	off = index * c.opts.ChunkBytes
-	if index < 0 || objectSize <= 0 || off >= objectSize || off/c.opts.ChunkBytes != index {
-		return 0, 0, fmt.Errorf("tiering: chunk %d of a %d-byte object is out of range", index, objectSize)
+	if index < 0 || obj.Size <= 0 || off >= obj.Size || off/c.opts.ChunkBytes != index {
+		return 0, 0, fmt.Errorf("tiering: chunk %d of a %d-byte object is out of range", index, obj.Size)
 	}
-	return off, min(c.opts.ChunkBytes, objectSize-off), nil
+	if obj.ChunkCRC32C != nil && int64(len(obj.ChunkCRC32C)) != numChunks(obj.Size, c.opts.ChunkBytes) {
+		return 0, 0, fmt.Errorf("tiering: chunk %d of %q: %d chunk checksums for a %d-byte object in %d-byte chunks", index, obj.Key, len(obj.ChunkCRC32C), obj.Size, c.opts.ChunkBytes)
+	}
+	return off, min(c.opts.ChunkBytes, obj.Size-off), nil
+}
+
+// quarantinedLocked returns id's quarantine if it has not ended yet, nil
+// otherwise.
+func (c *ChunkCache) quarantinedLocked(id chunkID) *quarantine {
+	if q := c.mu.bad[id]; q != nil && c.opts.Now().Before(q.until) {
+		return q
+	}
+	return nil
 }
 
 // Acquire returns chunk index of obj, pinned: downloading it if needed
@@ -353,12 +367,9 @@ func (c *ChunkCache) chunkRange(objectSize, index int64) (off, n int64, err erro
 // while it is quarantined, Acquire returns that error again at once,
 // without downloading. The caller must Release the chunk.
 func (c *ChunkCache) Acquire(ctx context.Context, obj Object, index int64) (*Chunk, error) {
-	off, n, err := c.chunkRange(obj.Size, index)
+	off, n, err := c.chunkRange(obj, index)
 	if err != nil {
 		return nil, err
-	}
-	if obj.ChunkCRC32C != nil && int64(len(obj.ChunkCRC32C)) != numChunks(obj.Size, c.opts.ChunkBytes) {
-		return nil, fmt.Errorf("tiering: chunk %d of %q: %d chunk checksums for a %d-byte object in %d-byte chunks", index, obj.Key, len(obj.ChunkCRC32C), obj.Size, c.opts.ChunkBytes)
 	}
 	id := chunkID{obj.Key, index}
 	c.mu.Lock()
@@ -366,7 +377,7 @@ func (c *ChunkCache) Acquire(ctx context.Context, obj Object, index int64) (*Chu
 		c.mu.Unlock()
 		return nil, ErrCacheClosed
 	}
-	if q := c.mu.bad[id]; q != nil && c.opts.Now().Before(q.until) {
+	if q := c.quarantinedLocked(id); q != nil {
 		c.mu.Unlock()
 		return nil, fmt.Errorf("%w (quarantined: not downloaded again before %s)", q.err, q.until.Format(time.RFC3339))
 	}
@@ -409,14 +420,14 @@ func (c *ChunkCache) Prefetch(obj Object, index int64) bool {
 	if c.readAhead == nil {
 		return false
 	}
-	off, n, err := c.chunkRange(obj.Size, index)
-	if err != nil || obj.ChunkCRC32C != nil && int64(len(obj.ChunkCRC32C)) != numChunks(obj.Size, c.opts.ChunkBytes) {
+	off, n, err := c.chunkRange(obj, index)
+	if err != nil {
 		return false
 	}
 	id := chunkID{obj.Key, index}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.mu.closed || c.mu.chunks[id] != nil || c.mu.bad[id] != nil && c.opts.Now().Before(c.mu.bad[id].until) {
+	if c.mu.closed || c.mu.chunks[id] != nil || c.quarantinedLocked(id) != nil {
 		return false
 	}
 	c.evictLocked(n)
@@ -492,7 +503,7 @@ func (c *ChunkCache) download(ctx context.Context, ch *chunk) {
 		return
 	}
 	c.downloadedBytes.Add(ch.size)
-	ch.file, ch.verified = f, ch.verify
+	ch.file = f
 	if ch.verify {
 		delete(c.mu.bad, ch.id) // repaired (or the corruption was transient)
 	}
@@ -529,8 +540,9 @@ func (c *ChunkCache) fetch(ctx context.Context, ch *chunk) (_ *os.File, err erro
 	// Large writes: io.Copy's 32 KiB pieces cost a write(2) each. The
 	// checksum is computed on the way, so verifying costs no second read.
 	var w io.Writer = f
-	h := crc32.New(crc32cTable)
+	var h hash.Hash32
 	if ch.verify {
+		h = crc32.New(crc32cTable)
 		w = io.MultiWriter(f, h)
 	}
 	n, err := io.CopyBuffer(w, io.LimitReader(rc, ch.size+1), make([]byte, min(ch.size+1, copyBufferBytes)))
@@ -540,9 +552,11 @@ func (c *ChunkCache) fetch(ctx context.Context, ch *chunk) (_ *os.File, err erro
 	if n != ch.size {
 		return nil, wrap(fmt.Errorf("%w: got %d bytes, expected %d (object shorter or longer than the manifest says)", io.ErrUnexpectedEOF, n, ch.size))
 	}
-	if got := h.Sum32(); ch.verify && got != ch.sum {
-		return nil, &segments.CorruptError{Path: ch.id.key, Position: ch.offset, Offset: -1,
-			Reason: fmt.Sprintf("chunk %d, object bytes [%d, %d): CRC-32C %#08x, the manifest records %#08x", ch.id.index, ch.offset, ch.offset+ch.size, got, ch.sum)}
+	if ch.verify {
+		if got := h.Sum32(); got != ch.sum {
+			return nil, &segments.CorruptError{Path: ch.id.key, Position: ch.offset, Offset: -1,
+				Reason: fmt.Sprintf("chunk %d, object bytes [%d, %d): CRC-32C %#08x, the manifest records %#08x", ch.id.index, ch.offset, ch.offset+ch.size, got, ch.sum)}
+		}
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, wrap(err)
@@ -627,12 +641,10 @@ func (c *ChunkCache) quarantineLocked(id chunkID, err error) {
 		if len(c.mu.bad) >= maxQuarantined {
 			c.evictQuarantineLocked()
 		}
-		q = &quarantine{backoff: DefaultCorruptRetryMin}
+		q = &quarantine{retry: backoff.Backoff{Min: DefaultCorruptRetryMin, Max: DefaultCorruptRetryMax}}
 		c.mu.bad[id] = q
-	} else {
-		q.backoff = min(2*q.backoff, DefaultCorruptRetryMax)
 	}
-	q.err, q.until = err, now.Add(q.backoff)
+	q.err, q.until = err, now.Add(q.retry.Next())
 }
 
 // evictQuarantineLocked drops the quarantine that ends first.

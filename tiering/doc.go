@@ -75,8 +75,8 @@
 // Every upload attempt draws a new uid, so no two attempts share a key,
 // and a committed object's key is never written again: a retry after a
 // failed put writes a new object (a retry after a failed commit commits
-// the object already put, pendingUpload, which costs no PUT and leaves no
-// orphan), and a zombie's late upload writes an object no committed
+// the object already put, Uploader.pending, which costs no PUT and leaves
+// no orphan), and a zombie's late upload writes an object no committed
 // manifest names. Objects of segments that retention or DeleteRecords
 // removed from the manifest are deleted after the manifest without them
 // is committed, never before.

@@ -2,6 +2,8 @@ package tiering
 
 import (
 	"encoding/json"
+	"hash/crc32"
+	"slices"
 	"testing"
 
 	"github.com/stratalog/strata/segments"
@@ -45,6 +47,16 @@ func buildManifest(t testing.TB, epoch segments.LeaderEpoch, segs ...Segment) *M
 		}
 	}
 	return m
+}
+
+// chunkSums returns the CRC-32C of each chunkBytes piece of b, computed
+// apart from the code under test.
+func chunkSums(b []byte, chunkBytes int64) CRCs {
+	var out CRCs
+	for c := range slices.Chunk(b, int(chunkBytes)) {
+		out = append(out, crc32.Checksum(c, crc32cTable))
+	}
+	return out
 }
 
 // jsonMarshalForTest encodes m without Encode's validation, to feed broken

@@ -247,15 +247,15 @@ func (s *Segment) PartRange(p Part) (offset, length int64) {
 	return offset, sz[p]
 }
 
-// ChunkCRC returns the recorded CRC-32C of piece index of the object
-// (see ChunkCRC32C) if the segment was checksummed in pieces of exactly
-// chunkBytes; false otherwise (an older segment, another chunk size, an
-// index out of range).
-func (s *Segment) ChunkCRC(chunkBytes, index int64) (uint32, bool) {
-	if s.ChunkBytes != chunkBytes || index < 0 || index >= int64(len(s.ChunkCRC32C)) {
-		return 0, false
+// ChunkSums returns the segment's chunk checksums (ChunkCRC32C) if it was
+// checksummed in pieces of exactly chunkBytes, nil otherwise (an older
+// segment, another chunk size): what a chunk cache of that chunk size
+// verifies downloads against (Object.ChunkCRC32C).
+func (s *Segment) ChunkSums(chunkBytes int64) CRCs {
+	if s.ChunkBytes != chunkBytes {
+		return nil
 	}
-	return s.ChunkCRC32C[index], true
+	return s.ChunkCRC32C
 }
 
 // numChunks is how many pieces of chunkBytes an object of size bytes has.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -68,8 +69,8 @@ func TestManifestVersion1(t *testing.T) {
 	if old.Version != 1 || len(old.Segments) != 2 {
 		t.Fatalf("decoded version 1 manifest: %+v", old)
 	}
-	if _, ok := old.Segments[0].ChunkCRC(DefaultChunkBytes, 0); ok {
-		t.Fatal("a version 1 segment reports a chunk checksum")
+	if sums := old.Segments[0].ChunkSums(DefaultChunkBytes); sums != nil {
+		t.Fatalf("a version 1 segment reports chunk checksums %v", sums)
 	}
 	next, err := old.Next(2)
 	if err != nil {
@@ -90,17 +91,15 @@ func TestManifestVersion1(t *testing.T) {
 	}
 }
 
-func TestSegmentChunkCRC(t *testing.T) {
+func TestSegmentChunkSums(t *testing.T) {
 	s := testSegment(0, 100, 1)
 	s.ChunkBytes, s.ChunkCRC32C = 4096, CRCs{10, 11, 12}
 	for _, c := range []struct {
-		chunkBytes, index int64
-		want              uint32
-		ok                bool
-	}{{4096, 0, 10, true}, {4096, 2, 12, true}, {4096, 3, 0, false}, {4096, -1, 0, false}, {8192, 0, 0, false}} {
-		got, ok := s.ChunkCRC(c.chunkBytes, c.index)
-		if got != c.want || ok != c.ok {
-			t.Errorf("ChunkCRC(%d, %d) = %#x, %v; want %#x, %v", c.chunkBytes, c.index, got, ok, c.want, c.ok)
+		chunkBytes int64
+		want       CRCs
+	}{{4096, CRCs{10, 11, 12}}, {8192, nil}, {2048, nil}} {
+		if got := s.ChunkSums(c.chunkBytes); !slices.Equal(got, c.want) || (got == nil) != (c.want == nil) {
+			t.Errorf("ChunkSums(%d) = %v; want %v", c.chunkBytes, got, c.want)
 		}
 	}
 }

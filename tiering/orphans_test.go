@@ -62,9 +62,7 @@ func TestIsOrphan(t *testing.T) {
 func TestUploadManifestLost(t *testing.T) {
 	ctx := t.Context()
 	store := objectstore.NewMem()
-	l := testLog(t, 20, 1)
-	closed := closedSegments(t, l)
-	src := &testSource{log: l, epoch: 1, hw: closed[1].Next}
+	l, closed, src := newTestPartition(t, 1)
 	up := newTestUploader(t, store, src, laterClock(time.Hour))
 	if st, err := up.UploadOnce(ctx); err != nil || st.Segments != 2 {
 		t.Fatalf("UploadOnce: %+v, %v; want 2 segments", st, err)
@@ -125,9 +123,7 @@ func TestUploadManifestLost(t *testing.T) {
 func TestUploadManifestRolledBack(t *testing.T) {
 	ctx := t.Context()
 	store := objectstore.NewMem()
-	l := testLog(t, 20, 1)
-	closed := closedSegments(t, l)
-	src := &testSource{log: l, epoch: 1, hw: closed[0].Next}
+	_, closed, src := newTestPartition(t, 0)
 	up := newTestUploader(t, store, src, nil)
 	if _, err := up.UploadOnce(ctx); err != nil {
 		t.Fatal(err)
@@ -141,12 +137,20 @@ func TestUploadManifestRolledBack(t *testing.T) {
 	if _, err := store.Put(ctx, ManifestKey(testTP), bytes.NewReader(gen1), int64(len(gen1))); err != nil {
 		t.Fatal(err)
 	}
-	_, err := up.UploadOnce(ctx)
-	if !errors.Is(err, ErrManifestLost) || !strings.Contains(err.Error(), "is at generation 1") {
-		t.Fatalf("UploadOnce over a rolled-back manifest: %v; want ErrManifestLost naming generation 1", err)
+	checkLostRefused(t, up, store, before, "is at generation 1")
+}
+
+// checkLostRefused checks that up refuses UploadOnce (uploading nothing)
+// and CleanOrphans with ErrManifestLost, the upload's error saying want,
+// and that the bucket still holds the segment objects before.
+func checkLostRefused(t *testing.T, up *Uploader, store objectstore.Store, before []string, want string) {
+	t.Helper()
+	st, err := up.UploadOnce(t.Context())
+	if !errors.Is(err, ErrManifestLost) || !strings.Contains(err.Error(), want) || st.Segments != 0 {
+		t.Fatalf("UploadOnce: %+v, %v; want ErrManifestLost saying %q and nothing uploaded", st, err, want)
 	}
-	if _, err := up.CleanOrphans(ctx, 0); !errors.Is(err, ErrManifestLost) {
-		t.Fatalf("CleanOrphans over a rolled-back manifest: %v", err)
+	if _, err := up.CleanOrphans(t.Context(), 0); !errors.Is(err, ErrManifestLost) {
+		t.Fatalf("CleanOrphans: %v; want ErrManifestLost", err)
 	}
 	if got := segmentObjects(t, store); !slices.Equal(got, before) {
 		t.Fatalf("objects %q, want %q", got, before)
@@ -159,9 +163,7 @@ func TestUploadManifestRolledBack(t *testing.T) {
 func TestCleanOrphansKeepsUncommittedUpload(t *testing.T) {
 	ctx := t.Context()
 	store := objectstore.NewFaulty(objectstore.NewMem(), 1)
-	l := testLog(t, 20, 1)
-	closed := closedSegments(t, l)
-	src := &testSource{log: l, epoch: 1, hw: closed[0].Next}
+	_, closed, src := newTestPartition(t, 0)
 	up := newTestUploader(t, store, src, laterClock(time.Hour))
 	if _, err := up.UploadOnce(ctx); err != nil {
 		t.Fatal(err)
@@ -199,9 +201,7 @@ func TestCleanOrphansKeepsUncommittedUpload(t *testing.T) {
 func TestUploadManifestLostByBucketEvidence(t *testing.T) {
 	ctx := t.Context()
 	store := objectstore.NewMem()
-	l := testLog(t, 20, 1)
-	closed := closedSegments(t, l)
-	src := &testSource{log: l, epoch: 1, hw: closed[1].Next}
+	l, closed, src := newTestPartition(t, 1)
 	if _, err := newTestUploader(t, store, src, nil).UploadOnce(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -213,16 +213,7 @@ func TestUploadManifestLostByBucketEvidence(t *testing.T) {
 	}
 	before := segmentObjects(t, store)
 	up := newTestUploader(t, store, src, laterClock(time.Hour)) // MinGeneration 0: no local record
-	_, err := up.UploadOnce(ctx)
-	if !errors.Is(err, ErrManifestLost) || !strings.Contains(err.Error(), "below the local log start") {
-		t.Fatalf("UploadOnce with the manifest gone and objects below the local start: %v; want ErrManifestLost", err)
-	}
-	if _, err := up.CleanOrphans(ctx, 0); !errors.Is(err, ErrManifestLost) {
-		t.Fatalf("CleanOrphans: %v; want ErrManifestLost", err)
-	}
-	if got := segmentObjects(t, store); !slices.Equal(got, before) {
-		t.Fatalf("objects %q, want %q", got, before)
-	}
+	checkLostRefused(t, up, store, before, "below the local log start")
 
 	// A new partition that starts above 0 (tiering enabled after local
 	// deletions) with no objects below its start uploads normally.

@@ -195,10 +195,7 @@ type segReader struct {
 func (r *RemoteReader) newSegReader(ctx context.Context, m *Manifest, seg *Segment) *segReader {
 	_, logLen := seg.PartRange(PartLog)
 	key := m.SegmentKey(seg)
-	obj := Object{Key: key, Size: seg.ObjectBytes}
-	if seg.ChunkBytes == r.cache.ChunkBytes() {
-		obj.ChunkCRC32C = seg.ChunkCRC32C
-	}
+	obj := Object{Key: key, Size: seg.ObjectBytes, ChunkCRC32C: seg.ChunkSums(r.cache.ChunkBytes())}
 	return &segReader{r: r, ctx: ctx, seg: seg, key: key, obj: obj, logLen: logLen}
 }
 
@@ -219,12 +216,21 @@ func (s *segReader) close() {
 func (s *segReader) corrupt(pos int64, off segments.Offset, format string, args ...any) error {
 	reason := fmt.Sprintf(format, args...)
 	if s.obj.ChunkCRC32C == nil && pos >= 0 && pos < s.logLen {
-		// The cache keeps the bare error (key, position, reason): what
-		// it answers for the chunk while quarantined, to which cacheErr
-		// adds the context of each later read.
-		s.r.cache.Quarantine(s.key, pos/s.r.cache.ChunkBytes(), &segments.CorruptError{Path: s.key, Position: pos, Offset: off, Reason: reason})
+		s.quarantine(pos, 1, off, reason)
 	}
 	return s.corruptErr(pos, off, reason)
+}
+
+// quarantine quarantines the chunks holding object bytes [pos, pos+size)
+// (at least the one holding pos) with the bare error (key, position,
+// reason): what the cache answers for them while quarantined, to which
+// cacheErr adds the context of each later read.
+func (s *segReader) quarantine(pos, size int64, off segments.Offset, reason string) {
+	bare := &segments.CorruptError{Path: s.key, Position: pos, Offset: off, Reason: reason}
+	cb := s.r.cache.ChunkBytes()
+	for i := pos / cb; i <= (pos+max(size, 1)-1)/cb; i++ {
+		s.r.cache.Quarantine(s.key, i, bare)
+	}
 }
 
 // corruptErr is the *segments.CorruptError of corrupt, without the
@@ -416,8 +422,8 @@ const verifyBufferBytes = 64 << 10
 // verify (an object without chunk checksums) — before they are served:
 // framing (a header that parses, offsets that follow on within the
 // segment, a length within the range) and the CRC-32C each batch carries,
-// streamed through a fixed buffer. On a failure it quarantines the chunks
-// holding the bad batch, so the next read downloads them again after the
+// streamed through a fixed buffer. On a failure it quarantines every chunk
+// the bad batch spans, so the next read downloads them again after the
 // quarantine, and returns a *segments.CorruptError.
 func (s *segReader) verifyBatches(res segments.ReadResult, start int64) error {
 	parts := make([]io.Reader, len(res.Chunks))
@@ -431,16 +437,9 @@ func (s *segReader) verifyBatches(res segments.ReadResult, start int64) error {
 	prevNext := segments.Offset(-1)
 	for pos := start; pos < end; {
 		bad := func(off segments.Offset, size int64, format string, args ...any) error {
-			err := s.corrupt(pos, off, format, args...)
-			cb := s.r.cache.ChunkBytes()
-			first := pos / cb
-			if s.obj.ChunkCRC32C == nil {
-				first++ // corrupt quarantined it
-			}
-			for i := first; i <= (pos+max(size, 1)-1)/cb; i++ {
-				s.r.cache.Quarantine(s.key, i, err)
-			}
-			return err
+			reason := fmt.Sprintf(format, args...)
+			s.quarantine(pos, size, off, reason)
+			return s.corruptErr(pos, off, reason)
 		}
 		if end-pos < segments.BatchHeaderSize {
 			return bad(-1, end-pos, "%d bytes left in the range read, less than a batch header", end-pos)
@@ -661,14 +660,18 @@ func (r *RemoteReader) index(s *segReader, p Part) (*entries, error) {
 		r.mu.idx[id] = r.mu.lru.PushFront(&indexEntry{id: id, b: b})
 		r.mu.bytes += int64(len(b))
 		for r.mu.bytes > r.opts.IndexCacheBytes {
-			last := r.mu.lru.Back()
-			ie := last.Value.(*indexEntry)
-			r.mu.lru.Remove(last)
-			delete(r.mu.idx, ie.id)
-			r.mu.bytes -= int64(len(ie.b))
+			r.removeIndexLocked(r.mu.lru.Back())
 		}
 	}
 	return e, nil
+}
+
+// removeIndexLocked drops the index entry el from the in-memory LRU.
+func (r *RemoteReader) removeIndexLocked(el *list.Element) {
+	ie := el.Value.(*indexEntry)
+	r.mu.lru.Remove(el)
+	delete(r.mu.idx, ie.id)
+	r.mu.bytes -= int64(len(ie.b))
 }
 
 // forgetIfCorrupt drops the object's indexes from the in-memory LRU when
@@ -682,10 +685,7 @@ func (r *RemoteReader) forgetIfCorrupt(key string, err error) {
 	defer r.mu.Unlock()
 	for _, p := range []Part{PartIndex, PartTimeIndex} {
 		if el := r.mu.idx[indexID{key, p}]; el != nil {
-			ie := el.Value.(*indexEntry)
-			r.mu.lru.Remove(el)
-			delete(r.mu.idx, ie.id)
-			r.mu.bytes -= int64(len(ie.b))
+			r.removeIndexLocked(el)
 		}
 	}
 }

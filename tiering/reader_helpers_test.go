@@ -232,10 +232,7 @@ func (f *rrFixture) upload(t *testing.T, cs *segments.ClosedSegment) {
 		CRC32C: crc32.Checksum(obj, crc32.MakeTable(crc32.Castagnoli)), UploadTimeMs: 1_700_000_000_000,
 	}
 	if f.chunkBytes > 0 {
-		seg.ChunkBytes = f.chunkBytes
-		for i := int64(0); i < int64(len(obj)); i += f.chunkBytes {
-			seg.ChunkCRC32C = append(seg.ChunkCRC32C, crc32.Checksum(obj[i:min(i+f.chunkBytes, int64(len(obj)))], crc32cTable))
-		}
+		seg.ChunkBytes, seg.ChunkCRC32C = f.chunkBytes, chunkSums(obj, f.chunkBytes)
 	}
 	key := f.m.SegmentKey(&seg)
 	if _, err := f.store.Put(context.Background(), key, bytes.NewReader(obj), int64(len(obj))); err != nil {

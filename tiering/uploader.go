@@ -165,27 +165,17 @@ type Uploader struct {
 	probed   bool            // the bucket was checked for evidence of a lost manifest (accept)
 	markedTo segments.Offset // the last SetUploadedTo this uploader made
 	fenced   error           // once set, every call returns it
-	pending  *pendingUpload  // put, commit not landed (see upload)
-}
 
-// pendingUpload is a segment object this Uploader put whose commit has
-// not landed (it failed, or its outcome is unknown). The next attempt at
-// the same local segment, at the same epoch, commits this object instead
-// of putting the segment again under a fresh key, which would cost a PUT
-// and leave an orphan per retry while the manifest cannot be committed.
-// Reuse is safe: the object lies at or beyond the manifest's end until it
-// is committed, where CleanOrphans never deletes (see isOrphan), and it is
-// Stat-ed before each reuse.
-type pendingUpload struct {
-	base, next segments.Offset
-	logBytes   int64
-	epoch      segments.LeaderEpoch
-	seg        Segment // complete: checksums and upload time set
-}
-
-// matches reports whether p is the object of cs uploaded at epoch.
-func (p *pendingUpload) matches(cs *segments.ClosedSegment, epoch segments.LeaderEpoch) bool {
-	return p != nil && p.base == cs.Base && p.next == cs.Next && p.logBytes == cs.LogBytes && p.epoch == epoch
+	// pending is the manifest entry (complete: checksums and upload time
+	// set) of a segment object this Uploader put whose commit has not
+	// landed (it failed, or its outcome is unknown); nil if none. The
+	// next attempt at the same local segment, at the same epoch, commits
+	// this object instead of putting the segment again under a fresh key,
+	// which would cost a PUT and leave an orphan per retry while the
+	// manifest cannot be committed. Reuse is safe: the object lies at or
+	// beyond the manifest's end until it is committed, where CleanOrphans
+	// never deletes (see isOrphan), and it is Stat-ed before each reuse.
+	pending *Segment
 }
 
 // NewUploader returns an Uploader for tp, reading segments from src,
@@ -355,9 +345,6 @@ func (u *Uploader) uploadSegments(ctx context.Context, segs []segments.ClosedSeg
 			return err
 		}
 		end := u.manifest.EndOffset()
-		if u.pending != nil && u.pending.next <= end {
-			u.pending = nil // another commit covered it: an orphan now
-		}
 		switch {
 		case cs.Next <= end || cs.LogBytes == 0:
 			// Already tiered, or nothing to tier (an emptied segment at
@@ -476,7 +463,7 @@ func (u *Uploader) reload(ctx context.Context) error {
 }
 
 // upload puts cs's object (or reuses the one put by an earlier attempt
-// whose commit did not land: pendingUpload) and commits it to the
+// whose commit did not land: Uploader.pending) and commits it to the
 // manifest. It returns the object's size, or 0 if a concurrent commit
 // turned out to cover cs already (the object is then an orphan).
 func (u *Uploader) upload(ctx context.Context, cs *segments.ClosedSegment, epoch segments.LeaderEpoch) (int64, error) {
@@ -507,7 +494,6 @@ func (u *Uploader) upload(ctx context.Context, cs *segments.ClosedSegment, epoch
 
 // putSegment uploads cs under a fresh key and records it as pending.
 func (u *Uploader) putSegment(ctx context.Context, cs *segments.ClosedSegment, epoch segments.LeaderEpoch) (*Segment, error) {
-	u.pending = nil
 	uid := NewUID()
 	key := SegmentKey(u.tp, cs.Base, epoch, uid)
 	wrap := func(err error) error {
@@ -524,23 +510,25 @@ func (u *Uploader) putSegment(ctx context.Context, cs *segments.ClosedSegment, e
 	seg.CRC32C = sums.whole
 	seg.ChunkBytes, seg.ChunkCRC32C = u.opts.ChunkBytes, sums.chunks
 	seg.UploadTimeMs = u.opts.Now().UnixMilli()
-	u.pending = &pendingUpload{base: cs.Base, next: cs.Next, logBytes: cs.LogBytes, epoch: epoch, seg: seg}
+	u.pending = &seg
 	return &seg, nil
 }
 
 // reusePending returns the pending object of cs at epoch if it is still
 // in the store with its size (one Stat), nil if there is none to reuse.
+// The pending entry is cs's at epoch when its offsets, log size and
+// leader epoch are cs's.
 func (u *Uploader) reusePending(ctx context.Context, cs *segments.ClosedSegment, epoch segments.LeaderEpoch) (*Segment, error) {
-	if !u.pending.matches(cs, epoch) {
+	seg := u.pending
+	if seg == nil || seg.BaseOffset != cs.Base || seg.EndOffset != cs.Next || seg.Parts.Log != cs.LogBytes || seg.LeaderEpoch != epoch {
 		u.pending = nil
 		return nil, nil
 	}
-	seg := u.pending.seg
 	key := SegmentKey(u.tp, seg.BaseOffset, seg.LeaderEpoch, seg.UID)
 	info, err := u.store.Stat(ctx, key)
 	switch {
 	case err == nil && info.Size == seg.ObjectBytes:
-		return &seg, nil
+		return seg, nil
 	case err == nil || errors.Is(err, objectstore.ErrNotExist):
 		u.pending = nil // gone or changed under us: upload afresh
 		return nil, nil
@@ -779,14 +767,15 @@ func (u *Uploader) CleanOrphans(ctx context.Context, grace time.Duration) (Orpha
 		return st, u.fenced
 	}
 	cutoff := u.opts.Now().Add(-grace)
-	m, _, err := u.manifests.Load(ctx, u.tp)
+	m, etag, err := u.manifests.Load(ctx, u.tp)
 	if err != nil {
 		return st, fmt.Errorf("tiering: cleaning orphans of %v: %w", u.tp, err)
 	}
-	if err := u.checkFloor(ctx, m); err != nil {
+	// Loaded fresh, it is the current manifest: cached like any load, so
+	// that the next call only Stats it.
+	if err := u.accept(ctx, m, etag); err != nil {
 		return st, err
 	}
-	u.floor = max(u.floor, m.Generation)
 	if m.Generation == 0 {
 		return st, nil // nothing committed: nothing is proven unreferenced
 	}
@@ -854,7 +843,7 @@ type OrphanStats struct {
 //     late upload, which the protocol never commits once s is committed.
 //   - Anything else is kept, because m does not say it replaced it: an
 //     object at or beyond m's end (an upload whose commit has not landed,
-//     which its uploader may still commit — pendingUpload — or history a
+//     which its uploader may still commit — Uploader.pending — or history a
 //     lost manifest listed), one in a gap before or between listed
 //     segments (history the manifest never knew: tiering started late, or
 //     started over after a lost manifest), or one uploaded at a newer

@@ -73,6 +73,16 @@ func (s *testSource) ProducerSnapshot(end segments.Offset) ([]byte, error) {
 	return s.snapshots[end], nil
 }
 
+// newTestPartition is the common setup of the uploader tests: testLog(t,
+// 20, 1), its closed segments, and a source over it at epoch 1 whose high
+// watermark is the end of closed segment hwSegment.
+func newTestPartition(t *testing.T, hwSegment int) (*segments.Log, []segments.ClosedSegment, *testSource) {
+	t.Helper()
+	l := testLog(t, 20, 1)
+	closed := closedSegments(t, l)
+	return l, closed, &testSource{log: l, epoch: 1, hw: closed[hwSegment].Next}
+}
+
 // testLog opens a log in a temp dir with 2 KiB segments and appends
 // batches batches of 5 records (about 600 bytes each) at epoch, then
 // syncs, so that several segments close.

@@ -88,11 +88,7 @@ func checkUpload(t *testing.T, store objectstore.Store) {
 		if int64(len(obj)) != s.ObjectBytes || crc32.Checksum(obj, crc32cTable) != s.CRC32C {
 			t.Errorf("object %q: %d bytes crc %08x, manifest says %d bytes crc %08x", key, len(obj), crc32.Checksum(obj, crc32cTable), s.ObjectBytes, s.CRC32C)
 		}
-		var sums CRCs
-		for c := range slices.Chunk(obj, testChunkBytes) {
-			sums = append(sums, crc32.Checksum(c, crc32cTable))
-		}
-		if len(sums) < 2 || s.ChunkBytes != testChunkBytes || !slices.Equal(s.ChunkCRC32C, sums) {
+		if sums := chunkSums(obj, testChunkBytes); len(sums) < 2 || s.ChunkBytes != testChunkBytes || !slices.Equal(s.ChunkCRC32C, sums) {
 			t.Errorf("object %q: chunk checksums (%d bytes) %08x, want (%d bytes) %08x", key, s.ChunkBytes, s.ChunkCRC32C, testChunkBytes, sums)
 		}
 		parts := map[Part][]byte{
@@ -154,9 +150,7 @@ func checkUpload(t *testing.T, store objectstore.Store) {
 func TestUploadFenced(t *testing.T) {
 	ctx := t.Context()
 	store := objectstore.NewMem()
-	l := testLog(t, 20, 1)
-	closed := closedSegments(t, l)
-	old := &testSource{log: l, epoch: 1, hw: closed[1].Next}
+	l, closed, old := newTestPartition(t, 1)
 	oldUp := newTestUploader(t, store, old, nil)
 	if st, err := oldUp.UploadOnce(ctx); err != nil || st.Segments != 2 {
 		t.Fatalf("epoch 1 UploadOnce: %+v, %v; want 2 segments", st, err)
@@ -191,9 +185,7 @@ func TestUploadFenced(t *testing.T) {
 func TestUploadRetryCommitsThePendingObject(t *testing.T) {
 	ctx := t.Context()
 	store := objectstore.NewFaulty(objectstore.NewMem(), 1)
-	l := testLog(t, 20, 1)
-	closed := closedSegments(t, l)
-	src := &testSource{log: l, epoch: 1, hw: closed[0].Next}
+	l, closed, src := newTestPartition(t, 0)
 	store.Add(objectstore.Fault{Ops: objectstore.OpAllPuts, Key: ManifestKey(testTP), Times: 2})
 	up := newTestUploader(t, store, src, laterClock(time.Hour))
 
@@ -250,9 +242,7 @@ func TestUploadRetryCommitsThePendingObject(t *testing.T) {
 func TestUploadPendingObjectGone(t *testing.T) {
 	ctx := t.Context()
 	store := objectstore.NewFaulty(objectstore.NewMem(), 1)
-	l := testLog(t, 20, 1)
-	closed := closedSegments(t, l)
-	src := &testSource{log: l, epoch: 1, hw: closed[0].Next}
+	_, _, src := newTestPartition(t, 0)
 	store.Add(objectstore.Fault{Ops: objectstore.OpAllPuts, Key: ManifestKey(testTP), Times: 1})
 	up := newTestUploader(t, store, src, nil)
 	if _, err := up.UploadOnce(ctx); err == nil {
@@ -280,9 +270,7 @@ func TestUploadPendingObjectGone(t *testing.T) {
 func TestUploadLostSegmentPutReply(t *testing.T) {
 	ctx := t.Context()
 	store := objectstore.NewFaulty(objectstore.NewMem(), 1)
-	l := testLog(t, 20, 1)
-	closed := closedSegments(t, l)
-	src := &testSource{log: l, epoch: 1, hw: closed[2].Next}
+	_, closed, src := newTestPartition(t, 2)
 	store.Add(objectstore.Fault{Ops: objectstore.OpAllPuts, Key: SegmentsPrefix(testTP) + "*", Kind: objectstore.FaultErrorAfter, Times: 1})
 	up := newTestUploader(t, store, src, laterClock(time.Hour))
 
@@ -315,9 +303,8 @@ func TestUploadLostSegmentPutReply(t *testing.T) {
 func TestUploadCommittedNotMarked(t *testing.T) {
 	ctx := t.Context()
 	store := objectstore.NewMem()
-	l := testLog(t, 20, 1)
-	closed := closedSegments(t, l)
-	src := &testSource{log: l, epoch: 1, hw: closed[0].Next, failMark: 1}
+	l, closed, src := newTestPartition(t, 0)
+	src.failMark = 1
 	up := newTestUploader(t, store, src, nil)
 	if _, err := up.UploadOnce(ctx); err == nil {
 		t.Fatal("UploadOnce with SetUploadedTo failing: no error")

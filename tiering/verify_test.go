@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"strings"
 	"sync"
 	"testing"
@@ -33,15 +32,6 @@ func (c *testClock) advance(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.t = c.t.Add(d)
-}
-
-// chunkSums returns the CRC-32C of each chunkBytes piece of b.
-func chunkSums(b []byte, chunkBytes int) CRCs {
-	var out CRCs
-	for i := 0; i < len(b); i += chunkBytes {
-		out = append(out, crc32.Checksum(b[i:min(i+chunkBytes, len(b))], crc32cTable))
-	}
-	return out
 }
 
 // A chunk whose bytes do not match the manifest's checksum is never
@@ -150,7 +140,7 @@ func TestCacheQuarantineBackoffBounded(t *testing.T) {
 			t.Fatalf("round %d: %d downloads, want 1", round, s.gets.Load()-n)
 		}
 		c.mu.Lock()
-		got := c.mu.bad[chunkID{cacheTestKey, 0}].backoff
+		got := c.mu.bad[chunkID{cacheTestKey, 0}].until.Sub(clk.now())
 		c.mu.Unlock()
 		if got != want {
 			t.Fatalf("round %d: quarantine %v, want %v", round, got, want)

@@ -15,23 +15,23 @@ import (
 const MaxTopicNameLen = 249
 
 // ValidateTopicName applies Kafka's rules (Topic.validate): 1–249
-// characters of [a-zA-Z0-9._-], and not "." or "..". The error names the
-// rule broken (and the name, cut short); it is a plain error, not an
-// *Error (an invalid name is INVALID_TOPIC_EXCEPTION, not INVALID_CONFIG),
-// for the caller to wrap.
+// characters of [a-zA-Z0-9._-], and not "." or "..". The error says
+// "illegal", as Kafka's does, and names the rule broken (and the name, cut
+// short); it is a plain error, not an *Error (an invalid name is
+// INVALID_TOPIC_EXCEPTION, not INVALID_CONFIG), for the caller to wrap.
 func ValidateTopicName(name string) error {
 	switch {
 	case name == "":
-		return errors.New("the topic name is empty")
+		return errors.New("the topic name is illegal: it is empty")
 	case name == "." || name == "..":
-		return fmt.Errorf("the topic name may not be %q", name)
+		return fmt.Errorf("the topic name %q is illegal", name)
 	case len(name) > MaxTopicNameLen:
-		return fmt.Errorf("the topic name %.40q… is %d characters long; at most %d are allowed", name, len(name), MaxTopicNameLen)
+		return fmt.Errorf("the topic name %.40q… is illegal: it is %d characters long, at most %d are allowed", name, len(name), MaxTopicNameLen)
 	}
 	for i := 0; i < len(name); i++ {
 		c := name[i]
 		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
-			return fmt.Errorf("the topic name %q has a character other than ASCII letters, digits, '.', '_' and '-'", name)
+			return fmt.Errorf("the topic name %q is illegal: it has a character other than ASCII letters, digits, '.', '_' and '-'", name)
 		}
 	}
 	return nil

@@ -23,7 +23,7 @@ func TestValidateTopicName(t *testing.T) {
 		if (err == nil) != ok {
 			t.Errorf("ValidateTopicName(%.20q) = %v, want ok %v", name, err, ok)
 		}
-		if err != nil && !strings.Contains(err.Error(), "topic name") {
+		if err != nil && (!strings.Contains(err.Error(), "topic name") || !strings.Contains(err.Error(), "illegal")) {
 			t.Errorf("ValidateTopicName(%.20q): message %q", name, err)
 		}
 	}

@@ -1,15 +1,26 @@
 package backoff
 
-import "time"
+import (
+	"math/rand/v2"
+	"time"
+)
 
-// Backoff yields the waits between retries: Min, then doubling up to Max
-// (for 1 s and 30 s: 1, 2, 4, 8, 16, 30, 30 … s). Set Min and Max, both
-// positive; the zero state of the rest is ready to use. Not safe for
+// Backoff yields the waits between retries: steps of Min, then doubling up
+// to Max (for 1 s and 30 s: 1, 2, 4, 8, 16, 30, 30 … s). Set Min and Max,
+// both positive; the zero state of the rest is ready to use. Not safe for
 // concurrent use.
 type Backoff struct {
 	Min, Max time.Duration
-	cur      time.Duration // the last wait returned; 0 before the first
+	// Jitter, if set, spreads each wait over the upper half of its step:
+	// step/2 + Jitter(step/2+1), where Jitter(n) is uniform in [0, n)
+	// (RandomJitter; tests inject fixed ones), so that many retriers
+	// failing together do not retry together. Nil: the wait is the step.
+	Jitter func(n time.Duration) time.Duration
+	cur    time.Duration // the last step; 0 before the first
 }
+
+// RandomJitter is a uniform Jitter.
+var RandomJitter = rand.N[time.Duration]
 
 // Next returns the wait before the next retry.
 func (b *Backoff) Next() time.Duration {
@@ -17,6 +28,9 @@ func (b *Backoff) Next() time.Duration {
 		b.cur = b.Min
 	} else {
 		b.cur = min(2*b.cur, b.Max)
+	}
+	if b.Jitter != nil {
+		return b.cur/2 + b.Jitter(b.cur/2+1)
 	}
 	return b.cur
 }

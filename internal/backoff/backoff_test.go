@@ -20,6 +20,33 @@ func TestBackoff(t *testing.T) {
 	}
 }
 
+// TestJitter: each wait lies in the upper half of its step, the steps
+// double as without jitter, and the extremes are reachable.
+func TestJitter(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		jitter func(time.Duration) time.Duration
+		want   []time.Duration // in milliseconds
+	}{
+		{"least", func(time.Duration) time.Duration { return 0 }, []time.Duration{500, 1000, 2000, 4000, 4000}},
+		{"most", func(n time.Duration) time.Duration { return n - 1 }, []time.Duration{1000, 2000, 4000, 8000, 8000}},
+	} {
+		b := Backoff{Min: time.Second, Max: 8 * time.Second, Jitter: c.jitter}
+		for i, w := range c.want {
+			if got := b.Next(); got != w*time.Millisecond {
+				t.Fatalf("%s: wait %d = %v, want %v", c.name, i+1, got, w*time.Millisecond)
+			}
+		}
+	}
+	b := Backoff{Min: time.Second, Max: 8 * time.Second, Jitter: RandomJitter}
+	for i := range 100 {
+		step := min(time.Second<<min(i, 3), 8*time.Second)
+		if got := b.Next(); got < step/2 || got > step {
+			t.Fatalf("random wait %d = %v, want within [%v, %v]", i+1, got, step/2, step)
+		}
+	}
+}
+
 func TestSleep(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		done := make(chan struct{})

@@ -1,6 +1,7 @@
 // Package backoff computes the waits between retries of an operation that
 // keeps failing (a partition's recovery, the removal of a leftover
-// directory) and sleeps them interruptibly.
+// directory, a tiering step, a corrupt chunk's quarantine, an accept loop),
+// with optional jitter, and sleeps them interruptibly.
 //
 // What belongs here: the arithmetic of exponential backoff and a sleep that
 // a shutdown can cut short, as leaf helpers with no knowledge of what is

@@ -104,23 +104,17 @@ func (l *Limiter) forgetExpiredLocked(now time.Time) {
 }
 
 // Reset forgets key, for when the condition it names has ended: the next
-// line of key goes out at once. It returns how many lines of key were
-// dropped and not yet reported, for the caller's "recovered" line.
-func (l *Limiter) Reset(key string) int {
+// line of key goes out at once. It reports whether key was active (logged
+// and not Reset since, so that a caller logs "recovered" only after a
+// failure was reported) and how many of its lines were dropped and not
+// yet reported, for that "recovered" line.
+func (l *Limiter) Reset(key string) (suppressed int, active bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	st := l.mu.keys[key]
 	if st == nil {
-		return 0
+		return 0, false
 	}
 	delete(l.mu.keys, key)
-	return st.suppressed
-}
-
-// Active reports whether key has been logged and not Reset since (so a
-// caller logs "recovered" only after a failure was reported).
-func (l *Limiter) Active(key string) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.mu.keys[key] != nil
+	return st.suppressed, true
 }

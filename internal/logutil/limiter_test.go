@@ -73,19 +73,16 @@ func TestLimiterKeysAreIndependent(t *testing.T) {
 
 func TestLimiterReset(t *testing.T) {
 	l, buf, _ := newTestLimiter(time.Minute)
-	if l.Active("k") {
-		t.Fatal("Active before any line")
+	if n, active := l.Reset("k"); active || n != 0 {
+		t.Fatalf("Reset before any line: %d, active %v; want 0, inactive", n, active)
 	}
 	l.Log(slog.LevelWarn, "k", "failing")
 	l.Log(slog.LevelWarn, "k", "failing")
 	l.Log(slog.LevelWarn, "k", "failing")
-	if !l.Active("k") {
-		t.Fatal("not Active after a line")
+	if n, active := l.Reset("k"); !active || n != 2 {
+		t.Fatalf("Reset after a line: %d dropped lines, active %v; want 2, active", n, active)
 	}
-	if n := l.Reset("k"); n != 2 {
-		t.Fatalf("Reset: %d dropped lines, want 2", n)
-	}
-	if l.Active("k") || l.Reset("k") != 0 {
+	if n, active := l.Reset("k"); active || n != 0 {
 		t.Fatal("key still known after Reset")
 	}
 	if !l.Log(slog.LevelWarn, "k", "failing again") {
