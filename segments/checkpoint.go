@@ -1,7 +1,6 @@
 package segments
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"strconv"
@@ -43,9 +42,12 @@ type EpochEntry struct {
 	StartOffset Offset
 }
 
-// parseCheckpoint parses the Kafka checkpoint text format, returning the
-// entry lines split into fields; each entry must have `fields` fields.
-func parseCheckpoint(b []byte, fields int) ([][]string, error) {
+// ParseCheckpoint parses Kafka's checkpoint text format (a version line,
+// a count line, then one line per entry), returning the entry lines split
+// into fields; each entry must have `fields` fields. Other packages keep
+// their own checkpoints in this format too (broker/replica's tier
+// checkpoint).
+func ParseCheckpoint(b []byte, fields int) ([][]string, error) {
 	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
 	if len(lines) < 2 {
 		return nil, errors.New("missing version or count line")
@@ -70,7 +72,7 @@ func parseCheckpoint(b []byte, fields int) ([][]string, error) {
 
 // parseOffsetCheckpoint parses a single-offset checkpoint.
 func parseOffsetCheckpoint(b []byte) (Offset, error) {
-	entries, err := parseCheckpoint(b, 1)
+	entries, err := ParseCheckpoint(b, 1)
 	if err != nil {
 		return 0, err
 	}
@@ -87,7 +89,7 @@ func parseOffsetCheckpoint(b []byte) (Offset, error) {
 // parseEpochCheckpoint parses leader-epoch-checkpoint; entries must have
 // strictly increasing epochs and nondecreasing start offsets.
 func parseEpochCheckpoint(b []byte) ([]EpochEntry, error) {
-	entries, err := parseCheckpoint(b, 2)
+	entries, err := ParseCheckpoint(b, 2)
 	if err != nil {
 		return nil, err
 	}
@@ -106,17 +108,32 @@ func parseEpochCheckpoint(b []byte) ([]EpochEntry, error) {
 	return out, nil
 }
 
+// FormatCheckpoint writes entries, each a line of numbers, in Kafka's
+// checkpoint text format (ParseCheckpoint reads it back).
+func FormatCheckpoint(entries [][]int64) []byte {
+	b := fmt.Appendf(nil, "%d\n%d\n", checkpointVersion, len(entries))
+	for _, e := range entries {
+		for i, v := range e {
+			if i > 0 {
+				b = append(b, ' ')
+			}
+			b = strconv.AppendInt(b, v, 10)
+		}
+		b = append(b, '\n')
+	}
+	return b
+}
+
 func formatOffsetCheckpoint(o Offset) []byte {
-	return fmt.Appendf(nil, "%d\n1\n%d\n", checkpointVersion, o)
+	return FormatCheckpoint([][]int64{{int64(o)}})
 }
 
 func formatEpochCheckpoint(es []EpochEntry) []byte {
-	var b bytes.Buffer
-	fmt.Fprintf(&b, "%d\n%d\n", checkpointVersion, len(es))
-	for _, e := range es {
-		fmt.Fprintf(&b, "%d %d\n", e.Epoch, e.StartOffset)
+	entries := make([][]int64, len(es))
+	for i, e := range es {
+		entries[i] = []int64{int64(e.Epoch), int64(e.StartOffset)}
 	}
-	return b.Bytes()
+	return FormatCheckpoint(entries)
 }
 
 // Leader epoch cache operations (Kafka's LeaderEpochFileCache), on a slice

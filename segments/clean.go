@@ -609,15 +609,15 @@ func swapStep(step int) error {
 }
 
 func formatSwapList(bases []Offset) []byte {
-	b := fmt.Appendf(nil, "%d\n%d\n", checkpointVersion, len(bases))
-	for _, o := range bases {
-		b = fmt.Appendf(b, "%d\n", o)
+	entries := make([][]int64, len(bases))
+	for i, o := range bases {
+		entries[i] = []int64{int64(o)}
 	}
-	return b
+	return FormatCheckpoint(entries)
 }
 
 func parseSwapList(b []byte) ([]Offset, error) {
-	entries, err := parseCheckpoint(b, 1)
+	entries, err := ParseCheckpoint(b, 1)
 	if err != nil {
 		return nil, err
 	}
@@ -636,11 +636,11 @@ func parseSwapList(b []byte) ([]Offset, error) {
 }
 
 func formatCleanerCheckpoint(cleanedTo Offset, horizonMs int64) []byte {
-	return fmt.Appendf(nil, "%d\n2\n%d\n%d\n", checkpointVersion, cleanedTo, horizonMs)
+	return FormatCheckpoint([][]int64{{int64(cleanedTo)}, {horizonMs}})
 }
 
 func parseCleanerCheckpoint(b []byte) (cleanedTo Offset, horizonMs int64, err error) {
-	entries, err := parseCheckpoint(b, 1)
+	entries, err := ParseCheckpoint(b, 1)
 	if err != nil {
 		return 0, 0, err
 	}

@@ -139,33 +139,27 @@ func (p *Partition) TierCheckpoint() (TierCheckpoint, error) {
 // partition's tiering loop, its only writer) write it whenever the
 // generation grows.
 func (p *Partition) SetTierCheckpoint(c TierCheckpoint) error {
-	data := fmt.Appendf(nil, "0\n1\n%d %d\n", c.Generation, int64(c.EndOffset))
+	data := segments.FormatCheckpoint([][]int64{{int64(c.Generation), int64(c.EndOffset)}})
 	if err := fsutil.WriteFileAtomic(filepath.Join(p.dir, TierCheckpointFile), data); err != nil {
 		return fmt.Errorf("replica: %s-%d: tier checkpoint: %w", p.topic, p.index, err)
 	}
 	return nil
 }
 
-// parseTierCheckpoint parses what SetTierCheckpoint writes, strictly.
+// parseTierCheckpoint parses what SetTierCheckpoint writes: one entry,
+// "<generation> <end offset>", both non-negative.
 func parseTierCheckpoint(b []byte) (TierCheckpoint, error) {
-	lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
-	if len(lines) != 3 || lines[0] != "0" || lines[1] != "1" {
-		return TierCheckpoint{}, fmt.Errorf("not a version 0 checkpoint with one entry: %q", clipText(b))
+	entries, err := segments.ParseCheckpoint(b, 2)
+	if err != nil {
+		return TierCheckpoint{}, err
 	}
-	gen, end, ok := strings.Cut(lines[2], " ")
-	g, err1 := strconv.ParseUint(gen, 10, 64)
-	e, err2 := strconv.ParseInt(end, 10, 64)
-	if !ok || err1 != nil || err2 != nil || e < 0 {
-		return TierCheckpoint{}, fmt.Errorf("entry %q is not \"<generation> <end offset>\"", clipText([]byte(lines[2])))
+	if len(entries) != 1 {
+		return TierCheckpoint{}, fmt.Errorf("%d entries, want 1", len(entries))
 	}
-	return TierCheckpoint{Generation: g, EndOffset: segments.Offset(e)}, nil
-}
-
-// clipText shortens b for an error message.
-func clipText(b []byte) string {
-	const maxShown = 80
-	if len(b) > maxShown {
-		return string(b[:maxShown]) + "…"
+	g, err1 := strconv.ParseInt(entries[0][0], 10, 64)
+	e, err2 := strconv.ParseInt(entries[0][1], 10, 64)
+	if err1 != nil || err2 != nil || g < 0 || e < 0 {
+		return TierCheckpoint{}, fmt.Errorf("entry %q is not \"<generation> <end offset>\"", strings.Join(entries[0], " "))
 	}
-	return string(b)
+	return TierCheckpoint{Generation: uint64(g), EndOffset: segments.Offset(e)}, nil
 }
