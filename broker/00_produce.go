@@ -42,7 +42,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"log/slog"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -51,6 +50,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/stratalog/strata/broker/replica"
+	"github.com/stratalog/strata/wire"
 )
 
 // Byte positions in a magic-v2 record batch header.
@@ -64,10 +64,10 @@ const (
 	compressionZstd     = 4
 )
 
-func handleProduce(b *Broker, r *request) (*reply, error) {
-	req, ok := r.body.(*kmsg.ProduceRequest)
+func (b *Broker) handleProduce(r *wire.Request) (*wire.Reply, error) {
+	req, ok := r.Body.(*kmsg.ProduceRequest)
 	if !ok {
-		return nil, fmt.Errorf("produce: unexpected body %T", r.body)
+		return nil, fmt.Errorf("produce: unexpected body %T", r.Body)
 	}
 	resp := req.ResponseKind().(*kmsg.ProduceResponse)
 	version := req.Version
@@ -134,7 +134,7 @@ func handleProduce(b *Broker, r *request) (*reply, error) {
 				continue
 			}
 			if code, msg := checkProduceRecords(version, rp.Records); code != 0 {
-				b.badBatch(r, rt.Topic, rp.Partition, code, msg)
+				badBatch(r, rt.Topic, rp.Partition, code, msg)
 				fail(code, msg)
 				continue
 			}
@@ -151,7 +151,7 @@ func handleProduce(b *Broker, r *request) (*reply, error) {
 			case kerr.UnknownServerError.Code:
 				b.log.Error("produce: append failed", "topic", j.topic, "partition", j.resp.Partition, "err", j.err)
 			case kerr.CorruptMessage.Code, kerr.InvalidRecord.Code:
-				b.badBatch(r, j.topic, j.resp.Partition, code, j.err.Error())
+				badBatch(r, j.topic, j.resp.Partition, code, j.err.Error())
 			}
 			j.fail(code, j.err.Error())
 			continue
@@ -171,14 +171,14 @@ func handleProduce(b *Broker, r *request) (*reply, error) {
 			// only way to make the client refresh its metadata.
 			return nil, errors.New("produce with acks=0 failed for at least one partition; closing the connection as Kafka does")
 		}
-		return &reply{none: true}, nil
+		return &wire.Reply{None: true}, nil
 	}
 	if len(waits) == 0 {
-		return completed(resp), nil
+		return wire.Completed(resp), nil
 	}
 
 	done := make(chan struct{})
-	rep := &reply{done: done}
+	rep := &wire.Reply{Done: done}
 	go func() {
 		// Every Durable fires exactly once (after the fsync, or with its
 		// error), so this wait is bounded by the committer.
@@ -196,7 +196,7 @@ func handleProduce(b *Broker, r *request) (*reply, error) {
 				}
 			}
 		}
-		rep.msg = resp
+		rep.Msg = resp
 		close(done)
 	}()
 	return rep, nil
@@ -273,26 +273,25 @@ func appendConcurrently(jobs []appendJob) bool {
 	return true
 }
 
-// Bad-input kinds (brokerMetrics.badInputEvent) for rejected batches.
+// Bad-input kinds (wire.Conn.BadInput) for rejected batches.
 const (
 	badCorruptBatch = "corrupt_batch" // CRC or framing of a produced batch is wrong
 	badInvalidBatch = "invalid_batch" // a batch that is well framed but breaks a rule
 )
 
-// badBatch logs and counts a produced batch refused as corrupt or invalid:
-// hostile or broken input that the client gets an error code for.
-func (b *Broker) badBatch(r *request, topic string, partition int32, code int16, reason string) {
+// badBatch counts and logs (rate-limited, through the connection) a
+// produced batch refused as corrupt or invalid: hostile or broken input
+// that the client gets an error code for. Without a connection (handler
+// tests) there is nothing to report to.
+func badBatch(r *wire.Request, topic string, partition int32, code int16, reason string) {
+	if r.Conn == nil {
+		return
+	}
 	kind := badInvalidBatch
 	if code == kerr.CorruptMessage.Code {
 		kind = badCorruptBatch
 	}
-	b.metrics.badInputEvent(kind)
-	remote, clientID := "", ""
-	if r.conn != nil {
-		remote, clientID = r.conn.remote, r.conn.clientID
-	}
-	b.badInputLog.Log(slog.LevelWarn, "bad input: "+kind, "produce: batch refused", "kind", kind, "topic", topic, "partition", partition,
-		"remote", remote, "client_id", clientID, "reason", reason)
+	r.Conn.BadInput(kind, "produce: batch refused", "topic", topic, "partition", partition, "reason", reason)
 }
 
 // isTransactionalBatch reports whether the first batch of records has the

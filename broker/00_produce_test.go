@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/stratalog/strata/topicconfig"
+	"github.com/stratalog/strata/wire"
 )
 
 // Helpers shared by the data-path tests (prefix dp).
@@ -117,24 +118,21 @@ func dpBatchWith(o dpBatchOpts, values ...string) []byte {
 
 // dpCall runs a handler for body (at body's version) and waits for the
 // reply to complete.
-func dpCall(t *testing.T, b *Broker, body kmsg.Request) *reply {
+func dpCall(t *testing.T, b *Broker, body kmsg.Request) *wire.Reply {
 	t.Helper()
 	rep := dpStart(t, b, context.Background(), body)
-	if rep != nil && rep.done != nil {
-		<-rep.done
+	if rep != nil && rep.Done != nil {
+		<-rep.Done
 	}
 	return rep
 }
 
 // dpStart runs a handler for body without waiting for a deferred reply.
-func dpStart(t *testing.T, b *Broker, ctx context.Context, body kmsg.Request) *reply {
+func dpStart(t *testing.T, b *Broker, ctx context.Context, body kmsg.Request) *wire.Reply {
 	t.Helper()
-	a := apiByKey[body.Key()]
-	if a == nil {
-		t.Fatalf("no handler for key %d", body.Key())
-	}
-	r := &request{ctx: ctx, header: requestHeader{APIKey: body.Key(), APIVersion: body.GetVersion(), CorrelationID: 1}, body: body}
-	rep, err := a.handle(b, r)
+	a := apiFor(t, b, body.Key())
+	r := &wire.Request{Ctx: ctx, Header: wire.Header{APIKey: body.Key(), APIVersion: body.GetVersion(), CorrelationID: 1}, Body: body}
+	rep, err := a.Handle(r)
 	if err != nil {
 		t.Fatalf("handler error: %v", err)
 	}
@@ -161,7 +159,7 @@ func dpProduceReq(version, acks int16, topic string, partition int32, records []
 func dpProduce(t *testing.T, b *Broker, version, acks int16, topic string, partition int32, records []byte) kmsg.ProduceResponseTopicPartition {
 	t.Helper()
 	rep := dpCall(t, b, dpProduceReq(version, acks, topic, partition, records))
-	resp, ok := rep.msg.(*kmsg.ProduceResponse)
+	resp, ok := rep.Msg.(*kmsg.ProduceResponse)
 	if !ok {
 		t.Fatalf("produce reply %+v", rep)
 	}
@@ -183,22 +181,22 @@ func dpMustProduce(t *testing.T, b *Broker, topic string, partition int32, recor
 
 // dpFetchResponse renders a Fetch reply to bytes, as the connection
 // writer would (without sendfile), and decodes it.
-func dpFetchResponse(t *testing.T, rep *reply, version int16) *kmsg.FetchResponse {
+func dpFetchResponse(t *testing.T, rep *wire.Reply, version int16) *kmsg.FetchResponse {
 	t.Helper()
-	if rep.framed == nil {
+	if rep.Framed == nil {
 		t.Fatalf("fetch reply without framed body: %+v", rep)
 	}
 	var buf bytes.Buffer
 	bw := bufio.NewWriter(&buf)
-	if err := rep.framed.writeBody(bw, nil); err != nil {
+	if err := rep.Framed.WriteBody(bw, nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := bw.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	rep.framed.done()
-	if int64(buf.Len()) != rep.framed.Len() {
-		t.Fatalf("framed body %d bytes, Len says %d", buf.Len(), rep.framed.Len())
+	rep.Framed.Release()
+	if int64(buf.Len()) != rep.Framed.Len() {
+		t.Fatalf("framed body %d bytes, Len says %d", buf.Len(), rep.Framed.Len())
 	}
 	resp := kmsg.NewPtrFetchResponse()
 	resp.Version = version
@@ -336,7 +334,7 @@ func TestProduceTransactionalID(t *testing.T) {
 	dpTopic(t, b, "t", 1)
 	req := dpProduceReq(9, -1, "t", 0, dpBatch("x"))
 	req.TransactionID = kmsg.StringPtr("txn")
-	resp := dpCall(t, b, req).msg.(*kmsg.ProduceResponse)
+	resp := dpCall(t, b, req).Msg.(*kmsg.ProduceResponse)
 	if code := resp.Topics[0].Partitions[0].ErrorCode; code != kerr.TransactionalIDAuthorizationFailed.Code {
 		t.Fatalf("error %v", kerr.ErrorForCode(code))
 	}
@@ -346,15 +344,15 @@ func TestProduceAcksZero(t *testing.T) {
 	b := dpBroker(t)
 	dpTopic(t, b, "t", 1)
 	rep := dpCall(t, b, dpProduceReq(7, 0, "t", 0, dpBatch("a", "b")))
-	if !rep.none || rep.done != nil {
+	if !rep.None || rep.Done != nil {
 		t.Fatalf("acks=0 reply %+v, want none", rep)
 	}
 	if leo := b.topics.get("t").partition(0).LogEndOffset(); leo != 2 {
 		t.Fatalf("log end offset %d, want 2", leo)
 	}
 	// A failure with acks=0 closes the connection (handler error).
-	r := &request{ctx: context.Background(), header: requestHeader{APIKey: 0, APIVersion: 7}, body: dpProduceReq(7, 0, "nope", 0, dpBatch("a"))}
-	if _, err := handleProduce(b, r); err == nil {
+	r := &wire.Request{Ctx: context.Background(), Header: wire.Header{APIKey: 0, APIVersion: 7}, Body: dpProduceReq(7, 0, "nope", 0, dpBatch("a"))}
+	if _, err := b.handleProduce(r); err == nil {
 		t.Fatal("acks=0 produce to an unknown topic did not close the connection")
 	}
 }
@@ -376,7 +374,7 @@ func TestProduceMultiplePartitions(t *testing.T) {
 		}
 		req.Topics = append(req.Topics, rt)
 	}
-	resp := dpCall(t, b, req).msg.(*kmsg.ProduceResponse)
+	resp := dpCall(t, b, req).Msg.(*kmsg.ProduceResponse)
 	if len(resp.Topics) != 2 || resp.Topics[0].Topic != "t" || resp.Topics[1].Topic != "missing" {
 		t.Fatalf("topics %+v", resp.Topics)
 	}
@@ -487,14 +485,14 @@ func BenchmarkProduceHandler(b *testing.B) {
 			b.ResetTimer()
 			for b.Loop() {
 				req := dpProduceReq(9, -1, "bench", 0, bytes.Clone(batch))
-				rep, err := handleProduce(br, &request{ctx: context.Background(), header: requestHeader{APIVersion: 9}, body: req})
+				rep, err := br.handleProduce(&wire.Request{Ctx: context.Background(), Header: wire.Header{APIVersion: 9}, Body: req})
 				if err != nil {
 					b.Fatal(err)
 				}
-				if rep.done != nil {
-					<-rep.done
+				if rep.Done != nil {
+					<-rep.Done
 				}
-				if code := rep.msg.(*kmsg.ProduceResponse).Topics[0].Partitions[0].ErrorCode; code != 0 {
+				if code := rep.Msg.(*kmsg.ProduceResponse).Topics[0].Partitions[0].ErrorCode; code != 0 {
 					b.Fatal(kerr.ErrorForCode(code))
 				}
 			}
@@ -565,7 +563,7 @@ func TestProduceLargeMultiPartitionRequest(t *testing.T) {
 	}
 	req.Topics = append(req.Topics, rt)
 	for round := int64(0); round < 3; round++ {
-		resp := dpCall(t, b, req).msg.(*kmsg.ProduceResponse)
+		resp := dpCall(t, b, req).Msg.(*kmsg.ProduceResponse)
 		for p, sp := range resp.Topics[0].Partitions {
 			switch {
 			case p == 2 && sp.ErrorCode != kerr.CorruptMessage.Code:
@@ -598,7 +596,7 @@ func TestProduceLargeMultiPartitionRequest(t *testing.T) {
 		tt.Partitions = append(tt.Partitions, rp)
 	}
 	twice.Topics = append(twice.Topics, tt)
-	resp := dpCall(t, b, twice).msg.(*kmsg.ProduceResponse)
+	resp := dpCall(t, b, twice).Msg.(*kmsg.ProduceResponse)
 	if a, c := resp.Topics[0].Partitions[0], resp.Topics[0].Partitions[1]; a.BaseOffset != 6 || c.BaseOffset != 8 {
 		t.Fatalf("same partition twice: base offsets %d, %d; want 6, 8", a.BaseOffset, c.BaseOffset)
 	}

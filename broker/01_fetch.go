@@ -60,6 +60,7 @@ import (
 
 	"github.com/stratalog/strata/broker/replica"
 	"github.com/stratalog/strata/segments"
+	"github.com/stratalog/strata/wire"
 )
 
 // fetchMaxBytesLimit caps a request's MaxBytes: Kafka's broker default
@@ -71,7 +72,7 @@ const fetchMaxBytesLimit = 55 << 20
 // handler, then the long-poll goroutine).
 type fetchCall struct {
 	b             *Broker
-	r             *request
+	r             *wire.Request
 	version       int16
 	replicaID     int32
 	maxBytes      int64
@@ -92,10 +93,10 @@ type fetchRead struct {
 	remote         *remoteRead // a read from the remote tier in flight (tiering_read.go)
 }
 
-func handleFetch(b *Broker, r *request) (*reply, error) {
-	req, ok := r.body.(*kmsg.FetchRequest)
+func (b *Broker) handleFetch(r *wire.Request) (*wire.Reply, error) {
+	req, ok := r.Body.(*kmsg.FetchRequest)
 	if !ok {
-		return nil, fmt.Errorf("fetch: unexpected body %T", r.body)
+		return nil, fmt.Errorf("fetch: unexpected body %T", r.Body)
 	}
 	c := &fetchCall{
 		b:             b,
@@ -152,7 +153,7 @@ func handleFetch(b *Broker, r *request) (*reply, error) {
 	if c.fc.kind == fetchSessionError {
 		resp := req.ResponseKind().(*kmsg.FetchResponse)
 		resp.ErrorCode = c.fc.errCode
-		return &reply{framed: newFramedFetch(c.version, resp, nil, nil)}, nil
+		return &wire.Reply{Framed: newFramedFetch(c.version, resp, nil, nil)}, nil
 	}
 
 	// Take the change notifications before reading, so that data arriving
@@ -167,23 +168,23 @@ func handleFetch(b *Broker, r *request) (*reply, error) {
 		// Never block the connection on the object store: wait for the
 		// remote reads in the deferred reply's goroutine.
 		done := make(chan struct{})
-		rep := &reply{done: done}
+		rep := &wire.Reply{Done: done}
 		go func() {
 			c.awaitRemote(reads)
-			rep.framed = c.respond(reads)
+			rep.Framed = c.respond(reads)
 			close(done)
 		}()
 		return rep, nil
 	}
 	if !mayWait || final || total >= c.minBytes || len(changed) == 0 {
-		return &reply{framed: c.respond(reads)}, nil
+		return &wire.Reply{Framed: c.respond(reads)}, nil
 	}
 	releaseReads(reads)
 
 	done := make(chan struct{})
-	rep := &reply{done: done}
+	rep := &wire.Reply{Done: done}
 	go func() {
-		rep.framed = c.longPoll(changed, time.Duration(req.MaxWaitMillis)*time.Millisecond)
+		rep.Framed = c.longPoll(changed, time.Duration(req.MaxWaitMillis)*time.Millisecond)
 		close(done)
 	}()
 	return rep, nil
@@ -205,7 +206,7 @@ func (c *fetchCall) longPoll(changed []<-chan struct{}, maxWait time.Duration) *
 	timer := time.NewTimer(maxWait)
 	defer timer.Stop()
 	for {
-		expired := !waitAnyChange(c.r.ctx.Done(), timer.C, changed)
+		expired := !waitAnyChange(c.r.Ctx.Done(), timer.C, changed)
 		changed = c.changedChans()
 		reads, total, final := c.readAll()
 		if hasRemoteReads(reads) {
@@ -368,7 +369,7 @@ func hasRemoteReads(reads []fetchRead) bool {
 // puts their results in place: records, an error code, or — not done in
 // time — nothing for that partition in this response.
 func (c *fetchCall) awaitRemote(reads []fetchRead) {
-	ctx, cancel := context.WithTimeout(c.r.ctx, c.b.tier.cfg.FetchMaxWait)
+	ctx, cancel := context.WithTimeout(c.r.Ctx, c.b.tier.cfg.FetchMaxWait)
 	defer cancel()
 	for i := range reads {
 		rd := &reads[i]

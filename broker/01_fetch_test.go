@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/stratalog/strata/segments"
+	"github.com/stratalog/strata/wire"
 )
 
 // dpFetchReq is a sessionless, non-waiting fetch of one partition.
@@ -251,18 +252,18 @@ func TestFetchLongPollWakesOnProduce(t *testing.T) {
 	req.MaxWaitMillis = 3_600_000 // an hour: only data can end this wait
 	req.MinBytes = 1
 	rep := dpStart(t, b, context.Background(), req)
-	if rep.done == nil {
+	if rep.Done == nil {
 		t.Fatal("empty fetch with max wait answered at once")
 	}
 	select {
-	case <-rep.done:
+	case <-rep.Done:
 		t.Fatal("long-poll completed with no data")
 	default:
 	}
 	batch := dpBatch("wake")
 	want := bytes.Clone(batch)
 	dpMustProduce(t, b, "t", 1, batch)
-	<-rep.done
+	<-rep.Done
 	resp := dpFetchResponse(t, rep, 11)
 	parts := resp.Topics[0].Partitions
 	if len(parts) != 2 || len(parts[0].RecordBatches) != 0 || parts[1].HighWatermark != 1 {
@@ -283,7 +284,7 @@ func TestFetchLongPollWaitsForMinBytes(t *testing.T) {
 	req.MaxWaitMillis = 3_600_000
 	req.MinBytes = int32(len(small) + 1) // more than one small batch
 	rep := dpStart(t, b, context.Background(), req)
-	if rep.done == nil {
+	if rep.Done == nil {
 		t.Fatal("answered at once")
 	}
 	dpMustProduce(t, b, "t", 0, small)
@@ -291,12 +292,12 @@ func TestFetchLongPollWaitsForMinBytes(t *testing.T) {
 	// fsync, so the long-poll has seen (or will see) the HW move; it must
 	// still be waiting. A second batch satisfies it.
 	select {
-	case <-rep.done:
+	case <-rep.Done:
 		t.Fatal("long-poll completed below min bytes")
 	default:
 	}
 	dpMustProduce(t, b, "t", 0, dpBatch("t"))
-	<-rep.done
+	<-rep.Done
 	p := dpFetchResponse(t, rep, 11).Topics[0].Partitions[0]
 	if n := len(dpSplitBatches(t, p.RecordBatches)); n != 2 {
 		t.Fatalf("%d batches, want 2", n)
@@ -310,11 +311,11 @@ func TestFetchLongPollEndsWithContext(t *testing.T) {
 	req.MaxWaitMillis = 3_600_000
 	ctx, cancel := context.WithCancel(context.Background())
 	rep := dpStart(t, b, ctx, req)
-	if rep.done == nil {
+	if rep.Done == nil {
 		t.Fatal("answered at once")
 	}
 	cancel()
-	<-rep.done
+	<-rep.Done
 	p := dpFetchResponse(t, rep, 11).Topics[0].Partitions[0]
 	if p.ErrorCode != 0 || len(p.RecordBatches) != 0 {
 		t.Fatalf("%+v", p)
@@ -443,13 +444,13 @@ func TestFetchLongPollEndsWhenTopicDeleted(t *testing.T) {
 	req := dpFetchReq(11, "t", 0, 0)
 	req.MaxWaitMillis = 3_600_000
 	rep := dpStart(t, b, context.Background(), req)
-	if rep.done == nil {
+	if rep.Done == nil {
 		t.Fatal("answered at once")
 	}
 	if err := b.topics.deleteTopic(tp); err != nil {
 		t.Fatal(err)
 	}
-	<-rep.done // the partition's Changed fires on close
+	<-rep.Done // the partition's Changed fires on close
 	p := dpFetchResponse(t, rep, 11).Topics[0].Partitions[0]
 	if p.ErrorCode != kerr.UnknownTopicOrPartition.Code {
 		t.Fatalf("after delete: %v", kerr.ErrorForCode(p.ErrorCode))
@@ -475,11 +476,11 @@ func TestFetchLongPollIncrementalSession(t *testing.T) {
 	inc.MaxWaitMillis = 3_600_000
 	inc.SessionID, inc.SessionEpoch = resp.SessionID, 1
 	rep := dpStart(t, b, context.Background(), inc)
-	if rep.done == nil {
+	if rep.Done == nil {
 		t.Fatal("answered at once")
 	}
 	dpMustProduce(t, b, "t", 1, dpBatch("x"))
-	<-rep.done
+	<-rep.Done
 	resp = dpFetchResponse(t, rep, 12)
 	if len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 || resp.Topics[0].Partitions[0].Partition != 1 {
 		t.Fatalf("incremental long-poll: %+v", resp.Topics)
@@ -502,11 +503,11 @@ func BenchmarkFetchHandler(b *testing.B) {
 		batch := dpBatch(values...)
 		total += int64(len(batch))
 		req := dpProduceReq(9, 1, "bench", 0, batch)
-		rep, err := handleProduce(br, &request{ctx: context.Background(), body: req})
+		rep, err := br.handleProduce(&wire.Request{Ctx: context.Background(), Body: req})
 		if err != nil {
 			b.Fatal(err)
 		}
-		<-rep.done
+		<-rep.Done
 	}
 	b.SetBytes(total)
 	b.ReportAllocs()
@@ -514,17 +515,17 @@ func BenchmarkFetchHandler(b *testing.B) {
 	for b.Loop() {
 		req := dpFetchReq(12, "bench", 0, 0)
 		req.Topics[0].Partitions[0].PartitionMaxBytes = 2 << 20
-		rep, err := handleFetch(br, &request{ctx: context.Background(), body: req})
+		rep, err := br.handleFetch(&wire.Request{Ctx: context.Background(), Body: req})
 		if err != nil {
 			b.Fatal(err)
 		}
 		sink.Reset()
 		bw := bufio.NewWriterSize(&sink, 64<<10)
-		if err := rep.framed.writeBody(bw, nil); err != nil {
+		if err := rep.Framed.WriteBody(bw, nil); err != nil {
 			b.Fatal(err)
 		}
 		bw.Flush()
-		rep.framed.done()
+		rep.Framed.Release()
 		if int64(sink.Len()) < total {
 			b.Fatalf("fetched %d bytes, want ≥ %d", sink.Len(), total)
 		}

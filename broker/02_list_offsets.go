@@ -37,6 +37,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/stratalog/strata/segments"
+	"github.com/stratalog/strata/wire"
 )
 
 // Special ListOffsets timestamps.
@@ -47,10 +48,10 @@ const (
 	listOffsetsEarliestLocal = -4
 )
 
-func handleListOffsets(b *Broker, r *request) (*reply, error) {
-	req, ok := r.body.(*kmsg.ListOffsetsRequest)
+func (b *Broker) handleListOffsets(r *wire.Request) (*wire.Reply, error) {
+	req, ok := r.Body.(*kmsg.ListOffsetsRequest)
 	if !ok {
-		return nil, fmt.Errorf("list offsets: unexpected body %T", r.body)
+		return nil, fmt.Errorf("list offsets: unexpected body %T", r.Body)
 	}
 	resp := req.ResponseKind().(*kmsg.ListOffsetsResponse)
 
@@ -87,7 +88,7 @@ func handleListOffsets(b *Broker, r *request) (*reply, error) {
 				if pp := t.partition(rp.Partition); pp != nil {
 					p = pp
 					if b.tier.partition(pp) != nil {
-						p = tieredView{Partition: pp, tm: b.tier, ctx: r.ctx}
+						p = tieredView{Partition: pp, tm: b.tier, ctx: r.Ctx}
 					}
 				}
 			}
@@ -114,7 +115,7 @@ func handleListOffsets(b *Broker, r *request) (*reply, error) {
 			sp.Timestamp, sp.Offset, sp.LeaderEpoch = ts, int64(off), int32(epoch)
 		}
 	}
-	return completed(resp), nil
+	return wire.Completed(resp), nil
 }
 
 // partitionView is the part of replica.Partition that ListOffsets needs

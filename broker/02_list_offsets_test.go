@@ -105,7 +105,7 @@ func dpListOffsets(t *testing.T, b *Broker, version int16, topic string, ts int6
 	rp.CurrentLeaderEpoch = current
 	rt.Partitions = append(rt.Partitions, rp)
 	req.Topics = append(req.Topics, rt)
-	resp := dpCall(t, b, req).msg.(*kmsg.ListOffsetsResponse)
+	resp := dpCall(t, b, req).Msg.(*kmsg.ListOffsetsResponse)
 	return resp.Topics[0].Partitions[0]
 }
 
@@ -172,7 +172,7 @@ func TestListOffsetsHandler(t *testing.T) {
 		rt.Partitions = append(rt.Partitions, rp)
 	}
 	req.Topics = append(req.Topics, rt)
-	parts := dpCall(t, b, req).msg.(*kmsg.ListOffsetsResponse).Topics[0].Partitions
+	parts := dpCall(t, b, req).Msg.(*kmsg.ListOffsetsResponse).Topics[0].Partitions
 	if parts[0].ErrorCode != kerr.InvalidRequest.Code || parts[1].ErrorCode != kerr.InvalidRequest.Code || parts[2].ErrorCode != kerr.UnknownTopicOrPartition.Code {
 		t.Fatalf("duplicates: %+v", parts)
 	}

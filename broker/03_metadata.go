@@ -28,6 +28,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/stratalog/strata/wire"
 )
 
 // ACL operation codes (Kafka's AclOperation) for authorized-operations
@@ -63,8 +65,8 @@ var (
 	clusterAuthorizedOps = aclBits(aclCreate, aclAlter, aclDescribe, aclClusterAction, aclDescribeConfigs, aclAlterConfigs, aclIdempotentWrite, aclCreateTokens, aclDescribeTokens)
 )
 
-func handleMetadata(b *Broker, r *request) (*reply, error) {
-	req, ok := r.body.(*kmsg.MetadataRequest)
+func (b *Broker) handleMetadata(r *wire.Request) (*wire.Reply, error) {
+	req, ok := r.Body.(*kmsg.MetadataRequest)
 	if !ok {
 		return nil, errUnexpectedBody(r)
 	}
@@ -91,7 +93,7 @@ func handleMetadata(b *Broker, r *request) (*reply, error) {
 		for _, t := range b.topics.all() {
 			resp.Topics = append(resp.Topics, b.metadataTopic(t, includeOps))
 		}
-		return completed(resp), nil
+		return wire.Completed(resp), nil
 	}
 
 	autoCreate := b.cfg.AutoCreateTopics && (v < 4 || req.AllowAutoTopicCreation)
@@ -154,7 +156,7 @@ func handleMetadata(b *Broker, r *request) (*reply, error) {
 		}
 		resp.Topics = append(resp.Topics, b.metadataTopic(t, includeOps))
 	}
-	return completed(resp), nil
+	return wire.Completed(resp), nil
 }
 
 // metadataErrorCode maps an error met while resolving a requested topic.
@@ -229,8 +231,8 @@ func (b *Broker) defaultNumPartitions() int32 {
 
 // errUnexpectedBody reports a dispatch bug: the connection layer decoded a
 // body of the wrong type for this handler. The connection is closed.
-func errUnexpectedBody(r *request) error {
-	return &unexpectedBodyError{key: r.header.APIKey}
+func errUnexpectedBody(r *wire.Request) error {
+	return &unexpectedBodyError{key: r.Header.APIKey}
 }
 
 type unexpectedBodyError struct{ key int16 }

@@ -6,6 +6,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/stratalog/strata/wire"
 )
 
 func admMetadataTopics(names ...string) []kmsg.MetadataRequestTopic {
@@ -182,12 +184,12 @@ func TestMetadataAutoCreateConcurrent(t *testing.T) {
 			req.Topics = admMetadataTopics("raced")
 			req.AllowAutoTopicCreation = true
 			req.SetVersion(12)
-			rep, err := handleMetadata(b, &request{header: requestHeader{APIKey: 3, APIVersion: 12}, body: req})
+			rep, err := b.handleMetadata(&wire.Request{Header: wire.Header{APIKey: 3, APIVersion: 12}, Body: req})
 			if err != nil {
 				t.Error(err)
 				return
 			}
-			mt := rep.msg.(*kmsg.MetadataResponse).Topics[0]
+			mt := rep.Msg.(*kmsg.MetadataResponse).Topics[0]
 			if mt.ErrorCode != 0 {
 				t.Errorf("error %d", mt.ErrorCode)
 			}

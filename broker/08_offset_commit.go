@@ -23,16 +23,17 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/stratalog/strata/broker/group"
+	"github.com/stratalog/strata/wire"
 )
 
-func handleOffsetCommit(b *Broker, r *request) (*reply, error) {
-	req, ok := r.body.(*kmsg.OffsetCommitRequest)
+func (b *Broker) handleOffsetCommit(r *wire.Request) (*wire.Reply, error) {
+	req, ok := r.Body.(*kmsg.OffsetCommitRequest)
 	if !ok {
 		return nil, errUnexpectedBody(r)
 	}
 	known, unknown := splitUnknownPartitions(b, req)
 	if known == nil {
-		return completed(mergeCommitResponse(req, kmsg.NewPtrOffsetCommitResponse(), unknown)), nil
+		return wire.Completed(mergeCommitResponse(req, kmsg.NewPtrOffsetCommitResponse(), unknown)), nil
 	}
 	return deferGroupReply(b, r,
 		func(c *group.Coordinator, now time.Time) (kmsg.Response, group.Ticket, group.Result) {

@@ -18,10 +18,11 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/stratalog/strata/broker/group"
+	"github.com/stratalog/strata/wire"
 )
 
-func handleOffsetFetch(b *Broker, r *request) (*reply, error) {
-	req, ok := r.body.(*kmsg.OffsetFetchRequest)
+func (b *Broker) handleOffsetFetch(r *wire.Request) (*wire.Reply, error) {
+	req, ok := r.Body.(*kmsg.OffsetFetchRequest)
 	if !ok {
 		return nil, errUnexpectedBody(r)
 	}
@@ -29,7 +30,7 @@ func handleOffsetFetch(b *Broker, r *request) (*reply, error) {
 	if b.groups.locked(func(c *group.Coordinator, _ time.Time) { resp = c.OffsetFetch(req) }) {
 		resp = offsetFetchError(req, kerr.CoordinatorLoadInProgress.Code)
 	}
-	return completed(resp), nil
+	return wire.Completed(resp), nil
 }
 
 func offsetFetchError(req *kmsg.OffsetFetchRequest, code int16) *kmsg.OffsetFetchResponse {

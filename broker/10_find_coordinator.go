@@ -19,10 +19,12 @@ package broker
 import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/stratalog/strata/wire"
 )
 
-func handleFindCoordinator(b *Broker, r *request) (*reply, error) {
-	req, ok := r.body.(*kmsg.FindCoordinatorRequest)
+func (b *Broker) handleFindCoordinator(r *wire.Request) (*wire.Reply, error) {
+	req, ok := r.Body.(*kmsg.FindCoordinatorRequest)
 	if !ok {
 		return nil, errUnexpectedBody(r)
 	}
@@ -45,7 +47,7 @@ func handleFindCoordinator(b *Broker, r *request) (*reply, error) {
 		if req.Version == 0 {
 			resp.ErrorMessage = nil
 		}
-		return completed(resp), nil
+		return wire.Completed(resp), nil
 	}
 	for _, key := range req.CoordinatorKeys {
 		c := kmsg.NewFindCoordinatorResponseCoordinator()
@@ -53,5 +55,5 @@ func handleFindCoordinator(b *Broker, r *request) (*reply, error) {
 		c.NodeID, c.Host, c.Port, c.ErrorCode, c.ErrorMessage = answer()
 		resp.Coordinators = append(resp.Coordinators, c)
 	}
-	return completed(resp), nil
+	return wire.Completed(resp), nil
 }

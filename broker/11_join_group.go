@@ -22,10 +22,11 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/stratalog/strata/broker/group"
+	"github.com/stratalog/strata/wire"
 )
 
-func handleJoinGroup(b *Broker, r *request) (*reply, error) {
-	req, ok := r.body.(*kmsg.JoinGroupRequest)
+func (b *Broker) handleJoinGroup(r *wire.Request) (*wire.Reply, error) {
+	req, ok := r.Body.(*kmsg.JoinGroupRequest)
 	if !ok {
 		return nil, errUnexpectedBody(r)
 	}

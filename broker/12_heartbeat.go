@@ -15,10 +15,11 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/stratalog/strata/broker/group"
+	"github.com/stratalog/strata/wire"
 )
 
-func handleHeartbeat(b *Broker, r *request) (*reply, error) {
-	req, ok := r.body.(*kmsg.HeartbeatRequest)
+func (b *Broker) handleHeartbeat(r *wire.Request) (*wire.Reply, error) {
+	req, ok := r.Body.(*kmsg.HeartbeatRequest)
 	if !ok {
 		return nil, errUnexpectedBody(r)
 	}
@@ -27,5 +28,5 @@ func handleHeartbeat(b *Broker, r *request) (*reply, error) {
 		resp = req.ResponseKind().(*kmsg.HeartbeatResponse)
 		resp.ErrorCode = kerr.CoordinatorLoadInProgress.Code
 	}
-	return completed(resp), nil
+	return wire.Completed(resp), nil
 }

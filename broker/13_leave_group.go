@@ -14,10 +14,11 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/stratalog/strata/broker/group"
+	"github.com/stratalog/strata/wire"
 )
 
-func handleLeaveGroup(b *Broker, r *request) (*reply, error) {
-	req, ok := r.body.(*kmsg.LeaveGroupRequest)
+func (b *Broker) handleLeaveGroup(r *wire.Request) (*wire.Reply, error) {
+	req, ok := r.Body.(*kmsg.LeaveGroupRequest)
 	if !ok {
 		return nil, errUnexpectedBody(r)
 	}

@@ -17,10 +17,11 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/stratalog/strata/broker/group"
+	"github.com/stratalog/strata/wire"
 )
 
-func handleSyncGroup(b *Broker, r *request) (*reply, error) {
-	req, ok := r.body.(*kmsg.SyncGroupRequest)
+func (b *Broker) handleSyncGroup(r *wire.Request) (*wire.Reply, error) {
+	req, ok := r.Body.(*kmsg.SyncGroupRequest)
 	if !ok {
 		return nil, errUnexpectedBody(r)
 	}

@@ -17,10 +17,11 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/stratalog/strata/broker/group"
+	"github.com/stratalog/strata/wire"
 )
 
-func handleDescribeGroups(b *Broker, r *request) (*reply, error) {
-	req, ok := r.body.(*kmsg.DescribeGroupsRequest)
+func (b *Broker) handleDescribeGroups(r *wire.Request) (*wire.Reply, error) {
+	req, ok := r.Body.(*kmsg.DescribeGroupsRequest)
 	if !ok {
 		return nil, errUnexpectedBody(r)
 	}
@@ -33,5 +34,5 @@ func handleDescribeGroups(b *Broker, r *request) (*reply, error) {
 			resp.Groups = append(resp.Groups, rg)
 		}
 	}
-	return completed(resp), nil
+	return wire.Completed(resp), nil
 }

@@ -14,10 +14,11 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/stratalog/strata/broker/group"
+	"github.com/stratalog/strata/wire"
 )
 
-func handleListGroups(b *Broker, r *request) (*reply, error) {
-	req, ok := r.body.(*kmsg.ListGroupsRequest)
+func (b *Broker) handleListGroups(r *wire.Request) (*wire.Reply, error) {
+	req, ok := r.Body.(*kmsg.ListGroupsRequest)
 	if !ok {
 		return nil, errUnexpectedBody(r)
 	}
@@ -26,5 +27,5 @@ func handleListGroups(b *Broker, r *request) (*reply, error) {
 		resp = req.ResponseKind().(*kmsg.ListGroupsResponse)
 		resp.ErrorCode = kerr.CoordinatorLoadInProgress.Code
 	}
-	return completed(resp), nil
+	return wire.Completed(resp), nil
 }

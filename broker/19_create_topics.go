@@ -35,10 +35,11 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/stratalog/strata/topicconfig"
+	"github.com/stratalog/strata/wire"
 )
 
-func handleCreateTopics(b *Broker, r *request) (*reply, error) {
-	req, ok := r.body.(*kmsg.CreateTopicsRequest)
+func (b *Broker) handleCreateTopics(r *wire.Request) (*wire.Reply, error) {
+	req, ok := r.Body.(*kmsg.CreateTopicsRequest)
 	if !ok {
 		return nil, errUnexpectedBody(r)
 	}
@@ -72,7 +73,7 @@ func handleCreateTopics(b *Broker, r *request) (*reply, error) {
 		}
 		resp.Topics = append(resp.Topics, st)
 	}
-	return completed(resp), nil
+	return wire.Completed(resp), nil
 }
 
 // createTopicFromRequest validates one requested topic and creates it

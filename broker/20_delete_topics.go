@@ -13,10 +13,12 @@ package broker
 import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/stratalog/strata/wire"
 )
 
-func handleDeleteTopics(b *Broker, r *request) (*reply, error) {
-	req, ok := r.body.(*kmsg.DeleteTopicsRequest)
+func (b *Broker) handleDeleteTopics(r *wire.Request) (*wire.Reply, error) {
+	req, ok := r.Body.(*kmsg.DeleteTopicsRequest)
 	if !ok {
 		return nil, errUnexpectedBody(r)
 	}
@@ -91,5 +93,5 @@ func handleDeleteTopics(b *Broker, r *request) (*reply, error) {
 		}
 		resp.Topics = append(resp.Topics, rs.st)
 	}
-	return completed(resp), nil
+	return wire.Completed(resp), nil
 }

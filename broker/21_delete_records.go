@@ -23,10 +23,11 @@ import (
 
 	"github.com/stratalog/strata/broker/replica"
 	"github.com/stratalog/strata/segments"
+	"github.com/stratalog/strata/wire"
 )
 
-func handleDeleteRecords(b *Broker, r *request) (*reply, error) {
-	req, ok := r.body.(*kmsg.DeleteRecordsRequest)
+func (b *Broker) handleDeleteRecords(r *wire.Request) (*wire.Reply, error) {
+	req, ok := r.Body.(*kmsg.DeleteRecordsRequest)
 	if !ok {
 		return nil, errUnexpectedBody(r)
 	}
@@ -46,7 +47,7 @@ func handleDeleteRecords(b *Broker, r *request) (*reply, error) {
 			case rp.Offset < -1:
 				sp.ErrorCode = kerr.OffsetOutOfRange.Code
 			default:
-				low, err := deleteRecords(r.ctx, b, p, segments.Offset(rp.Offset), req.TimeoutMillis)
+				low, err := deleteRecords(r.Ctx, b, p, segments.Offset(rp.Offset), req.TimeoutMillis)
 				if err != nil {
 					sp.ErrorCode = errorCode(err)
 					if !errors.Is(err, segments.ErrOffsetOutOfRange) {
@@ -60,7 +61,7 @@ func handleDeleteRecords(b *Broker, r *request) (*reply, error) {
 		}
 		resp.Topics = append(resp.Topics, st)
 	}
-	return completed(resp), nil
+	return wire.Completed(resp), nil
 }
 
 // deleteRecords moves p's log start to o (-1: the high watermark): first

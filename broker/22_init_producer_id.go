@@ -28,25 +28,27 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/stratalog/strata/wire"
 )
 
-func handleInitProducerID(b *Broker, r *request) (*reply, error) {
-	req, ok := r.body.(*kmsg.InitProducerIDRequest)
+func (b *Broker) handleInitProducerID(r *wire.Request) (*wire.Reply, error) {
+	req, ok := r.Body.(*kmsg.InitProducerIDRequest)
 	if !ok {
-		return nil, fmt.Errorf("init producer id: unexpected body %T", r.body)
+		return nil, fmt.Errorf("init producer id: unexpected body %T", r.Body)
 	}
 	resp := req.ResponseKind().(*kmsg.InitProducerIDResponse)
 	resp.ProducerID, resp.ProducerEpoch = -1, -1
 	if req.TransactionalID != nil {
 		resp.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
-		return completed(resp), nil
+		return wire.Completed(resp), nil
 	}
 	id, epoch, err := b.producers.Next()
 	if err != nil {
 		b.log.Error("init producer id: allocating a producer id", "err", err)
 		resp.ErrorCode = kerr.UnknownServerError.Code
-		return completed(resp), nil
+		return wire.Completed(resp), nil
 	}
 	resp.ProducerID, resp.ProducerEpoch = id, epoch
-	return completed(resp), nil
+	return wire.Completed(resp), nil
 }

@@ -19,7 +19,7 @@ func TestInitProducerID(t *testing.T) {
 			// fresh id, as Kafka does without a transactional id.
 			req.ProducerID, req.ProducerEpoch = 7, 3
 		}
-		resp := dpCall(t, b, req).msg.(*kmsg.InitProducerIDResponse)
+		resp := dpCall(t, b, req).Msg.(*kmsg.InitProducerIDResponse)
 		if resp.ErrorCode != 0 || resp.ProducerID < 0 || resp.ProducerEpoch != 0 {
 			t.Fatalf("v%d: %+v", v, resp)
 		}
@@ -32,7 +32,7 @@ func TestInitProducerID(t *testing.T) {
 	req := kmsg.NewPtrInitProducerIDRequest()
 	req.Version = 4
 	req.TransactionalID = kmsg.StringPtr("txn")
-	resp := dpCall(t, b, req).msg.(*kmsg.InitProducerIDResponse)
+	resp := dpCall(t, b, req).Msg.(*kmsg.InitProducerIDResponse)
 	if resp.ErrorCode != kerr.TransactionalIDAuthorizationFailed.Code || resp.ProducerID != -1 {
 		t.Fatalf("transactional: %+v", resp)
 	}

@@ -20,12 +20,13 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/stratalog/strata/segments"
+	"github.com/stratalog/strata/wire"
 )
 
-func handleOffsetForLeaderEpoch(b *Broker, r *request) (*reply, error) {
-	req, ok := r.body.(*kmsg.OffsetForLeaderEpochRequest)
+func (b *Broker) handleOffsetForLeaderEpoch(r *wire.Request) (*wire.Reply, error) {
+	req, ok := r.Body.(*kmsg.OffsetForLeaderEpochRequest)
 	if !ok {
-		return nil, fmt.Errorf("offset for leader epoch: unexpected body %T", r.body)
+		return nil, fmt.Errorf("offset for leader epoch: unexpected body %T", r.Body)
 	}
 	resp := req.ResponseKind().(*kmsg.OffsetForLeaderEpochResponse)
 	resp.Topics = make([]kmsg.OffsetForLeaderEpochResponseTopic, len(req.Topics))
@@ -60,5 +61,5 @@ func handleOffsetForLeaderEpoch(b *Broker, r *request) (*reply, error) {
 			sp.LeaderEpoch, sp.EndOffset = int32(epoch), int64(end)
 		}
 	}
-	return completed(resp), nil
+	return wire.Completed(resp), nil
 }

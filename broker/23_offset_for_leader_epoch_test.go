@@ -17,7 +17,7 @@ func dpOffsetForEpoch(t *testing.T, b *Broker, version int16, topic string, epoc
 	rp.LeaderEpoch, rp.CurrentLeaderEpoch = epoch, current
 	rt.Partitions = append(rt.Partitions, rp)
 	req.Topics = append(req.Topics, rt)
-	return dpCall(t, b, req).msg.(*kmsg.OffsetForLeaderEpochResponse).Topics[0].Partitions[0]
+	return dpCall(t, b, req).Msg.(*kmsg.OffsetForLeaderEpochResponse).Topics[0].Partitions[0]
 }
 
 func TestOffsetForLeaderEpoch(t *testing.T) {

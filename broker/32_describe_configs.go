@@ -30,10 +30,11 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/stratalog/strata/topicconfig"
+	"github.com/stratalog/strata/wire"
 )
 
-func handleDescribeConfigs(b *Broker, r *request) (*reply, error) {
-	req, ok := r.body.(*kmsg.DescribeConfigsRequest)
+func (b *Broker) handleDescribeConfigs(r *wire.Request) (*wire.Reply, error) {
+	req, ok := r.Body.(*kmsg.DescribeConfigsRequest)
 	if !ok {
 		return nil, errUnexpectedBody(r)
 	}
@@ -72,7 +73,7 @@ func handleDescribeConfigs(b *Broker, r *request) (*reply, error) {
 		}
 		resp.Resources = append(resp.Resources, sr)
 	}
-	return completed(resp), nil
+	return wire.Completed(resp), nil
 }
 
 func (b *Broker) describeTopicConfigs(name string, synonyms bool) ([]kmsg.DescribeConfigsResponseResourceConfig, error) {

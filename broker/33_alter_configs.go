@@ -24,10 +24,11 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/stratalog/strata/topicconfig"
+	"github.com/stratalog/strata/wire"
 )
 
-func handleAlterConfigs(b *Broker, r *request) (*reply, error) {
-	req, ok := r.body.(*kmsg.AlterConfigsRequest)
+func (b *Broker) handleAlterConfigs(r *wire.Request) (*wire.Reply, error) {
+	req, ok := r.Body.(*kmsg.AlterConfigsRequest)
 	if !ok {
 		return nil, errUnexpectedBody(r)
 	}
@@ -60,7 +61,7 @@ func handleAlterConfigs(b *Broker, r *request) (*reply, error) {
 		}
 		resp.Resources = append(resp.Resources, sr)
 	}
-	return completed(resp), nil
+	return wire.Completed(resp), nil
 }
 
 // duplicateResources marks resources named more than once in a request.

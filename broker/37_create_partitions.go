@@ -17,10 +17,12 @@ package broker
 import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/stratalog/strata/wire"
 )
 
-func handleCreatePartitions(b *Broker, r *request) (*reply, error) {
-	req, ok := r.body.(*kmsg.CreatePartitionsRequest)
+func (b *Broker) handleCreatePartitions(r *wire.Request) (*wire.Reply, error) {
+	req, ok := r.Body.(*kmsg.CreatePartitionsRequest)
 	if !ok {
 		return nil, errUnexpectedBody(r)
 	}
@@ -48,7 +50,7 @@ func handleCreatePartitions(b *Broker, r *request) (*reply, error) {
 		}
 		resp.Topics = append(resp.Topics, st)
 	}
-	return completed(resp), nil
+	return wire.Completed(resp), nil
 }
 
 // checkNewPartitionsAssignment validates a manual assignment, if any.

@@ -15,10 +15,11 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/stratalog/strata/broker/group"
+	"github.com/stratalog/strata/wire"
 )
 
-func handleDeleteGroups(b *Broker, r *request) (*reply, error) {
-	req, ok := r.body.(*kmsg.DeleteGroupsRequest)
+func (b *Broker) handleDeleteGroups(r *wire.Request) (*wire.Reply, error) {
+	req, ok := r.Body.(*kmsg.DeleteGroupsRequest)
 	if !ok {
 		return nil, errUnexpectedBody(r)
 	}

@@ -22,10 +22,11 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/stratalog/strata/topicconfig"
+	"github.com/stratalog/strata/wire"
 )
 
-func handleIncrementalAlterConfigs(b *Broker, r *request) (*reply, error) {
-	req, ok := r.body.(*kmsg.IncrementalAlterConfigsRequest)
+func (b *Broker) handleIncrementalAlterConfigs(r *wire.Request) (*wire.Reply, error) {
+	req, ok := r.Body.(*kmsg.IncrementalAlterConfigsRequest)
 	if !ok {
 		return nil, errUnexpectedBody(r)
 	}
@@ -51,7 +52,7 @@ func handleIncrementalAlterConfigs(b *Broker, r *request) (*reply, error) {
 		}
 		resp.Resources = append(resp.Resources, sr)
 	}
-	return completed(resp), nil
+	return wire.Completed(resp), nil
 }
 
 // checkIncrementalKeys refuses duplicate and unsupported keys.

@@ -14,10 +14,11 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/stratalog/strata/broker/group"
+	"github.com/stratalog/strata/wire"
 )
 
-func handleOffsetDelete(b *Broker, r *request) (*reply, error) {
-	req, ok := r.body.(*kmsg.OffsetDeleteRequest)
+func (b *Broker) handleOffsetDelete(r *wire.Request) (*wire.Reply, error) {
+	req, ok := r.Body.(*kmsg.OffsetDeleteRequest)
 	if !ok {
 		return nil, errUnexpectedBody(r)
 	}

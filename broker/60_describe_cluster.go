@@ -11,10 +11,12 @@ package broker
 import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/stratalog/strata/wire"
 )
 
-func handleDescribeCluster(b *Broker, r *request) (*reply, error) {
-	req, ok := r.body.(*kmsg.DescribeClusterRequest)
+func (b *Broker) handleDescribeCluster(r *wire.Request) (*wire.Reply, error) {
+	req, ok := r.Body.(*kmsg.DescribeClusterRequest)
 	if !ok {
 		return nil, errUnexpectedBody(r)
 	}
@@ -25,7 +27,7 @@ func handleDescribeCluster(b *Broker, r *request) (*reply, error) {
 		resp.ErrorCode = kerr.UnsupportedEndpointType.Code
 		msg := "Strata brokers answer DescribeCluster for endpoint type 1 (brokers) only."
 		resp.ErrorMessage = &msg
-		return completed(resp), nil
+		return wire.Completed(resp), nil
 	}
 	resp.ClusterID = b.ClusterID()
 	resp.ControllerID = b.cfg.NodeID
@@ -37,5 +39,5 @@ func handleDescribeCluster(b *Broker, r *request) (*reply, error) {
 	if req.IncludeClusterAuthorizedOperations {
 		resp.ClusterAuthorizedOperations = clusterAuthorizedOps
 	}
-	return completed(resp), nil
+	return wire.Completed(resp), nil
 }

@@ -1,13 +1,12 @@
 package broker
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel"
@@ -15,13 +14,13 @@ import (
 
 	"github.com/stratalog/strata/broker/replica"
 	"github.com/stratalog/strata/broker/txn"
-	"github.com/stratalog/strata/internal/logutil"
 	"github.com/stratalog/strata/topicconfig"
+	"github.com/stratalog/strata/wire"
 )
 
-// badInputLogEvery is how often a kind of bad input is logged at most; the
-// next line says how many were not (the metric counts every one).
-const badInputLogEvery = 10 * time.Second
+// meterName is the instrumentation scope of every broker metric, the wire
+// server's strata.broker.* included.
+const meterName = "github.com/stratalog/strata/broker"
 
 // Config is the broker's configuration. internal/config builds it from
 // flags, YAML and the environment, validates it and fills the defaults
@@ -61,30 +60,20 @@ type Broker struct {
 	log       *slog.Logger
 	clusterID string
 
-	ln        net.Listener
-	conns     *connTracker       // conn.go
+	srv       *wire.Server       // the Kafka listener's connections (package wire); handlers in apis.go
 	topics    *topicRegistry     // topics.go
 	sessions  *fetchSessionCache // fetch_sessions.go
 	producers *txn.ProducerIDs   // producer id allocation (InitProducerId)
 	committer *replica.Committer // group-commit fsync shared by all partitions
-	metrics   *brokerMetrics     // metrics.go
 	groups    *groupDriver       // group coordinator (group_driver.go)
 	cleaner   *logCleaner        // log compaction (cleaner.go); nil if disabled
 	tier      *tierManager       // tiered storage (tiering.go); nil if no object store
-	// badInputLog rate-limits the log lines of bad requests per kind, so a
-	// client looping on bad input cannot flood the log.
-	badInputLog *logutil.Limiter
-	// frameBytes and decodedBytes bound the request frames, and the
-	// decoded requests, held in memory by all connections together
-	// (queued.max.request.bytes each; budget.go); nil if unlimited.
-	frameBytes, decodedBytes *memBudget
 	// partitionGauges observes every partition's offsets and size at
 	// collection time (partition_metrics.go).
 	partitionGauges metric.Registration
 
-	stop    context.CancelFunc
-	stopCtx context.Context
-	done    chan struct{}
+	shuttingDown atomic.Bool   // set by the first Shutdown
+	done         chan struct{} // closed once Shutdown has closed storage
 }
 
 // New opens (and recovers) the broker's data directory. It does not listen.
@@ -93,8 +82,21 @@ func New(cfg Config) (*Broker, error) {
 		cfg.Logger = slog.Default()
 	}
 	b := &Broker{cfg: cfg, log: cfg.Logger, done: make(chan struct{})}
-	b.stopCtx, b.stop = context.WithCancel(context.Background())
 	var err error
+	if b.srv, err = wire.NewServer(wire.Config{
+		Name:                     "broker",
+		SocketRequestMaxBytes:    cfg.SocketRequestMaxBytes,
+		QueuedMaxRequestBytes:    cfg.QueuedMaxRequestBytes,
+		MaxInFlightPerConnection: cfg.MaxInFlightPerConnection,
+		ConnectionsMaxIdle:       cfg.ConnectionsMaxIdle,
+		RequestReadTimeout:       cfg.RequestReadTimeout,
+		MaxConnections:           cfg.MaxConnections,
+		MaxConnectionsPerIP:      cfg.MaxConnectionsPerIP,
+		Logger:                   cfg.Logger,
+		Meter:                    otel.Meter(meterName),
+	}, b.apiTable()); err != nil {
+		return nil, err // the table is wrong: a bug
+	}
 	if cfg.Tiering.ObjectStore != "" || cfg.Tiering.Store != nil {
 		if b.tier, err = openTierManager(b, cfg.Tiering); err != nil {
 			return nil, fmt.Errorf("tiered storage: %w", err)
@@ -109,19 +111,12 @@ func New(cfg Config) (*Broker, error) {
 	if b.clusterID, err = b.openIdentity(); err != nil {
 		return fail(err)
 	}
-	b.metrics = newBrokerMetrics()
-	b.badInputLog = logutil.NewLimiter(b.log, badInputLogEvery, nil)
-	if cfg.QueuedMaxRequestBytes > 0 {
-		b.frameBytes = newMemBudget(cfg.QueuedMaxRequestBytes)
-		b.decodedBytes = newMemBudget(cfg.QueuedMaxRequestBytes)
-	}
 	b.committer = replica.NewCommitter(b.log)
 	if b.producers, err = txn.OpenProducerIDs(cfg.DataDir); err != nil {
 		b.committer.Close()
 		return fail(fmt.Errorf("producer ids: %w", err))
 	}
 	b.sessions = newFetchSessionCache(cfg.MaxIncrementalFetchSessions)
-	b.conns = newConnTracker(cfg.MaxConnections, cfg.MaxConnectionsPerIP)
 	if b.topics, err = openTopicRegistry(b); err != nil {
 		b.committer.Close()
 		return fail(fmt.Errorf("topics: %w", err))

@@ -42,19 +42,20 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/stratalog/strata/segments"
+	"github.com/stratalog/strata/wire"
 )
 
-// framedResponse is a response body made of byte runs and file chunks. It
-// is built by the handler (newFramedFetch) and written once by the
-// connection's writer goroutine; it is not safe for concurrent use.
+// framedResponse is a response body made of byte runs and file chunks: a
+// wire.Framed. It is built by the handler (newFramedFetch) and written once
+// by the connection's writer goroutine; it is not safe for concurrent use.
 //
 // Ownership: the chunks' files are kept open by the caller's ReadResults;
-// release (given to newFramedFetch) is called exactly once, after the body
-// has been written or when the connection abandons it.
+// release (given to newFramedFetch) is called exactly once, by Release,
+// after the body has been written or when the connection abandons it.
 type framedResponse struct {
 	key      int16 // API key the body answers (Fetch)
 	version  int16
-	flexible bool // response header v1 (a tag byte after the correlation id)
+	flexible bool // the version is flexible: response header v1 (a tag byte after the correlation id)
 
 	buf   []byte      // every non-record byte of the body, in order
 	parts []framePart // the body: buf runs and file chunks interleaved
@@ -63,6 +64,8 @@ type framedResponse struct {
 	release  func()
 	released atomic.Bool
 }
+
+var _ wire.Framed = (*framedResponse)(nil)
 
 // framePart is either buf[start:end] (file == nil) or size bytes of file at
 // position pos.
@@ -296,11 +299,17 @@ func appendPartitionTags(b []byte, p *kmsg.FetchResponseTopicPartition) []byte {
 	return p.UnknownTags.AppendEach(b)
 }
 
+// Key is the API key the body answers (Fetch).
+func (f *framedResponse) Key() int16 { return f.key }
+
+// Flexible reports whether the body's version is flexible.
+func (f *framedResponse) Flexible() bool { return f.flexible }
+
 // Len is the body length in bytes (without the size prefix and header).
 func (f *framedResponse) Len() int64 { return f.size }
 
-// done calls release once; safe to call more than once.
-func (f *framedResponse) done() {
+// Release calls release once; safe to call more than once.
+func (f *framedResponse) Release() {
 	if f.released.Swap(true) {
 		return
 	}
@@ -319,12 +328,12 @@ var errShortChunk = errors.New("broker: segment file shorter than fetch chunk")
 // position. It returns the number of bytes written.
 var sendfileFunc func(sock syscall.RawConn, file *os.File, off, n int64) (int64, error)
 
-// writeBody writes the body to w. Byte runs go through bw; before each file
-// chunk bw is flushed and the chunk is sent with sendfile on sock when both
-// sock and sendfileFunc are available, else copied with pread (ReadAt)
+// WriteBody writes the body to bw. Byte runs go through bw; before each
+// file chunk bw is flushed and the chunk is sent with sendfile on sock when
+// both sock and sendfileFunc are available, else copied with pread (ReadAt)
 // through bw. It does not flush bw at the end. It returns the first error;
 // the connection must then be closed, as the frame is incomplete.
-func (f *framedResponse) writeBody(bw *bufio.Writer, sock syscall.RawConn) error {
+func (f *framedResponse) WriteBody(bw *bufio.Writer, sock syscall.RawConn) error {
 	for i := range f.parts {
 		p := &f.parts[i]
 		if p.file == nil {

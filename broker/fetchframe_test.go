@@ -3,17 +3,22 @@ package broker
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/stratalog/strata/segments"
+	"github.com/stratalog/strata/wire"
+	"github.com/stratalog/strata/wire/wiretest"
 )
 
 // segmentFile writes content to a temp file standing in for a segment and
@@ -229,7 +234,7 @@ func TestFramedFetchMatchesKmsgFakeWriter(t *testing.T) {
 		f := newFramedFetch(v, fx.resp, fx.records, func() { released++ })
 		var out bytes.Buffer
 		bw := bufio.NewWriterSize(&out, 512) // small: runs and chunks cross buffer boundaries
-		if err := f.writeBody(bw, nil); err != nil {
+		if err := f.WriteBody(bw, nil); err != nil {
 			t.Fatalf("v%d: %v", v, err)
 		}
 		if err := bw.Flush(); err != nil {
@@ -244,8 +249,8 @@ func TestFramedFetchMatchesKmsgFakeWriter(t *testing.T) {
 			t.Fatalf("v%d: Len() = %d, want %d", v, f.Len(), len(want))
 		}
 		fx.checkDecodes(t, v, out.Bytes())
-		f.done()
-		f.done()
+		f.Release()
+		f.Release()
 		if released != 1 {
 			t.Fatalf("v%d: release called %d times, want 1", v, released)
 		}
@@ -280,7 +285,7 @@ func TestFramedFetchMatchesKmsgOverTCP(t *testing.T) {
 				return
 			}
 			bw := bufio.NewWriter(c)
-			if err := f.writeBody(bw, raw); err != nil {
+			if err := f.WriteBody(bw, raw); err != nil {
 				errc <- err
 				return
 			}
@@ -319,7 +324,7 @@ func TestFramedFetchShortFile(t *testing.T) {
 	records := [][][]segments.FileChunk{{{{File: f, Position: 50, Size: 100}}}}
 	resp := &kmsg.FetchResponse{Topics: []kmsg.FetchResponseTopic{{Topic: "t", Partitions: []kmsg.FetchResponseTopicPartition{kmsg.NewFetchResponseTopicPartition()}}}}
 	fr := newFramedFetch(11, resp, records, nil)
-	if err := fr.writeBody(bufio.NewWriter(io.Discard), nil); err != errShortChunk {
+	if err := fr.WriteBody(bufio.NewWriter(io.Discard), nil); err != errShortChunk {
 		t.Fatalf("fake writer: got %v, want errShortChunk", err)
 	}
 
@@ -329,7 +334,7 @@ func TestFramedFetchShortFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	go io.Copy(io.Discard, b)
-	if err := fr.writeBody(bufio.NewWriter(a), raw); err != errShortChunk {
+	if err := fr.WriteBody(bufio.NewWriter(a), raw); err != errShortChunk {
 		t.Fatalf("sendfile: got %v, want errShortChunk", err)
 	}
 }
@@ -430,12 +435,12 @@ func BenchmarkFramedFetchWrite(b *testing.B) {
 			if mode == "pread" {
 				raw = nil
 			}
-			bw := bufio.NewWriterSize(c, writeBufferBytes)
+			bw := bufio.NewWriterSize(c, 64<<10) // the size of a wire connection's write buffer
 			b.SetBytes(parts * chunk)
 			b.ResetTimer()
 			for range b.N {
 				f := newFramedFetch(16, resp, records, nil)
-				if err := f.writeBody(bw, raw); err != nil {
+				if err := f.WriteBody(bw, raw); err != nil {
 					b.Fatal(err)
 				}
 				if err := bw.Flush(); err != nil {
@@ -443,5 +448,64 @@ func BenchmarkFramedFetchWrite(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestFramedFetchThroughConnection serves a Fetch whose records come from a
+// segment file through a wire server's whole connection writer (sendfile on
+// TCP), complete and deferred, at every version.
+func TestFramedFetchThroughConnection(t *testing.T) {
+	fx := newFetchFixture(t, false)
+	var released atomic.Int32
+	fetch := wire.API{Key: kmsg.Fetch.Int16(), MinVersion: 4, MaxVersion: 16, Handle: func(r *wire.Request) (*wire.Reply, error) {
+		v := r.Header.APIVersion
+		if v%2 == 0 { // deferred, like a long poll
+			done := make(chan struct{})
+			rep := &wire.Reply{Done: done}
+			go func() {
+				rep.Framed = newFramedFetch(v, fx.resp, fx.records, func() { released.Add(1) })
+				close(done)
+			}()
+			return rep, nil
+		}
+		return &wire.Reply{Framed: newFramedFetch(v, fx.resp, fx.records, func() { released.Add(1) })}, nil
+	}}
+	srv, err := wire.NewServer(wire.Config{
+		Name:                     "broker",
+		SocketRequestMaxBytes:    1 << 20,
+		MaxInFlightPerConnection: 8,
+		Logger:                   slog.New(slog.DiscardHandler),
+	}, []wire.API{fetch})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Shutdown(context.Background()) })
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for v := int16(4); v <= 16; v++ {
+		req := kmsg.NewPtrFetchRequest()
+		req.SetVersion(v)
+		wiretest.Send(t, c, req, int32(v))
+	}
+	for v := int16(4); v <= 16; v++ {
+		body := wiretest.ReadResponseBody(t, c, int32(v), v >= 12)
+		if want := fx.kmsgEncoding(v); !bytes.Equal(body, want) {
+			t.Fatalf("v%d: body differs from kmsg's encoding (first difference at %d)", v, firstDiff(body, want))
+		}
+		fx.checkDecodes(t, v, body)
+	}
+	if keys := wiretest.APIVersions(t, c, 3, 99).ApiKeys; len(keys) != 2 { // the connection is still in sync
+		t.Fatalf("ApiVersions lists %d APIs, want Fetch and ApiVersions", len(keys))
+	}
+	if r := released.Load(); r != 13 {
+		t.Fatalf("%d framed responses released, want 13", r)
 	}
 }

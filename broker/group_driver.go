@@ -41,7 +41,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"net"
 	"strconv"
 	"sync"
 	"time"
@@ -52,6 +51,7 @@ import (
 	"github.com/stratalog/strata/broker/group"
 	"github.com/stratalog/strata/broker/replica"
 	"github.com/stratalog/strata/topicconfig"
+	"github.com/stratalog/strata/wire"
 )
 
 // offsetsTopic is Kafka's internal topic for committed offsets and group
@@ -424,11 +424,11 @@ func (d *groupDriver) forget(t group.Ticket) {
 // returns the immediate response (nil with a Ticket); fail builds an error
 // response of the request's kind; fromCompletion picks the response out of
 // a Completion.
-func deferGroupReply(b *Broker, r *request,
+func deferGroupReply(b *Broker, r *wire.Request,
 	f func(c *group.Coordinator, now time.Time) (kmsg.Response, group.Ticket, group.Result),
 	fail func(code int16) kmsg.Response,
 	fromCompletion func(group.Completion) kmsg.Response,
-) *reply {
+) *wire.Reply {
 	var resp kmsg.Response
 	p, loading := b.groups.begin(func(c *group.Coordinator, now time.Time) (group.Ticket, group.Result) {
 		var t group.Ticket
@@ -437,50 +437,42 @@ func deferGroupReply(b *Broker, r *request,
 		return t, res
 	})
 	if loading {
-		return completed(fail(kerr.CoordinatorLoadInProgress.Code))
+		return wire.Completed(fail(kerr.CoordinatorLoadInProgress.Code))
 	}
 	if p.out.empty() && p.wait == nil {
-		return completed(resp) // nothing to persist, nothing to wait for
+		return wire.Completed(resp) // nothing to persist, nothing to wait for
 	}
 	done := make(chan struct{})
-	rep := &reply{done: done}
+	rep := &wire.Reply{Done: done}
 	go func() {
 		defer close(done)
 		switch {
 		case !b.groups.finish(p):
-			rep.msg = fail(kerr.NotCoordinator.Code)
+			rep.Msg = fail(kerr.NotCoordinator.Code)
 			return
 		case p.wait == nil:
-			rep.msg = resp
+			rep.Msg = resp
 			return
 		}
 		select {
 		case c := <-p.wait:
-			rep.msg = fromCompletion(c)
-		case <-r.ctx.Done():
+			rep.Msg = fromCompletion(c)
+		case <-r.Ctx.Done():
 			b.groups.forget(p.ticket) // a later completion is dropped
 		}
 	}()
 	return rep
 }
 
-// clientHost renders a connection's peer as Kafka shows it: "/<ip>".
-func clientHost(c *clientConn) string {
-	if c == nil {
-		return ""
+// groupClient describes r's connection for JoinGroup: its client id and
+// host as Kafka shows them ("/<ip>"; empty without a connection, in tests).
+func groupClient(r *wire.Request) group.Client {
+	var cl group.Client
+	if r.Conn != nil {
+		cl.Host = r.Conn.Host()
 	}
-	host, _, err := net.SplitHostPort(c.remote)
-	if err != nil {
-		return "/" + c.remote
-	}
-	return "/" + host
-}
-
-// groupClient describes r's connection for JoinGroup.
-func groupClient(r *request) group.Client {
-	cl := group.Client{Host: clientHost(r.conn)}
-	if r.header.ClientID != nil {
-		cl.ID = *r.header.ClientID
+	if r.Header.ClientID != nil {
+		cl.ID = *r.Header.ClientID
 	}
 	return cl
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/stratalog/strata/broker/group"
 	"github.com/stratalog/strata/segments"
 	"github.com/stratalog/strata/topicconfig"
+	"github.com/stratalog/strata/wire/wiretest"
 )
 
 // groupServe starts a broker on dir with a small __consumer_offsets and no
@@ -73,10 +74,10 @@ func groupServe(t *testing.T, dir string) (*Broker, string, func()) {
 func rawCall[R kmsg.Response](t *testing.T, c net.Conn, req kmsg.Request, version int16, corr int32) R {
 	t.Helper()
 	req.SetVersion(version)
-	sendRequest(t, c, req, corr)
+	wiretest.Send(t, c, req, corr)
 	resp := req.ResponseKind()
 	resp.SetVersion(version)
-	readResponse(t, c, corr, resp)
+	wiretest.ReadResponse(t, c, corr, resp)
 	return resp.(R)
 }
 
@@ -441,7 +442,7 @@ func TestJoinWaitAbandoned(t *testing.T) {
 	// B joins: the group rebalances and B waits for A to rejoin. B goes away.
 	jb := join("")
 	jb.SetVersion(3)
-	sendRequest(t, bc, jb, 1)
+	wiretest.Send(t, bc, jb, 1)
 	hb := kmsg.NewPtrHeartbeatRequest()
 	hb.Group, hb.MemberID, hb.Generation = "g", ja.MemberID, 1
 	waitFor(t, "the rebalance to start", func() bool {

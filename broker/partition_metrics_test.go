@@ -1,6 +1,8 @@
 package broker
 
 import (
+	"github.com/stratalog/strata/internal/metrictest"
+
 	"context"
 	"testing"
 
@@ -61,7 +63,7 @@ func TestPartitionMetrics(t *testing.T) {
 	if got := gauge("strata.partition.size", 1); got <= 0 {
 		t.Fatalf("size = %d, want > 0", got)
 	}
-	if got := sumOf(t, rm, "strata.replica.fsyncs", "", ""); got < 1 {
+	if got := metrictest.Sum(t, rm, "strata.replica.fsyncs"); got < 1 {
 		t.Fatalf("fsyncs = %d", got)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/stratalog/strata/topicconfig"
+	"github.com/stratalog/strata/wire"
 )
 
 // admTestConfig is a broker config over dir for the admin handler tests.
@@ -75,31 +76,31 @@ func admClose(t *testing.T, b *Broker) {
 func admCall[R kmsg.Response](t *testing.T, b *Broker, req kmsg.Request, version int16) R {
 	t.Helper()
 	req.SetVersion(version)
-	wire := req.AppendTo(nil)
+	encoded := req.AppendTo(nil)
 	decoded := kmsg.RequestForKey(req.Key())
 	decoded.SetVersion(version)
-	if err := decoded.ReadFrom(wire); err != nil {
+	if err := decoded.ReadFrom(encoded); err != nil {
 		t.Fatalf("decode request v%d: %v", version, err)
 	}
-	a := apiByKey[req.Key()]
-	if a == nil || version < a.minVersion || version > a.maxVersion {
+	a := apiFor(t, b, req.Key())
+	if version < a.MinVersion || version > a.MaxVersion {
 		t.Fatalf("api %d v%d not advertised", req.Key(), version)
 	}
-	rep, err := a.handle(b, &request{
-		ctx:    context.Background(),
-		header: requestHeader{APIKey: req.Key(), APIVersion: version},
-		body:   decoded,
+	rep, err := a.Handle(&wire.Request{
+		Ctx:    context.Background(),
+		Header: wire.Header{APIKey: req.Key(), APIVersion: version},
+		Body:   decoded,
 	})
 	if err != nil {
 		t.Fatalf("handler: %v", err)
 	}
-	if rep == nil || rep.msg == nil || rep.done != nil {
+	if rep == nil || rep.Msg == nil || rep.Done != nil {
 		t.Fatalf("handler returned an incomplete reply: %+v", rep)
 	}
-	rep.msg.SetVersion(version)
+	rep.Msg.SetVersion(version)
 	out := decoded.ResponseKind()
 	out.SetVersion(version)
-	if err := out.ReadFrom(rep.msg.AppendTo(nil)); err != nil {
+	if err := out.ReadFrom(rep.Msg.AppendTo(nil)); err != nil {
 		t.Fatalf("decode response v%d: %v", version, err)
 	}
 	resp, ok := out.(R)

@@ -664,7 +664,7 @@ func fuzzGoroutines(b *strataProc) string {
 }
 
 func fuzzSummarizeGoroutines(dump string) string {
-	idle := []string{"broker.readFrame(", "(*clientConn).writeLoop(", "(*TCPListener).Accept(", "(*tieredPartition).run(",
+	idle := []string{"wire.readFrame(", "(*Conn).writeLoop(", "(*TCPListener).Accept(", "(*tieredPartition).run(",
 		"(*tieredPartition).run.func1(", "net/http.(*conn).serve(", "(*topicRegistry).retentionLoop(", "(*tierManager).metadataLoop(",
 		"(*groupDriver).timers(", "(*logCleaner).run(", "os/signal.signal_recv("}
 	type group struct {
@@ -692,7 +692,7 @@ func fuzzSummarizeGoroutines(dump string) string {
 		key := strings.Join(frames, "\n")
 		skip := false
 		for _, s := range idle {
-			if strings.Contains(key, s) && !strings.Contains(key, "broker.handle") && !strings.Contains(key, "sync.") {
+			if strings.Contains(key, s) && !strings.Contains(key, "broker.(*Broker).handle") && !strings.Contains(key, "sync.") {
 				skip = true
 			}
 		}

@@ -1,46 +1,16 @@
 package objectstore
 
 import (
+	"github.com/stratalog/strata/internal/metrictest"
+
 	"fmt"
 	"io"
 	"strings"
 	"testing"
 
-	"go.opentelemetry.io/otel/attribute"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 )
-
-// sumWhere adds up the int64 sum metric name over the data points whose
-// attributes include every key=value in attrs.
-func sumWhere(t *testing.T, rm metricdata.ResourceMetrics, name string, attrs ...string) int64 {
-	t.Helper()
-	var total int64
-	for _, sm := range rm.ScopeMetrics {
-		if sm.Scope.Name != meterName {
-			continue
-		}
-		for _, m := range sm.Metrics {
-			if m.Name != name {
-				continue
-			}
-			sum, ok := m.Data.(metricdata.Sum[int64])
-			if !ok {
-				t.Fatalf("%s is %T", name, m.Data)
-			}
-		points:
-			for _, dp := range sum.DataPoints {
-				for i := 0; i < len(attrs); i += 2 {
-					if v, ok := dp.Attributes.Value(attribute.Key(attrs[i])); !ok || v.AsString() != attrs[i+1] {
-						continue points
-					}
-				}
-				total += dp.Value
-			}
-		}
-	}
-	return total
-}
 
 func histogramCount(rm metricdata.ResourceMetrics, name, op string) uint64 {
 	var n uint64
@@ -118,7 +88,7 @@ func TestInstrumentedMetrics(t *testing.T) {
 		// Class B: 1 get + 1 stat.
 		{"strata.objectstore.requests", []string{"class", "B"}, 2},
 	} {
-		if got := sumWhere(t, rm, c.name, c.attrs...); got != c.want {
+		if got := metrictest.Sum(t, rm, c.name, c.attrs...); got != c.want {
 			t.Errorf("%s%v = %d, want %d", c.name, c.attrs, got, c.want)
 		}
 	}

@@ -11,13 +11,13 @@
 // field and tagged-field section is bounded by the bytes actually present,
 // every element is walked, and the walk costs O(len(body)). What it
 // returns, Cost, is the memory kmsg's decode of the same body will
-// allocate, computed from kmsg's own struct sizes, so the broker can charge
-// it to its request-memory budget before decoding.
+// allocate, computed from kmsg's own struct sizes, so the server (package
+// wire) can charge it to its request-memory budget before decoding.
 //
 // Contents:
-//   - schema.go: the wire layout of every request the broker serves, at
-//     every version kmsg knows, named after kmsg's struct fields (which
-//     gives the element sizes and readable error messages);
+//   - schema.go: the wire layout of every request a Strata listener
+//     serves, at every version kmsg knows, named after kmsg's struct
+//     fields (which gives the element sizes and readable error messages);
 //   - shape.go: the walker (Check) and Cost.
 //
 // The schema is data about the public Kafka protocol; shape_test.go keeps

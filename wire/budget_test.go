@@ -1,4 +1,4 @@
-package broker
+package wire
 
 import (
 	"context"
@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/stratalog/strata/wire/wiretest"
 )
 
 // TestMemBudgetSmallNotHeldBackByLarge: a waiter for many bytes does not
@@ -86,20 +88,19 @@ func TestMemBudgetOverdraft(t *testing.T) {
 func TestGrowingFramesAllFinish(t *testing.T) {
 	const budget = 256 << 10 // 256 KiB; each frame below is 192 KiB
 	var answered = make(chan int32, 8)
-	handler := func(b *Broker, r *request) (*reply, error) {
-		answered <- r.header.CorrelationID
-		req := r.body.(*kmsg.ProduceRequest)
+	handler := func(r *Request) (*Reply, error) {
+		answered <- r.Header.CorrelationID
+		req := r.Body.(*kmsg.ProduceRequest)
 		resp := req.ResponseKind().(*kmsg.ProduceResponse)
-		return completed(resp), nil
+		return Completed(resp), nil
 	}
-	tb := newTestBroker(t, tableWith(api{kmsg.Produce.Int16(), 3, 11, handler}),
-		func(c *Config) { c.QueuedMaxRequestBytes = budget; c.SocketRequestMaxBytes = 1 << 20 },
-		func(b *Broker) { b.frameBytes, b.decodedBytes = newMemBudget(budget), newMemBudget(budget) })
+	ts := newTestServer(t, testAPIs(API{kmsg.Produce.Int16(), 3, 11, handler}),
+		func(c *Config) { c.QueuedMaxRequestBytes = budget; c.SocketRequestMaxBytes = 1 << 20 })
 	const frames = 4
 	conns := make([]net.Conn, frames)
 	encoded := make([][]byte, frames)
 	for i := range conns {
-		conns[i] = tb.dial(t)
+		conns[i] = ts.dial(t)
 		req := kmsg.NewPtrProduceRequest()
 		req.SetVersion(7)
 		req.Acks = 1
@@ -109,7 +110,7 @@ func TestGrowingFramesAllFinish(t *testing.T) {
 		part.Records = make([]byte, 192<<10)
 		topic.Partitions = append(topic.Partitions, part)
 		req.Topics = append(req.Topics, topic)
-		encoded[i] = testFormatter.AppendRequest(nil, req, int32(i))
+		encoded[i] = wiretest.Frame(req, int32(i))
 	}
 	// Every frame's first 100 KiB first, so all hold budget and want more.
 	for i, c := range conns {
@@ -136,56 +137,56 @@ func TestGrowingFramesAllFinish(t *testing.T) {
 // connections are served meanwhile.
 func TestSlowFrameClosed(t *testing.T) {
 	const budget = 1 << 20
-	tb := newTestBroker(t, nil, func(c *Config) {
+	ts := newTestServer(t, nil, func(c *Config) {
 		c.QueuedMaxRequestBytes = budget
 		c.RequestReadTimeout = 300 * time.Millisecond
 		c.SocketRequestMaxBytes = 100 << 20
-	}, func(b *Broker) { b.frameBytes, b.decodedBytes = newMemBudget(budget), newMemBudget(budget) })
+	})
 	var liars []net.Conn
 	for range 6 { // each claims 100 MiB, over half the budget 100 times over
-		c := tb.dial(t)
+		c := ts.dial(t)
 		if _, err := c.Write(binary.BigEndian.AppendUint32(nil, 100<<20)); err != nil {
 			t.Fatal(err)
 		}
 		liars = append(liars, c)
 	}
-	waitFor(t, "the size prefixes to be read", func() bool { return tb.frameBytes.used() == 6*firstFrameStep })
-	honest := tb.dial(t)
+	waitFor(t, "the size prefixes to be read", func() bool { return ts.frameBytes.used() == 6*firstFrameStep })
+	honest := ts.dial(t)
 	sendRequest(t, honest, apiVersionsRequest(3), 1)
-	checkAPIVersions(t, honest, 3, 1)
+	ts.checkAPIVersions(t, honest, 3, 1)
 	for _, c := range liars {
 		expectClosed(t, c)
 	}
-	waitFor(t, "the liars' memory to be freed", func() bool { return tb.frameBytes.used() == 0 })
+	waitFor(t, "the liars' memory to be freed", func() bool { return ts.frameBytes.used() == 0 })
 }
 
 // TestMaxConnectionsPerIP: one connection over max.connections.per.ip is
 // closed at once; closing one lets the next in.
 func TestMaxConnectionsPerIP(t *testing.T) {
-	tb := newTestBroker(t, nil, func(c *Config) { c.MaxConnectionsPerIP = 2 })
-	a, b := tb.dial(t), tb.dial(t)
+	ts := newTestServer(t, nil, func(c *Config) { c.MaxConnectionsPerIP = 2 })
+	a, b := ts.dial(t), ts.dial(t)
 	sendRequest(t, a, apiVersionsRequest(3), 1)
-	checkAPIVersions(t, a, 3, 1)
+	ts.checkAPIVersions(t, a, 3, 1)
 	sendRequest(t, b, apiVersionsRequest(3), 1)
-	checkAPIVersions(t, b, 3, 1)
-	extra := tb.dial(t)
+	ts.checkAPIVersions(t, b, 3, 1)
+	extra := ts.dial(t)
 	expectClosed(t, extra)
 	a.Close()
-	waitFor(t, "the closed connection to be gone", func() bool { return len(tb.conns.snapshot()) == 1 })
-	c := tb.dial(t)
+	waitFor(t, "the closed connection to be gone", func() bool { return len(ts.snapshot()) == 1 })
+	c := ts.dial(t)
 	sendRequest(t, c, apiVersionsRequest(3), 1)
-	checkAPIVersions(t, c, 3, 1)
+	ts.checkAPIVersions(t, c, 3, 1)
 }
 
-// TestMaxConnectionsWaits: at max.connections the broker stops accepting
+// TestMaxConnectionsWaits: at max.connections the server stops accepting
 // until a connection closes, as Kafka does; the waiting client is then
 // served.
 func TestMaxConnectionsWaits(t *testing.T) {
-	tb := newTestBroker(t, nil, func(c *Config) { c.MaxConnections = 1 })
-	a := tb.dial(t)
+	ts := newTestServer(t, nil, func(c *Config) { c.MaxConnections = 1 })
+	a := ts.dial(t)
 	sendRequest(t, a, apiVersionsRequest(3), 1)
-	checkAPIVersions(t, a, 3, 1)
-	b := tb.dial(t) // completes in the kernel's backlog, not accepted
+	ts.checkAPIVersions(t, a, 3, 1)
+	b := ts.dial(t) // completes in the kernel's backlog, not accepted
 	sendRequest(t, b, apiVersionsRequest(3), 7)
 	b.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
 	var one [1]byte
@@ -194,5 +195,5 @@ func TestMaxConnectionsWaits(t *testing.T) {
 	}
 	b.SetReadDeadline(time.Time{})
 	a.Close()
-	checkAPIVersions(t, b, 3, 7)
+	ts.checkAPIVersions(t, b, 3, 7)
 }

@@ -1,4 +1,4 @@
-package broker
+package wire
 
 import (
 	"strings"
@@ -9,7 +9,7 @@ import (
 )
 
 // TestQueuedMaxRequestBytes: a request frame holds its bytes of the
-// broker-wide budget until its reply is written, so a second connection's
+// server-wide budget until its reply is written, so a second connection's
 // request is not read (its handler does not run) while the budget is
 // spent, and runs once the first reply goes out. Nothing leaks: afterwards
 // the whole budget is free again.
@@ -17,22 +17,21 @@ func TestQueuedMaxRequestBytes(t *testing.T) {
 	const budget = 1000
 	arrived := make(chan int32, 4)
 	release := make(chan struct{})
-	handler := func(b *Broker, r *request) (*reply, error) {
-		req := r.body.(*kmsg.MetadataRequest)
+	handler := func(r *Request) (*Reply, error) {
+		req := r.Body.(*kmsg.MetadataRequest)
 		resp := req.ResponseKind().(*kmsg.MetadataResponse)
-		arrived <- r.header.CorrelationID
+		arrived <- r.Header.CorrelationID
 		done := make(chan struct{})
 		go func() {
-			if r.header.CorrelationID == 1 {
+			if r.Header.CorrelationID == 1 {
 				<-release // the first reply waits, holding its frame
 			}
 			close(done)
 		}()
-		return &reply{done: done, msg: resp}, nil
+		return &Reply{Done: done, Msg: resp}, nil
 	}
-	tb := newTestBroker(t, tableWith(api{kmsg.Metadata.Int16(), 0, 12, handler}),
-		func(c *Config) { c.QueuedMaxRequestBytes = budget },
-		func(b *Broker) { b.frameBytes, b.decodedBytes = newMemBudget(budget), newMemBudget(budget) })
+	ts := newTestServer(t, testAPIs(API{kmsg.Metadata.Int16(), 0, 12, handler}),
+		func(c *Config) { c.QueuedMaxRequestBytes = budget })
 
 	big := func() *kmsg.MetadataRequest { // a frame of ~600 bytes: over half the budget
 		req := kmsg.NewPtrMetadataRequest()
@@ -44,7 +43,7 @@ func TestQueuedMaxRequestBytes(t *testing.T) {
 		}
 		return req
 	}
-	a, b := tb.dial(t), tb.dial(t)
+	a, b := ts.dial(t), ts.dial(t)
 	sendRequest(t, a, big(), 1)
 	if id := <-arrived; id != 1 {
 		t.Fatalf("first handled request %d", id)
@@ -65,10 +64,10 @@ func TestQueuedMaxRequestBytes(t *testing.T) {
 	readResponse(t, b, 2, resp)
 	// Released after the write; give the writer a moment to finish it.
 	deadline := time.Now().Add(5 * time.Second)
-	for tb.frameBytes.used() != 0 || tb.decodedBytes.used() != 0 {
+	for ts.frameBytes.used() != 0 || ts.decodedBytes.used() != 0 {
 		if time.Now().After(deadline) {
 			t.Fatalf("request memory still held after every reply was written: %d frame, %d decoded bytes",
-				tb.frameBytes.used(), tb.decodedBytes.used())
+				ts.frameBytes.used(), ts.decodedBytes.used())
 		}
 		time.Sleep(time.Millisecond)
 	}

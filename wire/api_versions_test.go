@@ -1,4 +1,4 @@
-package broker
+package wire
 
 import (
 	"testing"
@@ -7,22 +7,26 @@ import (
 )
 
 func TestAPIVersionsResponseFromTable(t *testing.T) {
+	s, err := NewServer(Config{Name: "test"}, testAPIs())
+	if err != nil {
+		t.Fatal(err)
+	}
 	for v := int16(0); v <= 4; v++ {
 		req := apiVersionsRequest(v)
-		rep, err := handleAPIVersions(nil, &request{header: requestHeader{APIKey: 18, APIVersion: v}, body: req})
-		if err != nil || rep.msg == nil || rep.done != nil {
+		rep, err := s.handleAPIVersions(&Request{Header: Header{APIKey: 18, APIVersion: v}, Body: req})
+		if err != nil || rep.Msg == nil || rep.Done != nil {
 			t.Fatalf("v%d: %+v, %v", v, rep, err)
 		}
-		resp := rep.msg.(*kmsg.ApiVersionsResponse)
-		if resp.ErrorCode != 0 || resp.ThrottleMillis != 0 || len(resp.ApiKeys) != len(apis) {
+		resp := rep.Msg.(*kmsg.ApiVersionsResponse)
+		if resp.ErrorCode != 0 || resp.ThrottleMillis != 0 || len(resp.ApiKeys) != len(s.apis) {
 			t.Fatalf("v%d: %+v", v, resp)
 		}
 		for i, k := range resp.ApiKeys {
 			if i > 0 && resp.ApiKeys[i-1].ApiKey >= k.ApiKey {
 				t.Fatalf("keys not sorted: %+v", resp.ApiKeys)
 			}
-			a := apiByKey[k.ApiKey]
-			if a == nil || a.minVersion != k.MinVersion || a.maxVersion != k.MaxVersion {
+			a := s.apis[k.ApiKey]
+			if a == nil || a.MinVersion != k.MinVersion || a.MaxVersion != k.MaxVersion {
 				t.Fatalf("advertised %+v, table has %+v", k, a)
 			}
 			// Everything we advertise, kmsg can decode.
@@ -34,7 +38,7 @@ func TestAPIVersionsResponseFromTable(t *testing.T) {
 		resp.SetVersion(v)
 		back := kmsg.NewPtrApiVersionsResponse()
 		back.SetVersion(v)
-		if err := back.ReadFrom(resp.AppendTo(nil)); err != nil || len(back.ApiKeys) != len(apis) {
+		if err := back.ReadFrom(resp.AppendTo(nil)); err != nil || len(back.ApiKeys) != len(s.apis) {
 			t.Fatalf("v%d round trip: %v", v, err)
 		}
 	}

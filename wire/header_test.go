@@ -1,4 +1,4 @@
-package broker
+package wire
 
 import (
 	"bufio"
@@ -11,30 +11,29 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/stratalog/strata/broker/shape"
+	"github.com/stratalog/strata/wire/wiretest"
 )
 
-func frameOf(req kmsg.Request, corr int32) []byte {
-	return testFormatter.AppendRequest(nil, req, corr)
-}
+var frameOf = wiretest.Frame
 
 func TestDecodeRequestHeaders(t *testing.T) {
-	clientID := "h3-test"
-	for _, a := range apis {
-		for v := a.minVersion; v <= a.maxVersion; v++ {
-			req := kmsg.RequestForKey(a.key)
+	clientID := wiretest.ClientID
+	table := testTable(t)
+	for _, a := range table {
+		for v := a.MinVersion; v <= a.MaxVersion; v++ {
+			req := kmsg.RequestForKey(a.Key)
 			req.SetVersion(v)
 			frame := frameOf(req, 42)
-			d, err := decodeRequest(frame[4:], apiByKey, nil)
+			d, err := decodeRequest(frame[4:], table, nil)
 			if err != nil {
-				t.Fatalf("%s v%d: %v", kmsg.NameForKey(a.key), v, err)
+				t.Fatalf("%s v%d: %v", kmsg.NameForKey(a.Key), v, err)
 			}
 			h := d.header
-			if h.APIKey != a.key || h.APIVersion != v || h.CorrelationID != 42 || h.ClientID == nil || *h.ClientID != clientID {
-				t.Fatalf("%s v%d: header %+v", kmsg.NameForKey(a.key), v, h)
+			if h.APIKey != a.Key || h.APIVersion != v || h.CorrelationID != 42 || h.ClientID == nil || *h.ClientID != clientID {
+				t.Fatalf("%s v%d: header %+v", kmsg.NameForKey(a.Key), v, h)
 			}
-			if d.body.Key() != a.key || d.body.GetVersion() != v || d.api != apiByKey[a.key] {
-				t.Fatalf("%s v%d: body %T v%d", kmsg.NameForKey(a.key), v, d.body, d.body.GetVersion())
+			if d.body.Key() != a.Key || d.body.GetVersion() != v || d.api != table[a.Key] {
+				t.Fatalf("%s v%d: body %T v%d", kmsg.NameForKey(a.Key), v, d.body, d.body.GetVersion())
 			}
 		}
 	}
@@ -48,7 +47,7 @@ func TestDecodeRequestFlexibleHeaderTags(t *testing.T) {
 	req.Topics = []kmsg.MetadataRequestTopic{{Topic: &topic}}
 	frame := []byte{0, 3, 0, 12, 0, 0, 0, 9, 0xff, 0xff, 2, 1, 2, 'h', 'i', 5, 0}
 	frame = req.AppendTo(frame)
-	d, err := decodeRequest(frame, apiByKey, nil)
+	d, err := decodeRequest(frame, testTable(t), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,8 +82,9 @@ func TestDecodeRequestErrors(t *testing.T) {
 		// One topic whose name is null: the shape holds, kmsg refuses it.
 		{"null where none is allowed", []byte{0, 3, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 1, 0xff, 0xff}, badBody},
 	}
+	table := testTable(t)
 	for _, c := range cases {
-		d, err := decodeRequest(c.frame, apiByKey, nil)
+		d, err := decodeRequest(c.frame, table, nil)
 		var bad *badInputError
 		if !errors.As(err, &bad) || bad.kind != c.kind {
 			t.Fatalf("%s: got %v, want kind %s", c.name, err, c.kind)
@@ -150,9 +150,10 @@ func TestResponseHeaders(t *testing.T) {
 // must be within the size limit and decode to a version we serve, and
 // allocation stays proportional to the input.
 func FuzzRequestFrame(f *testing.F) {
-	for _, a := range apis {
-		for _, v := range []int16{a.minVersion, a.maxVersion} {
-			req := kmsg.RequestForKey(a.key)
+	table := testTable(f)
+	for _, a := range table {
+		for _, v := range []int16{a.MinVersion, a.MaxVersion} {
+			req := kmsg.RequestForKey(a.Key)
 			req.SetVersion(v)
 			f.Add(frameOf(req, 1))
 		}
@@ -160,7 +161,7 @@ func FuzzRequestFrame(f *testing.F) {
 	produce := kmsg.NewPtrProduceRequest()
 	produce.SetVersion(9)
 	produce.Acks = -1
-	produce.Topics = []kmsg.ProduceRequestTopic{{Topic: "t", Partitions: []kmsg.ProduceRequestTopicPartition{{Partition: 0, Records: realBatches(2, 0)}}}}
+	produce.Topics = []kmsg.ProduceRequestTopic{{Topic: "t", Partitions: []kmsg.ProduceRequestTopicPartition{{Partition: 0, Records: testBatch}}}}
 	f.Add(frameOf(produce, 2))
 	f.Add([]byte{0, 0, 0, 10, 0, 18, 0, 99, 0, 0, 0, 1, 0, 0})
 	f.Add([]byte{0x7f, 0xff, 0xff, 0xff})
@@ -180,7 +181,7 @@ func FuzzRequestFrame(f *testing.F) {
 			if len(frame) > maxBytes {
 				t.Fatalf("accepted a %d-byte frame", len(frame))
 			}
-			d, err := decodeRequest(frame, apiByKey, nil)
+			d, err := decodeRequest(frame, table, nil)
 			if err != nil {
 				var bad *badInputError
 				if !errors.As(err, &bad) {
@@ -188,8 +189,8 @@ func FuzzRequestFrame(f *testing.F) {
 				}
 				continue
 			}
-			a := apiByKey[d.header.APIKey]
-			if d.api != a || d.header.APIVersion < a.minVersion || d.header.APIVersion > a.maxVersion || d.body.GetVersion() != d.header.APIVersion {
+			a := table[d.header.APIKey]
+			if d.api != a || d.header.APIVersion < a.MinVersion || d.header.APIVersion > a.MaxVersion || d.body.GetVersion() != d.header.APIVersion {
 				t.Fatalf("accepted %+v", d.header)
 			}
 			// What we decoded, kmsg can encode again.
@@ -301,13 +302,27 @@ func TestReadFrameMemoryFollowsBytes(t *testing.T) {
 	}
 }
 
-// TestEveryServedAPIHasShape: decodeRequest refuses a body it cannot bound
-// (shape.Check has no schema), so every API the broker serves needs one;
-// shape's own tests check each schema against kmsg at every version.
-func TestEveryServedAPIHasShape(t *testing.T) {
-	for _, a := range apis {
-		if !shape.Known(a.key) {
-			t.Errorf("%s (key %d) is served but broker/shape has no schema for it", kmsg.NameForKey(a.key), a.key)
+// TestFramedHeader: a Framed body's size prefix and response header are
+// those appendResponse writes for kmsg's encoding of the same response,
+// ApiVersions' header v0 included.
+func TestFramedHeader(t *testing.T) {
+	av := kmsg.NewPtrApiVersionsResponse()
+	av.SetVersion(3)
+	md := kmsg.NewPtrMetadataResponse()
+	md.SetVersion(9)
+	md8 := kmsg.NewPtrMetadataResponse()
+	md8.SetVersion(8)
+	for _, resp := range []kmsg.Response{av, md, md8} {
+		body := resp.AppendTo(nil)
+		f := &memFramed{key: resp.Key(), flexible: resp.IsFlexible(), body: body}
+		got := append(appendFramedHeader([]byte("prefix"), 6, f), body...)
+		want := appendResponse([]byte("prefix"), 6, resp)
+		if !bytes.Equal(got, want) {
+			t.Fatalf("%s v%d: framed % x, want % x", kmsg.NameForKey(resp.Key()), resp.GetVersion(), got, want)
 		}
 	}
 }
+
+// testBatch stands for a produced record batch in fuzz seeds: the shape
+// check and kmsg see records only as bytes.
+var testBatch = bytes.Repeat([]byte{0x5a}, 61)

@@ -1,20 +1,21 @@
-package broker
+package wire
 
 // One client connection: a reader goroutine and a writer goroutine joined
-// by a bounded queue of replies.
+// by a bounded queue of replies. doc.go states the contracts; this is how
+// they are kept.
 //
 // Reader (readLoop): reads a frame, decodes it (header.go), and runs its
 // handler synchronously, so requests are handled one at a time in arrival
 // order; then it queues the reply. The queue holds at most
-// cfg.MaxInFlightPerConnection replies; when it is full the reader blocks
-// and stops reading, which pushes back on the client through TCP.
+// Config.MaxInFlightPerConnection replies; when it is full the reader
+// blocks and stops reading, which pushes back on the client through TCP.
 //
 // Writer (writeLoop): takes replies from the queue in order, waits for a
-// deferred reply's done channel, encodes and writes it. Writes go through a
+// deferred reply's Done channel, encodes and writes it. Writes go through a
 // bufio.Writer flushed whenever the writer is about to wait (queue empty, or
 // the next reply not ready), so pipelined responses share syscalls but none
-// waits behind a slow one. Fetch bodies built by newFramedFetch have their
-// record bytes sent from segment files with sendfile.
+// waits behind a slow one. A Framed body writes itself (the broker's Fetch
+// sends record bytes from segment files with sendfile).
 //
 // Closing: close() (idempotent) cancels the request context, closes the
 // socket and the kill channel. It is called on a protocol violation, a
@@ -22,10 +23,11 @@ package broker
 // and by the writer once it has drained the queue after the reader stopped.
 // The reader stops quietly (without close) on a clean EOF between frames
 // and on a graceful shutdown: the writer then still writes every queued
-// reply. Replies abandoned because of close are still waited for (done) and
-// their framed responses released, so segment files are never leaked; that
-// relies on handlers closing done eventually — promptly once r.ctx is
-// cancelled.
+// reply. Replies abandoned because of close are still waited for (Done) and
+// their Framed bodies released, so nothing they hold (segment files) is
+// leaked; that relies on handlers closing Done eventually — promptly once
+// the request's Ctx is cancelled. Once both goroutines have ended, the
+// functions registered with OnClose run.
 
 import (
 	"bufio"
@@ -38,7 +40,6 @@ import (
 	"os"
 	"runtime/debug"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -51,16 +52,16 @@ const (
 	maxScratchBytes  = 1 << 20  // encode buffers larger than this are dropped after use, not kept per connection
 )
 
-// clientConn is one client connection.
-type clientConn struct {
-	b      *Broker
+// Conn is one client connection, as handlers see it. Its methods are safe
+// for concurrent use.
+type Conn struct {
+	s      *Server
 	nc     net.Conn
-	apis   map[int16]*api
 	log    *slog.Logger
 	remote string // peer address, for logs
 	ip     string // peer IP, for max.connections.per.ip
 	// raw is the socket's descriptor access (sendfile, FIONREAD), nil for
-	// a connection that is not TCP: then chunks are copied with pread.
+	// a connection that is not TCP: then a Framed body copies instead.
 	raw syscall.RawConn
 	// clientID is the client id of the connection's first request. The
 	// reader sets it once, before handling that request, and never changes
@@ -69,19 +70,90 @@ type clientConn struct {
 	idSet    bool // reader-only
 	inFrame  bool // reader-only: a frame's size prefix has arrived, its body not yet
 
-	ctx    context.Context // request context: cancelled by close() or the broker stopping
+	ctx    context.Context // request context: cancelled by close() or the server stopping
 	cancel context.CancelFunc
 	queue  chan *pending // reader → writer, in request order; closed by the reader when it stops
 	kill   chan struct{} // closed by close()
 	once   sync.Once
+
+	mu struct {
+		sync.Mutex
+		ended   bool     // reader and writer are done; OnClose functions have been taken
+		onClose []func() // registered by OnClose, run once ended
+	}
+}
+
+// ClientID is the client id of the connection's first request ("" for a
+// null one, or before the first request).
+func (c *Conn) ClientID() string { return c.clientID }
+
+// Remote is the peer's address (host:port).
+func (c *Conn) Remote() string { return c.remote }
+
+// IP is the peer's IP address, as max.connections.per.ip counts it.
+func (c *Conn) IP() string { return c.ip }
+
+// Host renders the peer as Kafka shows clients (DescribeGroups' client
+// host): "/<ip>".
+func (c *Conn) Host() string {
+	host, _, err := net.SplitHostPort(c.remote)
+	if err != nil {
+		return "/" + c.remote
+	}
+	return "/" + host
+}
+
+// RawConn is the socket's descriptor access, for a Framed body that writes
+// to the socket itself (sendfile); nil when the connection is not TCP.
+func (c *Conn) RawConn() syscall.RawConn { return c.raw }
+
+// BadInput counts input the handler refuses as hostile or broken without
+// closing the connection (a produced batch with a bad CRC, say) in
+// strata.<name>.bad_input{kind}, and logs msg with args, the peer and the
+// client id at WARN, at most once per kind every badInputLogEvery (the next
+// line says how many were left out), so a client looping on bad input
+// cannot flood the log.
+func (c *Conn) BadInput(kind, msg string, args ...any) {
+	c.s.metrics.badInputEvent(kind)
+	c.s.badInputLog.Log(slog.LevelWarn, "bad input: "+kind, msg,
+		append([]any{"remote", c.remote, "kind", kind, "client_id", c.clientID}, args...)...)
+}
+
+// OnClose registers fn to run once the connection has fully ended: its
+// reader and writer are done and every reply has been written or
+// abandoned. Functions run in registration order on the connection's own
+// goroutine, before Shutdown counts the connection as closed, so fn must
+// not wait for long. If the connection has already ended, fn runs at once
+// in the caller's goroutine.
+func (c *Conn) OnClose(fn func()) {
+	c.mu.Lock()
+	if !c.mu.ended {
+		c.mu.onClose = append(c.mu.onClose, fn)
+		c.mu.Unlock()
+		return
+	}
+	c.mu.Unlock()
+	fn()
+}
+
+// ended runs the OnClose functions; called once, after run returns.
+func (c *Conn) ended() {
+	c.mu.Lock()
+	c.mu.ended = true
+	fns := c.mu.onClose
+	c.mu.onClose = nil
+	c.mu.Unlock()
+	for _, fn := range fns {
+		fn()
+	}
 }
 
 // pending is one queued reply.
 type pending struct {
 	key, version  int16 // of the request
-	respVersion   int16 // version to encode msg at (0 for an unsupported-ApiVersions answer)
+	respVersion   int16 // version to encode Msg at (0 for an unsupported-ApiVersions answer)
 	correlationID int32
-	rep           *reply
+	rep           *Reply
 	start         time.Time // when the request's frame had been read
 	// frame is the request's bytes (from the frame pools). The request's
 	// decoded body aliases it, so it goes back to its pool only once the
@@ -92,21 +164,20 @@ type pending struct {
 
 // release returns p's request frame to its pool and its memory to the
 // request budgets.
-func (c *clientConn) release(p *pending) {
+func (c *Conn) release(p *pending) {
 	putFrame(p.frame)
 	p.frame = nil
-	c.b.releaseMemory(&p.mem)
+	c.s.releaseMemory(&p.mem)
 }
 
-func newClientConn(b *Broker, nc net.Conn, apis map[int16]*api) *clientConn {
-	inFlight := b.cfg.MaxInFlightPerConnection
+func newConn(s *Server, nc net.Conn) *Conn {
+	inFlight := s.cfg.MaxInFlightPerConnection
 	if inFlight <= 0 {
 		inFlight = 1
 	}
-	c := &clientConn{
-		b:      b,
+	c := &Conn{
+		s:      s,
 		nc:     nc,
-		apis:   apis,
 		remote: nc.RemoteAddr().String(),
 		ip:     remoteIP(nc.RemoteAddr()),
 		queue:  make(chan *pending, inFlight),
@@ -115,14 +186,14 @@ func newClientConn(b *Broker, nc net.Conn, apis map[int16]*api) *clientConn {
 	if tc, ok := nc.(*net.TCPConn); ok {
 		c.raw, _ = tc.SyscallConn() // nil on error
 	}
-	c.log = b.log.With("remote", c.remote)
-	c.ctx, c.cancel = context.WithCancel(b.stopCtx)
+	c.log = s.log.With("remote", c.remote)
+	c.ctx, c.cancel = context.WithCancel(s.stopCtx)
 	return c
 }
 
 // close tears the connection down; safe to call from any goroutine, more
 // than once.
-func (c *clientConn) close() {
+func (c *Conn) close() {
 	c.once.Do(func() {
 		c.cancel()
 		close(c.kill)
@@ -130,7 +201,7 @@ func (c *clientConn) close() {
 	})
 }
 
-func (c *clientConn) killed() bool {
+func (c *Conn) killed() bool {
 	select {
 	case <-c.kill:
 		return true
@@ -140,22 +211,22 @@ func (c *clientConn) killed() bool {
 }
 
 // stopReading makes a reader blocked in a read return, for a graceful
-// shutdown: it then sees the broker stopping and stops quietly.
-func (c *clientConn) stopReading() { c.nc.SetReadDeadline(time.Now()) }
+// shutdown: it then sees the server stopping and stops quietly.
+func (c *Conn) stopReading() { c.nc.SetReadDeadline(time.Now()) }
 
 // run serves the connection until both goroutines are done. The writer ends
 // only after the reader has closed the queue, so when run returns nothing
 // of the connection is running.
-func (c *clientConn) run() {
+func (c *Conn) run() {
 	go c.readLoop()
 	c.writeLoop()
 }
 
-func (c *clientConn) readLoop() {
+func (c *Conn) readLoop() {
 	defer close(c.queue)
 	br := bufio.NewReaderSize(c.nc, readBufferBytes)
 	var sizeBuf [4]byte
-	idle, frameTimeout := c.b.cfg.ConnectionsMaxIdle, c.b.cfg.RequestReadTimeout
+	idle, frameTimeout := c.s.cfg.ConnectionsMaxIdle, c.s.cfg.RequestReadTimeout
 	for {
 		// Between frames the idle timeout applies; once a size prefix has
 		// arrived, the whole frame must arrive within frameTimeout, so a
@@ -166,37 +237,37 @@ func (c *clientConn) readLoop() {
 		// Checked after arming the deadline: Shutdown sets stopping and then
 		// a past deadline, so either we see stopping here or our deadline
 		// was overridden and the read below returns at once.
-		if c.b.conns.stopping.Load() {
+		if c.s.stopping.Load() {
 			return
 		}
 		var mem requestMemory
 		c.inFrame = false
-		frame, err := readFrame(br, &sizeBuf, c.b.cfg.SocketRequestMaxBytes, frameHooks{
+		frame, err := readFrame(br, &sizeBuf, c.s.cfg.SocketRequestMaxBytes, frameHooks{
 			started: func(int32) {
 				c.inFrame = true
-				if frameTimeout > 0 && !c.b.conns.stopping.Load() {
+				if frameTimeout > 0 && !c.s.stopping.Load() {
 					c.nc.SetReadDeadline(time.Now().Add(frameTimeout))
 				}
 			},
-			reserve: func(n int64, growth bool) error { return c.b.reserveFrame(c.ctx, &mem, n, growth) },
+			reserve: func(n int64, growth bool) error { return c.s.reserveFrame(c.ctx, &mem, n, growth) },
 			arrived: c.arrived,
 		})
-		c.b.frameRead(&mem)
+		c.s.frameRead(&mem)
 		if err != nil {
-			c.b.releaseMemory(&mem)
+			c.s.releaseMemory(&mem)
 			c.readFailed(err)
 			return
 		}
 		start := time.Now()
-		c.b.metrics.read(4 + len(frame))
+		c.s.metrics.read(4 + len(frame))
 
-		d, err := decodeRequest(frame, c.apis, func(n int64) error { return c.b.reserveDecoded(c.ctx, &mem, n) })
+		d, err := decodeRequest(frame, c.s.apis, func(n int64) error { return c.s.reserveDecoded(c.ctx, &mem, n) })
 		if d.decodeTime > 0 {
-			c.b.metrics.decoded(d.header.APIKey, d.decodeTime)
+			c.s.metrics.decoded(d.header.APIKey, d.decodeTime)
 		}
 		if err != nil {
 			putFrame(frame) // nothing decoded from it is kept
-			c.b.releaseMemory(&mem)
+			c.s.releaseMemory(&mem)
 			var bad *badInputError
 			if !errors.As(err, &bad) {
 				c.readFailed(err) // the connection's context ended while waiting for memory
@@ -209,7 +280,7 @@ func (c *clientConn) readLoop() {
 				p := &pending{
 					key: d.header.APIKey, version: d.header.APIVersion, respVersion: 0,
 					correlationID: d.header.CorrelationID, start: start,
-					rep: completed(apiVersionsUnsupported(c.apis[d.header.APIKey])),
+					rep: Completed(apiVersionsUnsupported(c.s.apis[d.header.APIKey])),
 				}
 				if !c.enqueue(p) {
 					return
@@ -227,12 +298,12 @@ func (c *clientConn) readLoop() {
 			}
 		}
 		key, version := d.header.APIKey, d.header.APIVersion
-		c.b.metrics.request(key, version)
-		r := &request{ctx: c.ctx, header: d.header, body: d.body, conn: c}
+		c.s.metrics.request(key, version)
+		r := &Request{Ctx: c.ctx, Header: d.header, Body: d.body, Conn: c}
 		rep, err := c.handle(d.api, r)
 		if err != nil {
-			c.b.releaseMemory(&mem)
-			c.b.badInputLog.Log(slog.LevelWarn, "handler failed: "+kmsg.NameForKey(key), "closing connection: handler failed",
+			c.s.releaseMemory(&mem)
+			c.s.badInputLog.Log(slog.LevelWarn, "handler failed: "+kmsg.NameForKey(key), "closing connection: handler failed",
 				"remote", c.remote, "api", kmsg.NameForKey(key), "version", version, "client_id", c.clientID, "err", err)
 			c.close()
 			return
@@ -247,21 +318,19 @@ func (c *clientConn) readLoop() {
 // badRequest logs and counts a protocol violation (the caller closes the
 // connection). The log line is rate-limited per kind, so a client looping
 // on bad input cannot flood the log.
-func (c *clientConn) badRequest(bad *badInputError) {
-	c.b.metrics.badInputEvent(bad.kind)
-	c.b.badInputLog.Log(slog.LevelWarn, "bad input: "+bad.kind, "closing connection: bad request",
-		"remote", c.remote, "kind", bad.kind, "client_id", c.clientID, "err", bad.err)
+func (c *Conn) badRequest(bad *badInputError) {
+	c.BadInput(bad.kind, "closing connection: bad request", "err", bad.err)
 }
 
 // readFailed handles the end of reading.
-func (c *clientConn) readFailed(err error) {
+func (c *Conn) readFailed(err error) {
 	var bad *badInputError
 	switch {
 	case errors.Is(err, io.EOF):
 		// The client closed its side between requests: answer what is
 		// queued, then close (the writer does).
 		c.log.Debug("client closed the connection")
-	case errors.Is(err, os.ErrDeadlineExceeded) && c.b.conns.stopping.Load():
+	case errors.Is(err, os.ErrDeadlineExceeded) && c.s.stopping.Load():
 		// Graceful shutdown: stop reading, let the writer drain.
 	case errors.As(err, &bad):
 		c.badRequest(bad)
@@ -269,10 +338,10 @@ func (c *clientConn) readFailed(err error) {
 	case errors.Is(err, os.ErrDeadlineExceeded) && c.inFrame:
 		// A frame started but did not arrive in time: a slow or stalled
 		// sender (slowloris), or a lying size prefix.
-		c.badRequest(badInput(badSlowFrame, "request frame not complete within %v (socket.request.read.timeout.ms)", c.b.cfg.RequestReadTimeout))
+		c.badRequest(badInput(badSlowFrame, "request frame not complete within %v (socket.request.read.timeout.ms)", c.s.cfg.RequestReadTimeout))
 		c.close()
 	case errors.Is(err, os.ErrDeadlineExceeded):
-		c.log.Info("closing idle connection", "idle", c.b.cfg.ConnectionsMaxIdle, "client_id", c.clientID)
+		c.log.Info("closing idle connection", "idle", c.s.cfg.ConnectionsMaxIdle, "client_id", c.clientID)
 		c.close()
 	case errors.Is(err, net.ErrClosed):
 		c.close() // already closed by someone else
@@ -284,30 +353,30 @@ func (c *clientConn) readFailed(err error) {
 
 // handle runs the handler, turning a panic into an error (logged with the
 // stack and counted) so that one bad request closes one connection and
-// never the broker.
-func (c *clientConn) handle(a *api, r *request) (rep *reply, err error) {
-	key, version := r.header.APIKey, r.header.APIVersion
+// never the process.
+func (c *Conn) handle(a *API, r *Request) (rep *Reply, err error) {
+	key, version := r.Header.APIKey, r.Header.APIVersion
 	defer func() {
 		if p := recover(); p != nil {
 			c.log.Error("handler panicked", "api", kmsg.NameForKey(key), "key", key, "version", version,
 				"client_id", c.clientID, "panic", p, "stack", string(debug.Stack()))
-			c.b.metrics.requestError(key, version, errKindPanic)
+			c.s.metrics.requestError(key, version, errKindPanic)
 			rep, err = nil, fmt.Errorf("panic in %s v%d handler: %v", kmsg.NameForKey(key), version, p)
 		}
 	}()
-	rep, err = a.handle(c.b, r)
+	rep, err = a.Handle(r)
 	if err == nil && rep == nil {
 		err = errNilReply
 	}
 	if err != nil {
-		c.b.metrics.requestError(key, version, errKindHandler)
+		c.s.metrics.requestError(key, version, errKindHandler)
 	}
 	return rep, err
 }
 
 // enqueue hands p to the writer, blocking while the queue is full. It
 // returns false if the connection was closed meanwhile (p is abandoned).
-func (c *clientConn) enqueue(p *pending) bool {
+func (c *Conn) enqueue(p *pending) bool {
 	select {
 	case c.queue <- p:
 		return true
@@ -318,22 +387,22 @@ func (c *clientConn) enqueue(p *pending) bool {
 }
 
 // abandon gives up on writing p: it waits for a deferred reply to complete
-// (handlers close done promptly once r.ctx is cancelled, which close()
-// does) and releases a framed response's segment files.
-func (c *clientConn) abandon(p *pending) {
+// (handlers close Done promptly once the request's Ctx is cancelled, which
+// close() does) and releases a Framed body.
+func (c *Conn) abandon(p *pending) {
 	if p.rep == nil {
 		return
 	}
-	if p.rep.done != nil {
-		<-p.rep.done
+	if p.rep.Done != nil {
+		<-p.rep.Done
 	}
-	if p.rep.framed != nil {
-		p.rep.framed.done()
+	if p.rep.Framed != nil {
+		p.rep.Framed.Release()
 	}
 	c.release(p)
 }
 
-func (c *clientConn) writeLoop() {
+func (c *Conn) writeLoop() {
 	defer c.close()
 	bw := bufio.NewWriterSize(c.nc, writeBufferBytes)
 	raw := c.raw
@@ -365,7 +434,7 @@ func (c *clientConn) writeLoop() {
 			c.abandon(p)
 			continue
 		}
-		if done := p.rep.done; done != nil {
+		if done := p.rep.Done; done != nil {
 			select {
 			case <-done:
 			default:
@@ -401,210 +470,73 @@ func (c *clientConn) writeLoop() {
 
 // armWrite sets the write deadline: a client that stops reading for the
 // idle timeout is closed instead of holding its writer forever.
-func (c *clientConn) armWrite() {
-	if idle := c.b.cfg.ConnectionsMaxIdle; idle > 0 {
+func (c *Conn) armWrite() {
+	if idle := c.s.cfg.ConnectionsMaxIdle; idle > 0 {
 		c.nc.SetWriteDeadline(time.Now().Add(idle))
 	}
 }
 
 var errAbandoned = errors.New("deferred reply completed empty after the connection's context ended")
 
-// writeReply writes one complete reply into bw (sendfile parts go straight
-// to the socket after flushing bw). On error the frame may be partly
-// written and the connection must be closed. A framed response is released
-// in every case.
-func (c *clientConn) writeReply(bw *bufio.Writer, raw syscall.RawConn, scratch *[]byte, p *pending) (err error) {
+// writeReply writes one complete reply into bw (a Framed body may flush bw
+// and write to the socket itself). On error the frame may be partly written
+// and the connection must be closed. A Framed body is released in every
+// case.
+func (c *Conn) writeReply(bw *bufio.Writer, raw syscall.RawConn, scratch *[]byte, p *pending) (err error) {
 	rep := p.rep
 	defer func() {
-		if rep.framed != nil {
-			rep.framed.done()
+		if rep.Framed != nil {
+			rep.Framed.Release()
 		}
 		if r := recover(); r != nil {
 			c.log.Error("panic while encoding a response", "api", kmsg.NameForKey(p.key), "version", p.version,
 				"panic", r, "stack", string(debug.Stack()))
 			err = fmt.Errorf("panic encoding %s v%d response: %v", kmsg.NameForKey(p.key), p.version, r)
-			c.b.metrics.requestError(p.key, p.respVersion, errKindPanic)
+			c.s.metrics.requestError(p.key, p.respVersion, errKindPanic)
 			return
 		}
 		if err != nil {
-			c.b.metrics.requestError(p.key, p.respVersion, errKindWrite)
+			c.s.metrics.requestError(p.key, p.respVersion, errKindWrite)
 			return
 		}
 		// respVersion, not version: an ApiVersions request of any version
 		// above ours is answered (and counted) as v0, so a client cannot
 		// create a metric series per int16.
-		c.b.metrics.requestDone(p.key, p.respVersion, time.Since(p.start))
+		c.s.metrics.requestDone(p.key, p.respVersion, time.Since(p.start))
 	}()
 	switch {
-	case rep.none:
+	case rep.None:
 		return nil
-	case rep.framed != nil:
-		f := rep.framed
-		if f.key != p.key {
-			return fmt.Errorf("framed %s response to a %s request", kmsg.NameForKey(f.key), kmsg.NameForKey(p.key))
+	case rep.Framed != nil:
+		f := rep.Framed
+		if f.Key() != p.key {
+			return fmt.Errorf("framed %s response to a %s request", kmsg.NameForKey(f.Key()), kmsg.NameForKey(p.key))
 		}
 		c.armWrite()
 		*scratch = appendFramedHeader((*scratch)[:0], p.correlationID, f)
 		if _, err := bw.Write(*scratch); err != nil {
 			return err
 		}
-		if err := f.writeBody(bw, raw); err != nil {
+		if err := f.WriteBody(bw, raw); err != nil {
 			return err
 		}
-		c.b.metrics.wrote(len(*scratch) + int(f.Len()))
+		c.s.metrics.wrote(len(*scratch) + int(f.Len()))
 		return nil
-	case rep.msg != nil:
-		if rep.msg.Key() != p.key {
-			return fmt.Errorf("%s response to a %s request", kmsg.NameForKey(rep.msg.Key()), kmsg.NameForKey(p.key))
+	case rep.Msg != nil:
+		if rep.Msg.Key() != p.key {
+			return fmt.Errorf("%s response to a %s request", kmsg.NameForKey(rep.Msg.Key()), kmsg.NameForKey(p.key))
 		}
-		rep.msg.SetVersion(p.respVersion)
-		*scratch = appendResponse((*scratch)[:0], p.correlationID, rep.msg)
+		rep.Msg.SetVersion(p.respVersion)
+		*scratch = appendResponse((*scratch)[:0], p.correlationID, rep.Msg)
 		c.armWrite()
 		if _, err := bw.Write(*scratch); err != nil {
 			return err
 		}
-		c.b.metrics.wrote(len(*scratch))
+		c.s.metrics.wrote(len(*scratch))
 		return nil
 	case c.ctx.Err() != nil:
 		return errAbandoned
 	default:
 		return fmt.Errorf("%s v%d handler completed a reply with no response", kmsg.NameForKey(p.key), p.version)
 	}
-}
-
-// connTracker owns the listener and the set of open connections, for
-// Shutdown, and enforces max.connections (slots) and
-// max.connections.per.ip. apis is the dispatch table (apiByKey; tests
-// substitute their own).
-type connTracker struct {
-	apis     map[int16]*api
-	stopping atomic.Bool    // set once by Shutdown, before readers are interrupted
-	wg       sync.WaitGroup // one per connection
-	// slots holds a token per open connection (or accept in progress);
-	// nil when max.connections is 0 (unlimited).
-	slots chan struct{}
-	perIP int // max.connections.per.ip; 0 unlimited
-
-	mu struct {
-		sync.Mutex
-		serving  bool // Serve was called
-		shutdown bool // Shutdown was called: no new connections
-		conns    map[*clientConn]struct{}
-		byIP     map[string]int // open connections per remote IP
-	}
-}
-
-func newConnTracker(maxConns, maxPerIP int) *connTracker {
-	t := &connTracker{apis: apiByKey, perIP: maxPerIP}
-	if maxConns > 0 {
-		t.slots = make(chan struct{}, maxConns)
-	}
-	t.mu.conns = make(map[*clientConn]struct{})
-	t.mu.byIP = make(map[string]int)
-	return t
-}
-
-// waitSlot takes a connection slot before an accept, waiting while
-// max.connections are open (logged once per wait). False when ctx ends.
-func (t *connTracker) waitSlot(ctx context.Context, log *slog.Logger) bool {
-	if t.slots == nil {
-		return true
-	}
-	select {
-	case t.slots <- struct{}{}:
-		return true
-	default:
-	}
-	log.Warn("max.connections reached: not accepting new connections until one closes", "max_connections", cap(t.slots))
-	select {
-	case t.slots <- struct{}{}:
-		log.Info("accepting connections again", "max_connections", cap(t.slots))
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
-
-// freeSlot gives back a slot taken by waitSlot.
-func (t *connTracker) freeSlot() {
-	if t.slots != nil {
-		<-t.slots
-	}
-}
-
-// errPerIPLimit refuses a connection over max.connections.per.ip.
-var errPerIPLimit = errors.New("max.connections.per.ip reached")
-
-// add registers c (holding a slot); errBrokerClosed once Shutdown has
-// begun, errPerIPLimit when c's address has max.connections.per.ip open.
-// On error the caller closes c and frees the slot.
-func (t *connTracker) add(c *clientConn) error {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.mu.shutdown {
-		return errBrokerClosed
-	}
-	if t.perIP > 0 && t.mu.byIP[c.ip] >= t.perIP {
-		return errPerIPLimit
-	}
-	t.mu.conns[c] = struct{}{}
-	t.mu.byIP[c.ip]++
-	t.wg.Add(1)
-	return nil
-}
-
-func (t *connTracker) remove(c *clientConn) {
-	t.mu.Lock()
-	delete(t.mu.conns, c)
-	if t.mu.byIP[c.ip]--; t.mu.byIP[c.ip] <= 0 {
-		delete(t.mu.byIP, c.ip)
-	}
-	t.mu.Unlock()
-	t.freeSlot()
-	t.wg.Done()
-}
-
-// snapshot returns the open connections.
-func (t *connTracker) snapshot() []*clientConn {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	out := make([]*clientConn, 0, len(t.mu.conns))
-	for c := range t.mu.conns {
-		out = append(out, c)
-	}
-	return out
-}
-
-// serveConn starts serving an accepted connection, which holds a slot.
-func (b *Broker) serveConn(nc net.Conn) {
-	c := newClientConn(b, nc, b.conns.apis)
-	if err := b.conns.add(c); err != nil {
-		nc.Close()
-		b.conns.freeSlot()
-		if errors.Is(err, errPerIPLimit) {
-			b.metrics.connRejected("max_connections_per_ip")
-			b.badInputLog.Log(slog.LevelWarn, "max.connections.per.ip "+c.ip, "closing new connection: max.connections.per.ip reached",
-				"remote", c.remote, "max_connections_per_ip", b.conns.perIP)
-		}
-		return
-	}
-	b.metrics.connOpened()
-	c.log.Debug("connection opened")
-	go func() {
-		defer b.conns.remove(c)
-		defer b.metrics.connClosed()
-		c.run()
-	}()
-}
-
-// remoteIP is the IP of a peer address (the whole address if it has none).
-func remoteIP(a net.Addr) string {
-	if ta, ok := a.(*net.TCPAddr); ok {
-		return ta.IP.String()
-	}
-	host, _, err := net.SplitHostPort(a.String())
-	if err != nil {
-		return a.String()
-	}
-	return host
 }

@@ -171,7 +171,7 @@ const (
 // unknown tagged fields). It fails with *Error if body claims more
 // elements, bytes or tagged fields than it holds. Bytes after the body are
 // ignored, as kmsg ignores them. The walk costs O(len(body)) whatever the
-// body claims. An API without a schema is an error: the broker must not
+// body claims. An API without a schema is an error: a server must not
 // hand kmsg a body it cannot bound.
 func Check(req kmsg.Request, body []byte) (decodedBytes int64, err error) {
 	decodedBytes, _, err = walk(req, body)

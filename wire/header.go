@@ -1,4 +1,4 @@
-package broker
+package wire
 
 // Request framing and header decoding, and response framing.
 //
@@ -22,7 +22,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kbin"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/stratalog/strata/broker/shape"
+	"github.com/stratalog/strata/wire/shape"
 )
 
 // Bad-input kinds, the values of the "kind" attribute of the bad-input
@@ -138,8 +138,8 @@ func readFrame(r *bufio.Reader, sizeBuf *[4]byte, maxBytes int32, hooks frameHoo
 
 // decodedRequest is a parsed frame.
 type decodedRequest struct {
-	header requestHeader
-	api    *api
+	header Header
+	api    *API
 	body   kmsg.Request
 	// decodeTime is what checking the body's shape and decoding it took
 	// (waiting for memory in between not included).
@@ -155,7 +155,7 @@ type decodedRequest struct {
 // maximum version the error's kind is badAPIVersions and the returned
 // header has the key, version and correlation id: the caller answers it
 // with apiVersionsUnsupported.
-func decodeRequest(frame []byte, table map[int16]*api, reserve func(decodedBytes int64) error) (decodedRequest, error) {
+func decodeRequest(frame []byte, table map[int16]*API, reserve func(decodedBytes int64) error) (decodedRequest, error) {
 	var d decodedRequest
 	if len(frame) < minRequestHeaderBytes {
 		return d, badInput(badHeader, "%d-byte request, shorter than a header", len(frame))
@@ -171,16 +171,13 @@ func decodeRequest(frame []byte, table map[int16]*api, reserve func(decodedBytes
 	if a == nil {
 		return d, badInput(badUnknownAPI, "unknown API key %d (version %d)", key, version)
 	}
-	if version < a.minVersion || version > a.maxVersion {
-		if key == kmsg.ApiVersions.Int16() && version > a.maxVersion {
-			return d, badInput(badAPIVersions, "ApiVersions v%d above our maximum v%d", version, a.maxVersion)
+	if version < a.MinVersion || version > a.MaxVersion {
+		if key == kmsg.ApiVersions.Int16() && version > a.MaxVersion {
+			return d, badInput(badAPIVersions, "ApiVersions v%d above our maximum v%d", version, a.MaxVersion)
 		}
-		return d, badInput(badVersion, "%s v%d outside v%d–v%d", kmsg.NameForKey(key), version, a.minVersion, a.maxVersion)
+		return d, badInput(badVersion, "%s v%d outside v%d–v%d", kmsg.NameForKey(key), version, a.MinVersion, a.MaxVersion)
 	}
-	req := kmsg.RequestForKey(key)
-	if req == nil { // the table names an API kmsg does not know: a bug, but not the client's
-		return d, badInput(badUnknownAPI, "API key %d has no kmsg request type", key)
-	}
+	req := kmsg.RequestForKey(key) // not nil: NewServer checked the table
 	req.SetVersion(version)
 
 	// Header v1 and v2 both carry a non-compact nullable client id; v2
@@ -240,11 +237,11 @@ func appendResponse(dst []byte, correlationID int32, msg kmsg.Response) []byte {
 	return dst
 }
 
-// appendFramedHeader appends the size prefix and response header for a
-// framed body of bodyLen bytes.
-func appendFramedHeader(dst []byte, correlationID int32, f *framedResponse) []byte {
+// appendFramedHeader appends the size prefix and response header for the
+// framed body f.
+func appendFramedHeader(dst []byte, correlationID int32, f Framed) []byte {
 	hdr := int64(4)
-	if responseFlexibleHeader(f.key, f.flexible) {
+	if responseFlexibleHeader(f.Key(), f.Flexible()) {
 		hdr++
 	}
 	dst = kbin.AppendInt32(dst, int32(hdr+f.Len()))

@@ -1,6 +1,6 @@
-package broker
+package wire
 
-// Request memory: queued.max.request.bytes bounds, broker-wide, the bytes
+// Request memory: queued.max.request.bytes bounds, server-wide, the bytes
 // that request frames hold while they are read and handled, and separately
 // (the same amount again) the memory their decoded forms take, which
 // shape.Check tells before kmsg decodes anything.
@@ -118,26 +118,26 @@ func (m *memBudget) used() int64 {
 }
 
 // requestMemory is what one request holds: the frame's bytes and the
-// decoded request's, from the broker's two budgets. Its zero value holds
+// decoded request's, from the server's two budgets. Its zero value holds
 // nothing. Only the connection's reader changes it until the request is
 // queued; afterwards only release touches it.
 type requestMemory struct {
-	frame, decoded int64 // bytes taken from Broker.frameBytes and Broker.decodedBytes
+	frame, decoded int64 // bytes taken from Server.frameBytes and Server.decodedBytes
 	overdraft      bool  // the frame is growing past the budget (while it is read)
 }
 
 // reserveFrame takes n more bytes for the frame being read; growth says the
 // frame already holds bytes (and may take the overdraft). A frame never
 // takes more than the whole budget: beyond that it is read on what it has.
-func (b *Broker) reserveFrame(ctx context.Context, h *requestMemory, n int64, growth bool) error {
-	if b.frameBytes == nil || h.overdraft {
+func (s *Server) reserveFrame(ctx context.Context, h *requestMemory, n int64, growth bool) error {
+	if s.frameBytes == nil || h.overdraft {
 		return nil
 	}
-	n = min(n, b.frameBytes.capacity-h.frame)
+	n = min(n, s.frameBytes.capacity-h.frame)
 	if n <= 0 {
 		return nil
 	}
-	over, err := b.frameBytes.acquire(ctx, n, growth)
+	over, err := s.frameBytes.acquire(ctx, n, growth)
 	if err != nil {
 		return err
 	}
@@ -151,21 +151,21 @@ func (b *Broker) reserveFrame(ctx context.Context, h *requestMemory, n int64, gr
 
 // frameRead ends the frame's reading: the overdraft, if it had it, goes
 // back (its bytes stay counted nowhere but in the bound above).
-func (b *Broker) frameRead(h *requestMemory) {
+func (s *Server) frameRead(h *requestMemory) {
 	if h.overdraft {
 		h.overdraft = false
-		b.frameBytes.endOverdraft()
+		s.frameBytes.endOverdraft()
 	}
 }
 
 // reserveDecoded takes n bytes for the decoded request (at most the whole
 // budget), waiting while other requests hold them.
-func (b *Broker) reserveDecoded(ctx context.Context, h *requestMemory, n int64) error {
-	if b.decodedBytes == nil {
+func (s *Server) reserveDecoded(ctx context.Context, h *requestMemory, n int64) error {
+	if s.decodedBytes == nil {
 		return nil
 	}
-	n = min(n, b.decodedBytes.capacity)
-	if _, err := b.decodedBytes.acquire(ctx, n, false); err != nil {
+	n = min(n, s.decodedBytes.capacity)
+	if _, err := s.decodedBytes.acquire(ctx, n, false); err != nil {
 		return err
 	}
 	h.decoded += n
@@ -173,13 +173,13 @@ func (b *Broker) reserveDecoded(ctx context.Context, h *requestMemory, n int64) 
 }
 
 // releaseMemory returns everything h holds.
-func (b *Broker) releaseMemory(h *requestMemory) {
-	b.frameRead(h)
+func (s *Server) releaseMemory(h *requestMemory) {
+	s.frameRead(h)
 	if h.frame > 0 {
-		b.frameBytes.release(h.frame)
+		s.frameBytes.release(h.frame)
 	}
 	if h.decoded > 0 {
-		b.decodedBytes.release(h.decoded)
+		s.decodedBytes.release(h.decoded)
 	}
 	*h = requestMemory{}
 }

@@ -1,11 +1,11 @@
-package broker
+package wire
 
 import "golang.org/x/sys/unix"
 
 // arrived is how many bytes wait in the connection's socket receive queue
 // (FIONREAD): bytes the peer has really sent, which a frame may take
 // memory for at once (readFrame). 0 if it cannot tell.
-func (c *clientConn) arrived() int {
+func (c *Conn) arrived() int {
 	if c.raw == nil {
 		return 0
 	}

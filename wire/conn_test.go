@@ -1,6 +1,7 @@
-package broker
+package wire
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/binary"
@@ -9,29 +10,32 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/stratalog/strata/internal/logutil"
+	"github.com/stratalog/strata/wire/shape"
+	"github.com/stratalog/strata/wire/wiretest"
 )
 
-// testBroker is a Broker with only the connection layer wired (no topics,
-// committer or producer ids), serving table on 127.0.0.1:0.
-type testBroker struct {
-	*Broker
+// testServer is a Server serving a test table on 127.0.0.1:0.
+type testServer struct {
+	*Server
 	addr     string
 	serveErr chan error
 }
 
-func newTestBroker(t *testing.T, table map[int16]*api, mutate func(*Config), opts ...func(*Broker)) *testBroker {
-	t.Helper()
+// testConfig is the configuration of test servers: small limits, logs
+// discarded (shown with -v).
+func testConfig() Config {
 	cfg := Config{
-		NodeID:                   1,
+		Name:                     "broker",
 		SocketRequestMaxBytes:    1 << 20,
 		ConnectionsMaxIdle:       time.Minute,
 		MaxInFlightPerConnection: 8,
@@ -40,37 +44,41 @@ func newTestBroker(t *testing.T, table map[int16]*api, mutate func(*Config), opt
 	if testing.Verbose() {
 		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
+	return cfg
+}
+
+// newTestServer serves table (nil: testAPIs()) with testConfig changed by
+// mutate; it is shut down when the test ends.
+func newTestServer(t *testing.T, table []API, mutate func(*Config)) *testServer {
+	t.Helper()
+	cfg := testConfig()
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	b := &Broker{cfg: cfg, log: cfg.Logger, clusterID: "AAAAAAAAAAAAAAAAAAAAAA", done: make(chan struct{})}
-	b.stopCtx, b.stop = context.WithCancel(context.Background())
-	b.metrics = newBrokerMetrics()
-	b.badInputLog = logutil.NewLimiter(b.log, badInputLogEvery, nil)
-	b.conns = newConnTracker(cfg.MaxConnections, cfg.MaxConnectionsPerIP)
-	if table != nil {
-		b.conns.apis = table
+	if table == nil {
+		table = testAPIs()
 	}
-	for _, o := range opts {
-		o(b)
+	s, err := NewServer(cfg, table)
+	if err != nil {
+		t.Fatal(err)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	tb := &testBroker{Broker: b, addr: ln.Addr().String(), serveErr: make(chan error, 1)}
-	go func() { tb.serveErr <- b.Serve(ln) }()
+	ts := &testServer{Server: s, addr: ln.Addr().String(), serveErr: make(chan error, 1)}
+	go func() { ts.serveErr <- s.Serve(ln) }()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		b.Shutdown(ctx)
+		s.Shutdown(ctx)
 	})
-	return tb
+	return ts
 }
 
-func (tb *testBroker) dial(t *testing.T) net.Conn {
+func (ts *testServer) dial(t *testing.T) net.Conn {
 	t.Helper()
-	c, err := net.Dial("tcp", tb.addr)
+	c, err := net.Dial("tcp", ts.addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,109 +86,77 @@ func (tb *testBroker) dial(t *testing.T) net.Conn {
 	return c
 }
 
-// tableWith is the real dispatch table plus (or overridden by) extra APIs.
-func tableWith(extra ...api) map[int16]*api {
-	m := make(map[int16]*api, len(apiByKey)+len(extra))
-	for k, v := range apiByKey {
-		m[k] = v
-	}
-	for i := range extra {
-		m[extra[i].key] = &extra[i]
-	}
-	return m
+// testRanges narrows kmsg's version ranges where tests need bounds to
+// cross: as in the broker, Produce from v3 and Fetch from v4 (magic v2
+// batches), and Metadata up to v12.
+var testRanges = map[int16][2]int16{
+	kmsg.Produce.Int16():  {3, 11},
+	kmsg.Fetch.Int16():    {4, 16},
+	kmsg.Metadata.Int16(): {0, 12},
 }
 
-var testFormatter = kmsg.NewRequestFormatter(kmsg.FormatterClientID("h3-test"))
+// testAPIs is a table of every API wire/shape has a schema for (but
+// ApiVersions, which the server serves itself), at every version kmsg
+// knows but for testRanges, each answered with an empty response of its
+// kind; extra entries are added or replace the entry of their key.
+func testAPIs(extra ...API) []API {
+	var out []API
+	for key := int16(0); key <= kmsg.MaxKey; key++ {
+		req := kmsg.RequestForKey(key)
+		if req == nil || !shape.Known(key) || key == kmsg.ApiVersions.Int16() {
+			continue
+		}
+		a := API{Key: key, MinVersion: 0, MaxVersion: req.MaxVersion(), Handle: echo}
+		if r, ok := testRanges[key]; ok {
+			a.MinVersion, a.MaxVersion = r[0], r[1]
+		}
+		if i := slices.IndexFunc(extra, func(e API) bool { return e.Key == key }); i >= 0 {
+			a = extra[i]
+		}
+		out = append(out, a)
+	}
+	return out
+}
 
-func sendRequest(t *testing.T, c net.Conn, req kmsg.Request, corr int32) {
+// echo answers a request with an empty response of its kind.
+func echo(r *Request) (*Reply, error) { return Completed(r.Body.ResponseKind()), nil }
+
+// testTable is the dispatch table a server builds from testAPIs, for
+// decodeRequest.
+func testTable(t testing.TB) map[int16]*API {
 	t.Helper()
-	if _, err := c.Write(testFormatter.AppendRequest(nil, req, corr)); err != nil {
+	s, err := NewServer(Config{Name: "test"}, testAPIs())
+	if err != nil {
 		t.Fatal(err)
 	}
+	return s.apis
 }
 
-// readResponse reads one response frame and decodes it into resp (whose
-// version must be set), checking the correlation id.
-func readResponse(t *testing.T, c net.Conn, wantCorr int32, resp kmsg.Response) {
+var (
+	sendRequest        = wiretest.Send
+	readResponse       = wiretest.ReadResponse
+	readResponseBody   = wiretest.ReadResponseBody
+	expectClosed       = wiretest.ExpectClosed
+	apiVersionsRequest = wiretest.APIVersionsRequest
+)
+
+// checkAPIVersions checks one ApiVersions exchange on c works and lists
+// the server's whole table.
+func (ts *testServer) checkAPIVersions(t *testing.T, c net.Conn, version int16, corr int32) {
 	t.Helper()
-	body := readResponseBody(t, c, wantCorr, responseFlexibleHeader(resp.Key(), resp.IsFlexible()))
-	if err := resp.ReadFrom(body); err != nil {
-		t.Fatalf("decode %s v%d response: %v", kmsg.NameForKey(resp.Key()), resp.GetVersion(), err)
-	}
-}
-
-func readResponseBody(t *testing.T, c net.Conn, wantCorr int32, flexibleHeader bool) []byte {
-	t.Helper()
-	var size [4]byte
-	if _, err := io.ReadFull(c, size[:]); err != nil {
-		t.Fatalf("reading response size: %v", err)
-	}
-	frame := make([]byte, binary.BigEndian.Uint32(size[:]))
-	if _, err := io.ReadFull(c, frame); err != nil {
-		t.Fatalf("reading response: %v", err)
-	}
-	if corr := int32(binary.BigEndian.Uint32(frame)); corr != wantCorr {
-		t.Fatalf("correlation id %d, want %d", corr, wantCorr)
-	}
-	frame = frame[4:]
-	if flexibleHeader {
-		if len(frame) == 0 || frame[0] != 0 {
-			t.Fatalf("flexible response header without an empty tag section")
-		}
-		frame = frame[1:]
-	}
-	return frame
-}
-
-// expectClosed reads until the server closes the connection; anything it
-// sends first is an error.
-func expectClosed(t *testing.T, c net.Conn) {
-	t.Helper()
-	var buf [1]byte
-	n, err := c.Read(buf[:])
-	if n != 0 || err == nil {
-		t.Fatalf("connection still open: read %d bytes, err %v", n, err)
-	}
-	if !errors.Is(err, io.EOF) && !isReset(err) {
-		t.Fatalf("unexpected read error %v (want EOF or reset)", err)
-	}
-}
-
-func isReset(err error) bool {
-	var op *net.OpError
-	return errors.As(err, &op) && !op.Timeout()
-}
-
-func apiVersionsRequest(version int16) *kmsg.ApiVersionsRequest {
-	r := kmsg.NewPtrApiVersionsRequest()
-	r.SetVersion(version)
-	r.ClientSoftwareName, r.ClientSoftwareVersion = "strata-test", "1.0"
-	return r
-}
-
-// checkAPIVersions checks one ApiVersions exchange on c works.
-func checkAPIVersions(t *testing.T, c net.Conn, version int16, corr int32) {
-	t.Helper()
-	sendRequest(t, c, apiVersionsRequest(version), corr)
-	resp := kmsg.NewPtrApiVersionsResponse()
-	resp.SetVersion(version)
-	readResponse(t, c, corr, resp)
-	if resp.ErrorCode != 0 {
-		t.Fatalf("ApiVersions v%d: error %d", version, resp.ErrorCode)
-	}
-	if len(resp.ApiKeys) != len(apis) {
-		t.Fatalf("ApiVersions v%d: %d keys, want %d", version, len(resp.ApiKeys), len(apis))
+	resp := wiretest.APIVersions(t, c, version, corr)
+	if len(resp.ApiKeys) != len(ts.apis) {
+		t.Fatalf("ApiVersions v%d: %d keys, want %d", version, len(resp.ApiKeys), len(ts.apis))
 	}
 }
 
 func TestPipelinedAPIVersions(t *testing.T) {
-	tb := newTestBroker(t, nil, func(c *Config) { c.MaxInFlightPerConnection = 4 })
-	c := tb.dial(t)
+	ts := newTestServer(t, nil, func(c *Config) { c.MaxInFlightPerConnection = 4 })
+	c := ts.dial(t)
 	const n = 50
 	var out []byte
 	for i := range int32(n) {
-		// AppendRequest only frames correctly into an empty slice.
-		out = append(out, testFormatter.AppendRequest(nil, apiVersionsRequest(int16(i%5)), 1000+i)...)
+		out = append(out, wiretest.Frame(apiVersionsRequest(int16(i%5)), 1000+i)...)
 	}
 	// All 50 requests in one write, nothing read until they are sent: the
 	// server must keep reading while the queue (4) drains.
@@ -192,12 +168,12 @@ func TestPipelinedAPIVersions(t *testing.T) {
 		resp := kmsg.NewPtrApiVersionsResponse()
 		resp.SetVersion(v)
 		readResponse(t, c, 1000+i, resp)
-		if resp.ErrorCode != 0 || len(resp.ApiKeys) != len(apis) {
+		if resp.ErrorCode != 0 || len(resp.ApiKeys) != len(ts.apis) {
 			t.Fatalf("response %d (v%d): error %d, %d keys", i, v, resp.ErrorCode, len(resp.ApiKeys))
 		}
 		for _, k := range resp.ApiKeys {
-			a := apiByKey[k.ApiKey]
-			if a == nil || a.minVersion != k.MinVersion || a.maxVersion != k.MaxVersion {
+			a := ts.apis[k.ApiKey]
+			if a == nil || a.MinVersion != k.MinVersion || a.MaxVersion != k.MaxVersion {
 				t.Fatalf("advertised %+v does not match the apis table", k)
 			}
 		}
@@ -205,8 +181,8 @@ func TestPipelinedAPIVersions(t *testing.T) {
 }
 
 func TestAPIVersionsTooNew(t *testing.T) {
-	tb := newTestBroker(t, nil, nil)
-	c := tb.dial(t)
+	ts := newTestServer(t, nil, nil)
+	c := ts.dial(t)
 	// kmsg cannot encode v99, so write the frame by hand: a v2 header for
 	// ApiVersions v99 followed by a body we do not understand.
 	frame := []byte{0, 18, 0, 99, 0, 0, 0, 7, 0, 4, 't', 'e', 's', 't', 0, 0xde, 0xad}
@@ -223,41 +199,41 @@ func TestAPIVersionsTooNew(t *testing.T) {
 		t.Fatalf("ApiKeys %+v, want only ApiVersions 0–4", resp.ApiKeys)
 	}
 	// The client then retries with a version we support, on the same connection.
-	checkAPIVersions(t, c, 4, 8)
+	ts.checkAPIVersions(t, c, 4, 8)
 }
 
 func TestUnknownAPIKeyClosesConnection(t *testing.T) {
-	tb := newTestBroker(t, nil, nil)
-	other := tb.dial(t)
-	checkAPIVersions(t, other, 3, 1)
+	ts := newTestServer(t, nil, nil)
+	other := ts.dial(t)
+	ts.checkAPIVersions(t, other, 3, 1)
 
-	c := tb.dial(t)
+	c := ts.dial(t)
 	sendRequest(t, c, kmsg.NewPtrAddPartitionsToTxnRequest(), 1) // key 24: not served
 	expectClosed(t, c)
 
-	c = tb.dial(t)
+	c = ts.dial(t)
 	raw := []byte{0x7f, 0x00, 0, 0, 0, 0, 0, 1, 0xff, 0xff} // key 32512
 	c.Write(append(binary.BigEndian.AppendUint32(nil, uint32(len(raw))), raw...))
 	expectClosed(t, c)
 
-	c = tb.dial(t)
+	c = ts.dial(t)
 	p := kmsg.NewPtrProduceRequest()
 	p.SetVersion(2) // below our minimum (magic v2 needs Produce v3)
 	sendRequest(t, c, p, 1)
 	expectClosed(t, c)
 
-	checkAPIVersions(t, other, 3, 2)
+	ts.checkAPIVersions(t, other, 3, 2)
 }
 
 func TestBadFramesCloseOnlyTheirConnection(t *testing.T) {
-	tb := newTestBroker(t, nil, func(c *Config) { c.SocketRequestMaxBytes = 1 << 16 })
-	other := tb.dial(t)
-	checkAPIVersions(t, other, 0, 1)
+	ts := newTestServer(t, nil, func(c *Config) { c.SocketRequestMaxBytes = 1 << 16 })
+	other := ts.dial(t)
+	ts.checkAPIVersions(t, other, 0, 1)
 
 	sizes := []uint32{1<<16 + 1, 1 << 31, 0xffffffff /* -1 */, 0}
 	for _, size := range sizes {
-		c := tb.dial(t)
-		// Only the size prefix: the broker must refuse before reading (or
+		c := ts.dial(t)
+		// Only the size prefix: the server must refuse before reading (or
 		// allocating) a body.
 		if _, err := c.Write(binary.BigEndian.AppendUint32(nil, size)); err != nil {
 			t.Fatal(err)
@@ -274,7 +250,7 @@ func TestBadFramesCloseOnlyTheirConnection(t *testing.T) {
 		{0, 0, 0, 14, 0, 3, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0x7f, 0xff},                            // Metadata v1: topic array claims 32767 entries
 	}
 	for i, g := range garbage {
-		c := tb.dial(t)
+		c := ts.dial(t)
 		if _, err := c.Write(g); err != nil {
 			t.Fatal(err)
 		}
@@ -283,13 +259,13 @@ func TestBadFramesCloseOnlyTheirConnection(t *testing.T) {
 		}
 		expectClosed(t, c)
 	}
-	checkAPIVersions(t, other, 4, 2)
+	ts.checkAPIVersions(t, other, 4, 2)
 }
 
 func TestIdleConnectionClosed(t *testing.T) {
-	tb := newTestBroker(t, nil, func(c *Config) { c.ConnectionsMaxIdle = 50 * time.Millisecond })
-	c := tb.dial(t)
-	checkAPIVersions(t, c, 1, 1)
+	ts := newTestServer(t, nil, func(c *Config) { c.ConnectionsMaxIdle = 50 * time.Millisecond })
+	c := ts.dial(t)
+	ts.checkAPIVersions(t, c, 1, 1)
 	expectClosed(t, c) // nothing more sent: closed once idle
 }
 
@@ -302,8 +278,8 @@ type reverseCompleter struct {
 	dones []chan struct{}
 }
 
-func (rc *reverseCompleter) handle(b *Broker, r *request) (*reply, error) {
-	req := r.body.(*kmsg.MetadataRequest)
+func (rc *reverseCompleter) handle(r *Request) (*Reply, error) {
+	req := r.Body.(*kmsg.MetadataRequest)
 	resp := req.ResponseKind().(*kmsg.MetadataResponse)
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
@@ -311,7 +287,7 @@ func (rc *reverseCompleter) handle(b *Broker, r *request) (*reply, error) {
 	rc.n++
 	resp.ThrottleMillis = int32(i)
 	done := make(chan struct{})
-	rep := &reply{done: done, msg: resp}
+	rep := &Reply{Done: done, Msg: resp}
 	rc.dones = append(rc.dones, done)
 	if rc.n == rc.total {
 		for j := len(rc.dones) - 1; j >= 0; j-- {
@@ -324,8 +300,8 @@ func (rc *reverseCompleter) handle(b *Broker, r *request) (*reply, error) {
 func TestRepliesInRequestOrder(t *testing.T) {
 	const n = 20
 	rc := &reverseCompleter{total: n}
-	tb := newTestBroker(t, tableWith(api{kmsg.Metadata.Int16(), 0, 12, rc.handle}), func(c *Config) { c.MaxInFlightPerConnection = n })
-	c := tb.dial(t)
+	ts := newTestServer(t, testAPIs(API{kmsg.Metadata.Int16(), 0, 12, rc.handle}), func(c *Config) { c.MaxInFlightPerConnection = n })
+	c := ts.dial(t)
 	for i := range int32(n) {
 		req := kmsg.NewPtrMetadataRequest()
 		req.SetVersion(int16(i % 13))
@@ -352,11 +328,11 @@ type gate struct {
 
 func newGate() *gate { return &gate{waiting: make(map[int32]chan struct{})} }
 
-func (g *gate) handle(b *Broker, r *request) (*reply, error) {
-	corr := r.header.CorrelationID
+func (g *gate) handle(r *Request) (*Reply, error) {
+	corr := r.Header.CorrelationID
 	if g.none[corr] {
 		g.handled.Add(1)
-		return &reply{none: true}, nil
+		return &Reply{None: true}, nil
 	}
 	release := make(chan struct{})
 	g.mu.Lock()
@@ -364,13 +340,13 @@ func (g *gate) handle(b *Broker, r *request) (*reply, error) {
 	g.mu.Unlock()
 	g.handled.Add(1)
 	done := make(chan struct{})
-	rep := &reply{done: done}
+	rep := &Reply{Done: done}
 	go func() {
 		select {
 		case <-release:
-		case <-r.ctx.Done():
+		case <-r.Ctx.Done():
 		}
-		rep.msg = r.body.ResponseKind()
+		rep.Msg = r.Body.ResponseKind()
 		close(done)
 	}()
 	return rep, nil
@@ -402,8 +378,8 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 func TestBackpressureBoundsInFlight(t *testing.T) {
 	const inFlight, n = 2, 10
 	g := newGate()
-	tb := newTestBroker(t, tableWith(api{kmsg.Metadata.Int16(), 0, 12, g.handle}), func(c *Config) { c.MaxInFlightPerConnection = inFlight })
-	c := tb.dial(t)
+	ts := newTestServer(t, testAPIs(API{kmsg.Metadata.Int16(), 0, 12, g.handle}), func(c *Config) { c.MaxInFlightPerConnection = inFlight })
+	c := ts.dial(t)
 	for i := range int32(n) {
 		sendRequest(t, c, kmsg.NewPtrMetadataRequest(), i)
 	}
@@ -429,8 +405,8 @@ func TestBackpressureBoundsInFlight(t *testing.T) {
 func TestNoneReplyWritesNothing(t *testing.T) {
 	g := newGate()
 	g.none = map[int32]bool{1: true, 2: true}
-	tb := newTestBroker(t, tableWith(api{kmsg.Metadata.Int16(), 0, 12, g.handle}), nil)
-	c := tb.dial(t)
+	ts := newTestServer(t, testAPIs(API{kmsg.Metadata.Int16(), 0, 12, g.handle}), nil)
+	c := ts.dial(t)
 	for i := range int32(4) {
 		sendRequest(t, c, kmsg.NewPtrMetadataRequest(), i)
 	}
@@ -444,40 +420,40 @@ func TestNoneReplyWritesNothing(t *testing.T) {
 }
 
 func TestHandlerPanicAndErrorCloseConnection(t *testing.T) {
-	panicky := api{kmsg.Metadata.Int16(), 0, 12, func(b *Broker, r *request) (*reply, error) {
-		topics := r.body.(*kmsg.MetadataRequest).Topics
-		return completed(r.body.ResponseKind()), errors.New(*topics[len(topics)+1].Topic) // index out of range: a runtime panic
+	panicky := API{kmsg.Metadata.Int16(), 0, 12, func(r *Request) (*Reply, error) {
+		topics := r.Body.(*kmsg.MetadataRequest).Topics
+		return Completed(r.Body.ResponseKind()), errors.New(*topics[len(topics)+1].Topic) // index out of range: a runtime panic
 	}}
-	failing := api{kmsg.ListOffsets.Int16(), 1, 8, func(b *Broker, r *request) (*reply, error) {
+	failing := API{kmsg.ListOffsets.Int16(), 1, 8, func(r *Request) (*Reply, error) {
 		return nil, errors.New("protocol violation")
 	}}
-	nilReply := api{kmsg.DescribeCluster.Int16(), 0, 1, func(b *Broker, r *request) (*reply, error) { return nil, nil }}
-	tb := newTestBroker(t, tableWith(panicky, failing, nilReply), nil)
-	other := tb.dial(t)
-	checkAPIVersions(t, other, 2, 1)
+	nilReply := API{kmsg.DescribeCluster.Int16(), 0, 1, func(r *Request) (*Reply, error) { return nil, nil }}
+	ts := newTestServer(t, testAPIs(panicky, failing, nilReply), nil)
+	other := ts.dial(t)
+	ts.checkAPIVersions(t, other, 2, 1)
 	listOffsets := kmsg.NewPtrListOffsetsRequest()
 	listOffsets.SetVersion(1)
 	for _, req := range []kmsg.Request{kmsg.NewPtrMetadataRequest(), listOffsets, kmsg.NewPtrDescribeClusterRequest()} {
-		c := tb.dial(t)
+		c := ts.dial(t)
 		sendRequest(t, c, req, 1)
 		expectClosed(t, c)
 	}
-	checkAPIVersions(t, other, 2, 2)
+	ts.checkAPIVersions(t, other, 2, 2)
 }
 
 func TestShutdownFinishesInFlight(t *testing.T) {
 	// A long-poll-like handler: it answers when released or when its
 	// context is cancelled (which Shutdown does).
 	g := newGate()
-	tb := newTestBroker(t, tableWith(api{kmsg.Metadata.Int16(), 0, 12, g.handle}), nil)
-	c := tb.dial(t)
+	ts := newTestServer(t, testAPIs(API{kmsg.Metadata.Int16(), 0, 12, g.handle}), nil)
+	c := ts.dial(t)
 	for i := range int32(3) {
 		sendRequest(t, c, kmsg.NewPtrMetadataRequest(), i)
 	}
 	waitFor(t, "requests to be handled", func() bool { return g.handled.Load() == 3 })
 
 	errc := make(chan error, 1)
-	go func() { errc <- tb.Shutdown(context.Background()) }()
+	go func() { errc <- ts.Shutdown(context.Background()) }()
 	for i := range int32(3) {
 		resp := kmsg.NewPtrMetadataResponse()
 		resp.SetVersion(kmsg.NewPtrMetadataRequest().GetVersion())
@@ -487,13 +463,13 @@ func TestShutdownFinishesInFlight(t *testing.T) {
 	if err := <-errc; err != nil {
 		t.Fatalf("Shutdown: %v", err)
 	}
-	if err := <-tb.serveErr; err != nil {
+	if err := <-ts.serveErr; err != nil {
 		t.Fatalf("Serve after Shutdown: %v", err)
 	}
-	if _, err := net.Dial("tcp", tb.addr); err == nil {
+	if _, err := net.Dial("tcp", ts.addr); err == nil {
 		t.Fatalf("still accepting after Shutdown")
 	}
-	if err := tb.Shutdown(context.Background()); err != nil {
+	if err := ts.Shutdown(context.Background()); err != nil {
 		t.Fatalf("second Shutdown: %v", err)
 	}
 }
@@ -503,21 +479,21 @@ func TestShutdownForcedByContext(t *testing.T) {
 	// connection must be cut when Shutdown's context ends.
 	hold := make(chan struct{})
 	var handled atomic.Int32
-	stuck := api{kmsg.Metadata.Int16(), 0, 12, func(b *Broker, r *request) (*reply, error) {
+	stuck := API{kmsg.Metadata.Int16(), 0, 12, func(r *Request) (*Reply, error) {
 		handled.Add(1)
 		done := make(chan struct{})
-		rep := &reply{done: done}
-		go func() { <-hold; rep.msg = r.body.ResponseKind(); close(done) }()
+		rep := &Reply{Done: done}
+		go func() { <-hold; rep.Msg = r.Body.ResponseKind(); close(done) }()
 		return rep, nil
 	}}
-	tb := newTestBroker(t, tableWith(stuck), nil)
-	c := tb.dial(t)
+	ts := newTestServer(t, testAPIs(stuck), nil)
+	c := ts.dial(t)
 	sendRequest(t, c, kmsg.NewPtrMetadataRequest(), 1)
 	waitFor(t, "the request to be handled", func() bool { return handled.Load() == 1 })
 
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
-	go func() { errc <- tb.Shutdown(ctx) }()
+	go func() { errc <- ts.Shutdown(ctx) }()
 	cancel()
 	expectClosed(t, c)
 	close(hold) // the handler completes; its abandoned reply is released
@@ -526,26 +502,63 @@ func TestShutdownForcedByContext(t *testing.T) {
 	}
 }
 
-// TestFramedFetchThroughConnection serves a Fetch whose records come from a
-// segment file through the whole connection writer (sendfile on TCP).
-func TestFramedFetchThroughConnection(t *testing.T) {
-	fx := newFetchFixture(t, false)
-	var released atomic.Int32
-	fetch := api{kmsg.Fetch.Int16(), 4, 16, func(b *Broker, r *request) (*reply, error) {
-		v := r.header.APIVersion
-		if v%2 == 0 { // deferred, like a long poll
+// memFramed is a Framed body held in memory. It counts the writes that got
+// the socket (raw) and its releases.
+type memFramed struct {
+	key      int16
+	flexible bool
+	body     []byte
+	sawRaw   *atomic.Int32
+	released *atomic.Int32
+}
+
+func (f *memFramed) Key() int16     { return f.key }
+func (f *memFramed) Flexible() bool { return f.flexible }
+func (f *memFramed) Len() int64     { return int64(len(f.body)) }
+func (f *memFramed) Release()       { f.released.Add(1) }
+
+func (f *memFramed) WriteBody(w *bufio.Writer, raw syscall.RawConn) error {
+	if raw != nil {
+		f.sawRaw.Add(1)
+	}
+	_, err := w.Write(f.body)
+	return err
+}
+
+// TestFramedRepliesThroughConnection serves Framed bodies, complete and
+// deferred, flexible and not, through the whole connection writer: each is
+// framed like kmsg's encoding of the same response, given the socket, and
+// released exactly once, also when it answers the wrong request or is
+// abandoned.
+func TestFramedRepliesThroughConnection(t *testing.T) {
+	var sawRaw, released atomic.Int32
+	hold := make(chan struct{})
+	framed := func(key, version int16) *memFramed {
+		resp := kmsg.NewPtrFetchResponse()
+		resp.SetVersion(version)
+		resp.SessionID = int32(version)
+		return &memFramed{key: key, flexible: resp.IsFlexible(), body: resp.AppendTo(nil), sawRaw: &sawRaw, released: &released}
+	}
+	fetch := API{kmsg.Fetch.Int16(), 4, 16, func(r *Request) (*Reply, error) {
+		v := r.Header.APIVersion
+		switch {
+		case r.Header.CorrelationID == 100: // answers as another API
+			return &Reply{Framed: framed(kmsg.Metadata.Int16(), v)}, nil
+		case r.Header.CorrelationID == 200: // completes only once the test lets it
 			done := make(chan struct{})
-			rep := &reply{done: done}
-			go func() {
-				rep.framed = newFramedFetch(v, fx.resp, fx.records, func() { released.Add(1) })
-				close(done)
-			}()
+			rep := &Reply{Done: done}
+			go func() { <-hold; rep.Framed = framed(kmsg.Fetch.Int16(), v); close(done) }()
+			return rep, nil
+		case v%2 == 0: // deferred, like a long poll
+			done := make(chan struct{})
+			rep := &Reply{Done: done}
+			go func() { rep.Framed = framed(kmsg.Fetch.Int16(), v); close(done) }()
 			return rep, nil
 		}
-		return &reply{framed: newFramedFetch(v, fx.resp, fx.records, func() { released.Add(1) })}, nil
+		return &Reply{Framed: framed(kmsg.Fetch.Int16(), v)}, nil
 	}}
-	tb := newTestBroker(t, tableWith(fetch), nil)
-	c := tb.dial(t)
+	ts := newTestServer(t, testAPIs(fetch), nil)
+	c := ts.dial(t)
 	for v := int16(4); v <= 16; v++ {
 		req := kmsg.NewPtrFetchRequest()
 		req.SetVersion(v)
@@ -553,23 +566,45 @@ func TestFramedFetchThroughConnection(t *testing.T) {
 	}
 	for v := int16(4); v <= 16; v++ {
 		body := readResponseBody(t, c, int32(v), v >= 12)
-		if want := fx.kmsgEncoding(v); !bytes.Equal(body, want) {
-			t.Fatalf("v%d: body differs from kmsg's encoding (first difference at %d)", v, firstDiff(body, want))
+		if want := framed(kmsg.Fetch.Int16(), v).body; !bytes.Equal(body, want) {
+			t.Fatalf("v%d: body % x, want % x", v, body, want)
 		}
-		fx.checkDecodes(t, v, body)
+		back := kmsg.NewPtrFetchResponse()
+		back.SetVersion(v)
+		if err := back.ReadFrom(body); err != nil || back.SessionID != int32(v) && v >= 7 {
+			t.Fatalf("v%d: body does not decode (%v) to what was framed", v, err)
+		}
 	}
-	checkAPIVersions(t, c, 3, 99) // the connection is still in sync
-	if r := released.Load(); r != 13 {
-		t.Fatalf("%d framed responses released, want 13", r)
+	ts.checkAPIVersions(t, c, 3, 99) // the connection is still in sync
+	if r, s := released.Load(), sawRaw.Load(); r != 13 || s != 13 {
+		t.Fatalf("%d framed bodies released and %d given the socket, want 13 each", r, s)
+	}
+
+	fetchReq := kmsg.NewPtrFetchRequest()
+	fetchReq.SetVersion(12)
+	wrong := ts.dial(t)
+	sendRequest(t, wrong, fetchReq, 100)
+	expectClosed(t, wrong)
+	waitFor(t, "the wrong-key body to be released", func() bool { return released.Load() == 14 })
+
+	abandoned := ts.dial(t)
+	sendRequest(t, abandoned, fetchReq, 200)
+	abandoned.Write([]byte{0xff, 0xff, 0xff, 0xff}) // a bad frame: the connection is closed with the reply pending
+	expectClosed(t, abandoned)
+	close(hold)
+	waitFor(t, "the abandoned body to be released", func() bool { return released.Load() == 15 })
+	time.Sleep(20 * time.Millisecond) // a second release would show now
+	if r := released.Load(); r != 15 {
+		t.Fatalf("%d releases, want 15: a body was released twice", r)
 	}
 }
 
 // TestHalfCloseStillAnswered: a client that sends its requests and then
-// closes its write side still gets every response before the broker closes.
+// closes its write side still gets every response before the server closes.
 func TestHalfCloseStillAnswered(t *testing.T) {
 	g := newGate()
-	tb := newTestBroker(t, tableWith(api{kmsg.Metadata.Int16(), 0, 12, g.handle}), nil)
-	c := tb.dial(t)
+	ts := newTestServer(t, testAPIs(API{kmsg.Metadata.Int16(), 0, 12, g.handle}), nil)
+	c := ts.dial(t)
 	for i := range int32(3) {
 		sendRequest(t, c, kmsg.NewPtrMetadataRequest(), i)
 	}
@@ -583,22 +618,22 @@ func TestHalfCloseStillAnswered(t *testing.T) {
 }
 
 func TestServeAfterShutdown(t *testing.T) {
-	tb := newTestBroker(t, nil, nil)
-	waitFor(t, "Serve to start", func() bool { return tb.Addr() != nil })
-	if tb.Addr().String() != tb.addr {
-		t.Fatalf("Addr() = %v, want %s", tb.Addr(), tb.addr)
+	ts := newTestServer(t, nil, nil)
+	waitFor(t, "Serve to start", func() bool { return ts.Addr() != nil })
+	if ts.Addr().String() != ts.addr {
+		t.Fatalf("Addr() = %v, want %s", ts.Addr(), ts.addr)
 	}
-	if err := tb.Shutdown(context.Background()); err != nil {
+	if err := ts.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if err := <-tb.serveErr; err != nil {
+	if err := <-ts.serveErr; err != nil {
 		t.Fatalf("first Serve: %v", err)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := tb.Serve(ln); !errors.Is(err, errBrokerClosed) {
+	if err := ts.Serve(ln); !errors.Is(err, ErrServerClosed) {
 		t.Fatalf("Serve after Shutdown: %v", err)
 	}
 	if _, err := ln.Accept(); err == nil {
