@@ -267,15 +267,15 @@ func OpenNode(cfg NodeConfig) (n *Node, err error) {
 	case cfg.NodeID < 0:
 		return nil, fmt.Errorf("controller: open node: node id %d", cfg.NodeID)
 	case cfg.Voter && !isVoter:
-		return nil, fmt.Errorf("controller: open node %d: a controller must be one of the voters %s", cfg.NodeID, votersString(cfg.Voters))
+		return nil, fmt.Errorf("controller: open node %d: a controller must be one of the voters %s", cfg.NodeID, FormatVoters(cfg.Voters))
 	case !cfg.Voter && isVoter:
-		return nil, fmt.Errorf("controller: open node %d: it is one of the voters %s but not a controller", cfg.NodeID, votersString(cfg.Voters))
+		return nil, fmt.Errorf("controller: open node %d: it is one of the voters %s but not a controller", cfg.NodeID, FormatVoters(cfg.Voters))
 	case cfg.Dir == "":
 		return nil, fmt.Errorf("controller: open node %d: no directory", cfg.NodeID)
 	}
 	if len(cfg.Voters)%2 == 0 {
 		log.Warn("controller: an even number of voters tolerates no more failures than one voter less",
-			"voters", votersString(cfg.Voters))
+			"voters", FormatVoters(cfg.Voters))
 	}
 	tun := cfg.Tuning.withDefaults()
 
@@ -334,7 +334,7 @@ func OpenNode(cfg NodeConfig) (n *Node, err error) {
 		if err := raft.BootstrapCluster(rc, logs, store, snaps, trans, c); err != nil {
 			return nil, fmt.Errorf("controller: open node %d: bootstrap: %w", cfg.NodeID, err)
 		}
-		log.Info("controller: new quorum state bootstrapped", "voters", votersString(cfg.Voters), "dir", cfg.Dir)
+		log.Info("controller: new quorum state bootstrapped", "voters", FormatVoters(cfg.Voters), "dir", cfg.Dir)
 	}
 
 	f := newFSM(log)
@@ -365,11 +365,11 @@ func (n *Node) checkStoredVoters() {
 		}
 	}
 	slices.Sort(stored)
-	configured := strings.Split(votersString(n.voters), ",")
+	configured := strings.Split(FormatVoters(n.voters), ",")
 	slices.Sort(configured)
 	if !slices.Equal(stored, configured) {
 		n.log.Warn("controller: the voters stored in the Raft log differ from controller.quorum.voters; the stored ones are used",
-			"stored", strings.Join(stored, ","), "configured", votersString(n.voters))
+			"stored", strings.Join(stored, ","), "configured", FormatVoters(n.voters))
 	}
 }
 
@@ -606,7 +606,9 @@ func serverID(id metadata.BrokerID) raft.ServerID {
 	return raft.ServerID(strconv.Itoa(int(id)))
 }
 
-func votersString(vs []Voter) string {
+// FormatVoters renders voters as controller.quorum.voters
+// (1@host:port,2@host:port), the inverse of ParseVoters.
+func FormatVoters(vs []Voter) string {
 	parts := make([]string, len(vs))
 	for i, v := range vs {
 		parts[i] = fmt.Sprintf("%d@%s", v.ID, v.Addr)

@@ -81,7 +81,7 @@ func (s *Server) brokerHeartbeat(ctx context.Context, c conn, req *kmsg.BrokerHe
 	return resp
 }
 
-func (s *Server) allocateProducerIDs(ctx context.Context, req *kmsg.AllocateProducerIDsRequest) kmsg.Response {
+func (s *Server) allocateProducerIDs(ctx context.Context, _ conn, req *kmsg.AllocateProducerIDsRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.AllocateProducerIDsResponse)
 	block, err := s.d.AllocateProducerIDs(ctx, metadata.BrokerID(req.BrokerID), req.BrokerEpoch)
 	if err != nil {

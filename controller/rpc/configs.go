@@ -20,7 +20,7 @@ import (
 	"github.com/stratalog/strata/topicconfig"
 )
 
-func (s *Server) alterConfigs(ctx context.Context, req *kmsg.AlterConfigsRequest) kmsg.Response {
+func (s *Server) alterConfigs(ctx context.Context, _ conn, req *kmsg.AlterConfigsRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.AlterConfigsResponse)
 	changes := make([]controller.TopicConfigChange, len(req.Resources))
 	errs := make([]error, len(req.Resources))
@@ -46,7 +46,7 @@ func (s *Server) alterConfigs(ctx context.Context, req *kmsg.AlterConfigsRequest
 	return resp
 }
 
-func (s *Server) incrementalAlterConfigs(ctx context.Context, req *kmsg.IncrementalAlterConfigsRequest) kmsg.Response {
+func (s *Server) incrementalAlterConfigs(ctx context.Context, _ conn, req *kmsg.IncrementalAlterConfigsRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.IncrementalAlterConfigsResponse)
 	changes := make([]controller.TopicConfigChange, len(req.Resources))
 	errs := make([]error, len(req.Resources))

@@ -141,7 +141,7 @@ func (r *rig) createTopics(version int16, topics ...kmsg.CreateTopicsRequestTopi
 	req := kmsg.NewPtrCreateTopicsRequest()
 	req.SetVersion(version)
 	req.Topics = topics
-	return r.s.createTopics(r.ctx(), req).(*kmsg.CreateTopicsResponse)
+	return r.s.createTopics(r.ctx(), nil, req).(*kmsg.CreateTopicsResponse)
 }
 
 func newTopicReq(name string, partitions int32, configs ...string) kmsg.CreateTopicsRequestTopic {
@@ -268,7 +268,7 @@ func TestNotController(t *testing.T) {
 	}
 	req := kmsg.NewPtrElectLeadersRequest()
 	req.SetVersion(2)
-	if resp := r.s.electLeaders(r.ctx(), req).(*kmsg.ElectLeadersResponse); resp.ErrorCode != kerr.NotController.Code {
+	if resp := r.s.electLeaders(r.ctx(), nil, req).(*kmsg.ElectLeadersResponse); resp.ErrorCode != kerr.NotController.Code {
 		t.Errorf("ElectLeaders: %s", code(resp.ErrorCode))
 	}
 }
@@ -293,7 +293,7 @@ func TestTopicAdmin(t *testing.T) {
 		}
 		cp.Topics = append(cp.Topics, t)
 	}
-	cpr := r.s.createPartitions(r.ctx(), cp).(*kmsg.CreatePartitionsResponse)
+	cpr := r.s.createPartitions(r.ctx(), nil, cp).(*kmsg.CreatePartitionsResponse)
 	if cpr.Topics[0].ErrorCode != 0 || cpr.Topics[1].ErrorCode != kerr.UnknownTopicOrPartition.Code || len(r.node.Image().Topic("a").Partitions) != 3 {
 		t.Errorf("create partitions: %s, %s; a has %d partitions", code(cpr.Topics[0].ErrorCode), code(cpr.Topics[1].ErrorCode), len(r.node.Image().Topic("a").Partitions))
 	}
@@ -312,7 +312,7 @@ func TestTopicAdmin(t *testing.T) {
 		res.Configs = append(res.Configs, c)
 		ac.Resources = append(ac.Resources, res)
 	}
-	acr := r.s.alterConfigs(r.ctx(), ac).(*kmsg.AlterConfigsResponse)
+	acr := r.s.alterConfigs(r.ctx(), nil, ac).(*kmsg.AlterConfigsResponse)
 	if acr.Resources[0].ErrorCode != 0 || acr.Resources[1].ErrorCode != kerr.InvalidRequest.Code {
 		t.Errorf("alter configs: %s, broker %s", code(acr.Resources[0].ErrorCode), code(acr.Resources[1].ErrorCode))
 	}
@@ -334,7 +334,7 @@ func TestTopicAdmin(t *testing.T) {
 		res.Configs = append(res.Configs, c)
 	}
 	iac.Resources = append(iac.Resources, res)
-	iacr := r.s.incrementalAlterConfigs(r.ctx(), iac).(*kmsg.IncrementalAlterConfigsResponse)
+	iacr := r.s.incrementalAlterConfigs(r.ctx(), nil, iac).(*kmsg.IncrementalAlterConfigsResponse)
 	if got := r.node.Image().Topic("a").Configs; iacr.Resources[0].ErrorCode != 0 || got["cleanup.policy"] != "compact,delete" || got["retention.ms"] != "5000" {
 		t.Errorf("incremental alter: %s, configs %v", code(iacr.Resources[0].ErrorCode), got)
 	}
@@ -346,7 +346,7 @@ func TestTopicAdmin(t *testing.T) {
 	byName := kmsg.NewDeleteTopicsRequestTopic()
 	byName.Topic = ptr("a")
 	dt.Topics = append(dt.Topics, byID, byName)
-	dtr := r.s.deleteTopics(r.ctx(), dt).(*kmsg.DeleteTopicsResponse)
+	dtr := r.s.deleteTopics(r.ctx(), nil, dt).(*kmsg.DeleteTopicsResponse)
 	if dtr.Topics[0].ErrorCode != 0 || dtr.Topics[0].Topic == nil || *dtr.Topics[0].Topic != "b" || dtr.Topics[1].ErrorCode != 0 || len(r.node.Image().Topics()) != 0 {
 		t.Errorf("delete topics: %+v; %d topics left", dtr.Topics, len(r.node.Image().Topics()))
 	}
@@ -354,7 +354,7 @@ func TestTopicAdmin(t *testing.T) {
 	el := kmsg.NewPtrElectLeadersRequest()
 	el.SetVersion(2)
 	el.ElectionType = 1
-	if resp := r.s.electLeaders(r.ctx(), el).(*kmsg.ElectLeadersResponse); resp.ErrorCode != kerr.InvalidRequest.Code {
+	if resp := r.s.electLeaders(r.ctx(), nil, el).(*kmsg.ElectLeadersResponse); resp.ErrorCode != kerr.InvalidRequest.Code {
 		t.Errorf("unclean election: %s, want INVALID_REQUEST", code(resp.ErrorCode))
 	}
 }

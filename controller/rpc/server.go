@@ -36,9 +36,12 @@ func New(d *controller.Driver, topicDefaults topicconfig.Config, log *slog.Logge
 }
 
 // brokerGone fences an incarnation whose last controller connection
-// closed. Not being the active controller (any more), or the broker
-// having re-registered or been fenced meanwhile, leaves nothing to do.
-func (s *Server) brokerGone(inc incarnation) {
+// closed, in its own goroutine (the closing connection does not wait).
+// Not being the active controller (any more), or the broker having
+// re-registered or been fenced meanwhile, leaves nothing to do.
+func (s *Server) brokerGone(inc incarnation) { go s.fenceGone(inc) }
+
+func (s *Server) fenceGone(inc incarnation) {
 	ctx, cancel := context.WithTimeout(context.Background(), goneTimeout)
 	defer cancel()
 	err := s.d.BrokerGone(ctx, inc.id, inc.epoch)

@@ -30,7 +30,7 @@ import (
 	"github.com/stratalog/strata/topicconfig"
 )
 
-func (s *Server) createTopics(ctx context.Context, req *kmsg.CreateTopicsRequest) kmsg.Response {
+func (s *Server) createTopics(ctx context.Context, _ conn, req *kmsg.CreateTopicsRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.CreateTopicsResponse)
 	named := map[string]int{}
 	for _, rt := range req.Topics {
@@ -131,7 +131,7 @@ func (s *Server) createdConfigs(effective topicconfig.Config, overrides map[stri
 	return out
 }
 
-func (s *Server) deleteTopics(ctx context.Context, req *kmsg.DeleteTopicsRequest) kmsg.Response {
+func (s *Server) deleteTopics(ctx context.Context, _ conn, req *kmsg.DeleteTopicsRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.DeleteTopicsResponse)
 	var refs []controller.TopicRef
 	if req.Version >= 6 {
@@ -169,7 +169,7 @@ func (s *Server) deleteTopics(ctx context.Context, req *kmsg.DeleteTopicsRequest
 	return resp
 }
 
-func (s *Server) createPartitions(ctx context.Context, req *kmsg.CreatePartitionsRequest) kmsg.Response {
+func (s *Server) createPartitions(ctx context.Context, _ conn, req *kmsg.CreatePartitionsRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.CreatePartitionsResponse)
 	reqs := make([]controller.NewPartitions, len(req.Topics))
 	for i, t := range req.Topics {
@@ -195,7 +195,7 @@ func (s *Server) createPartitions(ctx context.Context, req *kmsg.CreatePartition
 	return resp
 }
 
-func (s *Server) electLeaders(ctx context.Context, req *kmsg.ElectLeadersRequest) kmsg.Response {
+func (s *Server) electLeaders(ctx context.Context, _ conn, req *kmsg.ElectLeadersRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.ElectLeadersResponse)
 	if req.Version >= 1 && req.ElectionType != 0 {
 		// Every partition of the request gets the answer too.

@@ -54,7 +54,7 @@ func array(name string, elem ...field) field {
 	return field{name: name, kind: kindArray, to: last, elem: elem}
 }
 
-// arrayOf is an array of primitives (kindInt32 or kindString).
+// arrayOf is an array of primitives (kindInt32, kindUUID or kindString).
 func arrayOf(name string, prim kind) field {
 	return field{name: name, kind: kindArray, to: last, prim: prim}
 }
@@ -116,7 +116,7 @@ func goKindFits(k kind, t reflect.Type) bool {
 	case kindInt8:
 		return t.Kind() == reflect.Int8 || t.Kind() == reflect.Bool
 	case kindInt16:
-		return t.Kind() == reflect.Int16
+		return t.Kind() == reflect.Int16 || t.Kind() == reflect.Uint16 // a listener's port
 	case kindInt32:
 		return t.Kind() == reflect.Int32
 	case kindInt64:
