@@ -115,12 +115,9 @@ func (b *Broker) handleProduce(r *wire.Request) (*wire.Reply, error) {
 				fail(kerr.TransactionalIDAuthorizationFailed.Code, "transactions are not supported by this broker yet")
 				continue
 			}
-			var p *replica.Partition
-			if t != nil {
-				p = t.partition(rp.Partition)
-			}
-			if p == nil {
-				fail(kerr.UnknownTopicOrPartition.Code, "")
+			p, code := t.led(rp.Partition)
+			if code != 0 {
+				fail(code, "")
 				continue
 			}
 			if rt.Topic == offsetsTopic {

@@ -40,11 +40,9 @@ func dpBroker(t *testing.T) *Broker {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if err := b.topics.close(); err != nil {
-			t.Errorf("closing topics: %v", err)
+		if err := b.closeStorage(); err != nil {
+			t.Errorf("closing storage: %v", err)
 		}
-		b.committer.Close()
-		b.producers.Close()
 	})
 	return b
 }
@@ -525,11 +523,7 @@ func dpBenchBroker(b *testing.B) *Broker {
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() {
-		br.topics.close()
-		br.committer.Close()
-		br.producers.Close()
-	})
+	b.Cleanup(func() { _ = br.closeStorage() })
 	if _, err := br.topics.create("bench", 1, nil); err != nil {
 		b.Fatal(err)
 	}

@@ -287,9 +287,9 @@ func (c *fetchCall) resolve(part fetchRequestPart) (*replica.Partition, string, 
 	} else if t = c.b.topics.get(part.key.topic); t == nil {
 		return nil, part.key.topic, kerr.UnknownTopicOrPartition.Code
 	}
-	p := t.partition(part.key.partition)
-	if p == nil {
-		return nil, t.name, kerr.UnknownTopicOrPartition.Code
+	p, code := t.led(part.key.partition)
+	if code != 0 {
+		return nil, t.name, code
 	}
 	if code := checkLeaderEpoch(part.currentLeaderEpoch, p.LeaderEpoch()); code != 0 {
 		return nil, t.name, code

@@ -83,18 +83,14 @@ func (b *Broker) handleListOffsets(r *wire.Request) (*wire.Reply, error) {
 				sp.ErrorCode = kerr.InvalidRequest.Code
 				continue
 			}
-			var p partitionView
-			if t != nil {
-				if pp := t.partition(rp.Partition); pp != nil {
-					p = pp
-					if b.tier.partition(pp) != nil {
-						p = tieredView{Partition: pp, tm: b.tier, ctx: r.Ctx}
-					}
-				}
-			}
-			if p == nil {
-				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+			pp, code := t.led(rp.Partition)
+			if code != 0 {
+				sp.ErrorCode = code
 				continue
+			}
+			var p partitionView = pp
+			if b.tier.partition(pp) != nil {
+				p = tieredView{Partition: pp, tm: b.tier, ctx: r.Ctx}
 			}
 			current := segments.LeaderEpoch(-1)
 			if req.Version >= 4 {

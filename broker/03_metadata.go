@@ -29,6 +29,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/stratalog/strata/controller/metadata"
 	"github.com/stratalog/strata/wire"
 )
 
@@ -73,15 +74,16 @@ func (b *Broker) handleMetadata(r *wire.Request) (*wire.Reply, error) {
 	v := req.Version
 	resp := req.ResponseKind().(*kmsg.MetadataResponse)
 
-	host, port := b.advertisedHostPort()
-	broker := kmsg.NewMetadataResponseBroker()
-	broker.NodeID, broker.Host, broker.Port = b.cfg.NodeID, host, port
-	resp.Brokers = []kmsg.MetadataResponseBroker{broker}
+	for _, e := range b.liveBrokers() {
+		mb := kmsg.NewMetadataResponseBroker()
+		mb.NodeID, mb.Host, mb.Port, mb.Rack = e.id, e.host, e.port, e.rack
+		resp.Brokers = append(resp.Brokers, mb)
+	}
 	if v >= 2 {
 		id := b.ClusterID()
 		resp.ClusterID = &id
 	}
-	resp.ControllerID = b.cfg.NodeID
+	resp.ControllerID = b.activeController()
 	resp.AuthorizedOperations = authorizedOpsOmitted
 	if req.IncludeClusterAuthorizedOperations && v >= 8 && v <= 10 {
 		resp.AuthorizedOperations = clusterAuthorizedOps
@@ -179,15 +181,24 @@ func (b *Broker) metadataTopic(t *topic, includeOps bool) kmsg.MetadataResponseT
 	if includeOps {
 		mt.AuthorizedOperations = topicAuthorizedOps
 	}
-	node := b.cfg.NodeID
-	mt.Partitions = make([]kmsg.MetadataResponseTopicPartition, len(t.partitions))
-	for i, p := range t.partitions {
+	node := metadata.BrokerID(b.cfg.NodeID)
+	mt.Partitions = make([]kmsg.MetadataResponseTopicPartition, len(t.meta.Partitions))
+	for i, ip := range t.meta.Partitions {
 		mp := kmsg.NewMetadataResponseTopicPartition()
 		mp.Partition = int32(i)
-		mp.Leader = node
-		mp.LeaderEpoch = int32(p.LeaderEpoch())
-		mp.Replicas = []int32{node}
-		mp.ISR = []int32{node}
+		mp.Leader, mp.LeaderEpoch = int32(ip.Leader), int32(ip.LeaderEpoch)
+		if ip.Leader == node {
+			// The epoch this broker leads at: the log's, which is the
+			// image's unless the log holds a newer one (replica.BecomeLeader).
+			if p, code := t.led(int32(i)); code == 0 {
+				mp.LeaderEpoch = int32(p.LeaderEpoch())
+			}
+		}
+		if ip.Leader == metadata.NoLeader {
+			mp.ErrorCode = kerr.LeaderNotAvailable.Code
+		}
+		mp.Replicas = brokerIDs(ip.Replicas)
+		mp.ISR = brokerIDs(ip.ISR)
 		mp.OfflineReplicas = []int32{}
 		mt.Partitions[i] = mp
 	}
@@ -239,4 +250,13 @@ type unexpectedBodyError struct{ key int16 }
 
 func (e *unexpectedBodyError) Error() string {
 	return "handler got an unexpected request body for api key " + strconv.Itoa(int(e.key))
+}
+
+// brokerIDs converts broker ids for a response.
+func brokerIDs(ids []metadata.BrokerID) []int32 {
+	out := make([]int32, len(ids))
+	for i, id := range ids {
+		out[i] = int32(id)
+	}
+	return out
 }

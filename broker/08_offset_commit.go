@@ -73,7 +73,7 @@ func splitUnknownPartitions(b *Broker, req *kmsg.OffsetCommitRequest) (known *km
 		kt := t
 		kt.Partitions = nil
 		for _, p := range t.Partitions {
-			if t.Topic != "" && tp.partition(p.Partition) == nil {
+			if t.Topic != "" && !tp.has(p.Partition) {
 				if unknown == nil {
 					unknown = map[topicPartition]bool{}
 				}

@@ -40,10 +40,10 @@ func (b *Broker) handleDeleteRecords(r *wire.Request) (*wire.Reply, error) {
 			sp := kmsg.NewDeleteRecordsResponseTopicPartition()
 			sp.Partition = rp.Partition
 			sp.LowWatermark = -1
-			p := t.partition(rp.Partition) // nil if t is nil or p out of range
+			p, code := t.led(rp.Partition)
 			switch {
-			case p == nil:
-				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+			case code != 0:
+				sp.ErrorCode = code
 			case rp.Offset < -1:
 				sp.ErrorCode = kerr.OffsetOutOfRange.Code
 			default:

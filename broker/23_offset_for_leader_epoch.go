@@ -16,7 +16,6 @@ package broker
 import (
 	"fmt"
 
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/stratalog/strata/segments"
@@ -41,11 +40,11 @@ func (b *Broker) handleOffsetForLeaderEpoch(r *wire.Request) (*wire.Reply, error
 			sp := &st.Partitions[pi]
 			sp.Default()
 			sp.Partition = rp.Partition
-			if t == nil || t.partition(rp.Partition) == nil {
-				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+			p, code := t.led(rp.Partition)
+			if code != 0 {
+				sp.ErrorCode = code
 				continue
 			}
-			p := t.partition(rp.Partition)
 			current := segments.LeaderEpoch(-1)
 			if req.Version >= 2 {
 				current = segments.LeaderEpoch(rp.CurrentLeaderEpoch)

@@ -2,8 +2,9 @@ package broker
 
 // DescribeCluster (key 60), versions 0–1.
 //
-// One broker, which is also the controller: the advertised host:port, rack
-// null, the persisted cluster id. v1's endpoint_type 1 (brokers) is served;
+// The unfenced brokers of the metadata image (this one always, at its
+// advertised address; the others at their registered PLAINTEXT listener),
+// with their racks; the active controller; the cluster id. v1's endpoint_type 1 (brokers) is served;
 // 2 (controllers) is UNSUPPORTED_ENDPOINT_TYPE, as a Kafka broker answers.
 // cluster_authorized_operations is -2147483648 unless requested; then every
 // cluster operation (no ACLs), as Kafka reports without an authorizer.
@@ -30,11 +31,12 @@ func (b *Broker) handleDescribeCluster(r *wire.Request) (*wire.Reply, error) {
 		return wire.Completed(resp), nil
 	}
 	resp.ClusterID = b.ClusterID()
-	resp.ControllerID = b.cfg.NodeID
-	host, port := b.advertisedHostPort()
-	br := kmsg.NewDescribeClusterResponseBroker()
-	br.NodeID, br.Host, br.Port = b.cfg.NodeID, host, port
-	resp.Brokers = []kmsg.DescribeClusterResponseBroker{br}
+	resp.ControllerID = b.activeController()
+	for _, e := range b.liveBrokers() {
+		db := kmsg.NewDescribeClusterResponseBroker()
+		db.NodeID, db.Host, db.Port, db.Rack = e.id, e.host, e.port, e.rack
+		resp.Brokers = append(resp.Brokers, db)
+	}
 	resp.ClusterAuthorizedOperations = authorizedOpsOmitted
 	if req.IncludeClusterAuthorizedOperations {
 		resp.ClusterAuthorizedOperations = clusterAuthorizedOps

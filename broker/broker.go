@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,8 +13,10 @@ import (
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/metric"
 
+	"github.com/stratalog/strata/broker/lifecycle"
 	"github.com/stratalog/strata/broker/replica"
 	"github.com/stratalog/strata/broker/txn"
+	"github.com/stratalog/strata/controller/quorum"
 	"github.com/stratalog/strata/topicconfig"
 	"github.com/stratalog/strata/wire"
 )
@@ -47,6 +50,7 @@ type Config struct {
 	Group                       GroupConfig        // offsets.topic.num.partitions, group.* (group_driver.go)
 	Cleaner                     CleanerConfig      // log.cleaner.* (cleaner.go)
 	Tiering                     TieringConfig      // object-store, remote-cache-size, remote.* (tiering.go)
+	Cluster                     ClusterConfig      // the controller quorum and this broker's registration (cluster.go)
 	Logger                      *slog.Logger
 }
 
@@ -60,14 +64,19 @@ type Broker struct {
 	log       *slog.Logger
 	clusterID string
 
-	srv       *wire.Server       // the Kafka listener's connections (package wire); handlers in apis.go
-	topics    *topicRegistry     // topics.go
-	sessions  *fetchSessionCache // fetch_sessions.go
-	producers *txn.ProducerIDs   // producer id allocation (InitProducerId)
-	committer *replica.Committer // group-commit fsync shared by all partitions
-	groups    *groupDriver       // group coordinator (group_driver.go)
-	cleaner   *logCleaner        // log compaction (cleaner.go); nil if disabled
-	tier      *tierManager       // tiered storage (tiering.go); nil if no object store
+	srv         *wire.Server       // the Kafka listener's connections (package wire); handlers in apis.go
+	quorum      *quorum.Quorum     // this node's part of the metadata quorum (cluster.go)
+	ownQuorum   *quorum.Quorum     // quorum, when the broker started it (in-process)
+	admin       Admin              // the active controller's topic operations
+	remoteAdmin *remoteAdmin       // admin over the controller listener (forward.go), closed at shutdown
+	lifecycle   *lifecycle.Manager // registration and heartbeats
+	topics      *topicRegistry     // topics.go
+	sessions    *fetchSessionCache // fetch_sessions.go
+	producers   *txn.ProducerIDs   // producer id allocation (InitProducerId)
+	committer   *replica.Committer // group-commit fsync shared by all partitions
+	groups      *groupDriver       // group coordinator (group_driver.go)
+	cleaner     *logCleaner        // log compaction (cleaner.go); nil if disabled
+	tier        *tierManager       // tiered storage (tiering.go); nil if no object store
 	// partitionGauges observes every partition's offsets and size at
 	// collection time (partition_metrics.go).
 	partitionGauges metric.Registration
@@ -117,7 +126,13 @@ func New(cfg Config) (*Broker, error) {
 		return fail(fmt.Errorf("producer ids: %w", err))
 	}
 	b.sessions = newFetchSessionCache(cfg.MaxIncrementalFetchSessions)
-	if b.topics, err = openTopicRegistry(b); err != nil {
+	if err := b.joinCluster(); err != nil {
+		_ = b.leaveCluster(context.Background())
+		b.committer.Close()
+		return fail(err)
+	}
+	if b.topics, err = openTopicRegistry(b, b.quorum.Node, b.admin); err != nil {
+		_ = b.leaveCluster(context.Background())
 		b.committer.Close()
 		return fail(fmt.Errorf("topics: %w", err))
 	}
@@ -125,6 +140,7 @@ func New(cfg Config) (*Broker, error) {
 		if err := b.tier.start(); err != nil {
 			_ = b.tier.close()
 			_ = b.topics.close()
+			_ = b.leaveCluster(context.Background())
 			b.committer.Close()
 			return nil, fmt.Errorf("tiered storage: %w", err)
 		}
@@ -133,6 +149,7 @@ func New(cfg Config) (*Broker, error) {
 	if b.groups, err = startGroupCoordinator(b); err != nil {
 		_ = b.tier.close()
 		_ = b.topics.close()
+		_ = b.leaveCluster(context.Background())
 		b.committer.Close()
 		return nil, fmt.Errorf("group coordinator: %w", err)
 	}
@@ -146,20 +163,34 @@ func New(cfg Config) (*Broker, error) {
 
 // openIdentity returns the data directory's cluster id. With an object
 // store, the bucket's cluster metadata decides: a new data directory
-// adopts the bucket's cluster id and, without a topics.json, its topics
-// (bootstrapTopics), so the broker serves the history the bucket holds;
+// adopts the bucket's cluster id and, without a metadata log or
+// topics.json, its topics (bootstrapTopics writes them as a topics.json
+// for adoption), so the broker serves the history the bucket holds;
 // an existing data directory of another cluster is refused rather than
 // mixed into a bucket that is not its own.
 func (b *Broker) openIdentity() (string, error) {
+	// A broker joining a cluster's quorum takes the cluster's id (a new
+	// data directory) or must have it.
+	cluster, err := b.quorumClusterID()
+	if err != nil {
+		return "", err
+	}
 	if b.tier == nil {
-		return loadOrCreateMeta(b.cfg.DataDir, b.cfg.NodeID, "")
+		id, err := loadOrCreateMeta(b.cfg.DataDir, b.cfg.NodeID, cluster)
+		if err == nil && cluster != "" && id != cluster {
+			err = fmt.Errorf("data directory %s belongs to cluster %q, but the controller quorum is cluster %q", b.cfg.DataDir, id, cluster)
+		}
+		return id, err
 	}
 	md, err := b.tier.readBucketMetadata()
 	if err != nil {
 		return "", err
 	}
-	adopt := ""
+	adopt := cluster
 	if md != nil {
+		if cluster != "" && md.ClusterID != cluster {
+			return "", fmt.Errorf("object store %s holds cluster %q, but the controller quorum is cluster %q", b.tier.cfg.ObjectStore, md.ClusterID, cluster)
+		}
 		adopt = md.ClusterID
 	}
 	id, err := loadOrCreateMeta(b.cfg.DataDir, b.cfg.NodeID, adopt)
@@ -173,7 +204,11 @@ func (b *Broker) openIdentity() (string, error) {
 		return "", fmt.Errorf("object store %s holds cluster %q, but data directory %s belongs to cluster %q; point this broker at its own bucket (or prefix)",
 			b.tier.cfg.ObjectStore, md.ClusterID, b.cfg.DataDir, id)
 	}
-	if _, err := os.Stat(filepath.Join(b.cfg.DataDir, topicsFile)); errors.Is(err, os.ErrNotExist) {
+	// Only a data directory without a metadata log (and without a
+	// topics.json of its own) takes the bucket's topics: they become the
+	// log's first batch (adopt.go).
+	_, noLog := os.Stat(filepath.Join(b.cfg.DataDir, metadataDir))
+	if _, err := os.Stat(filepath.Join(b.cfg.DataDir, topicsFile)); errors.Is(err, os.ErrNotExist) && errors.Is(noLog, os.ErrNotExist) {
 		if err := bootstrapTopics(b.cfg.DataDir, md); err != nil {
 			return "", fmt.Errorf("restoring topics from the object store: %w", err)
 		}

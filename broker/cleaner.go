@@ -120,7 +120,7 @@ func (c *logCleaner) cleanOne(now time.Time) bool {
 		return k.DirtyRatio
 	}
 	for _, t := range c.b.topics.all() {
-		for _, p := range t.partitions {
+		for _, p := range t.hosted() {
 			if until, ok := c.failed[p]; ok {
 				if now.Before(until) {
 					continue

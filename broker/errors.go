@@ -8,6 +8,7 @@ import (
 
 	"github.com/stratalog/strata/broker/replica"
 	"github.com/stratalog/strata/broker/txn"
+	"github.com/stratalog/strata/controller/rpc"
 	"github.com/stratalog/strata/segments"
 	"github.com/stratalog/strata/topicconfig"
 )
@@ -45,7 +46,7 @@ func errorCode(err error) int16 {
 	case errors.Is(err, replica.ErrStorage),
 		errors.Is(err, segments.ErrNotWritten): // ErrRollFailed too: retriable, nothing written
 		return kerr.KafkaStorageError.Code
-	case errors.Is(err, segments.ErrClosed):
+	case errors.Is(err, segments.ErrClosed), errors.Is(err, replica.ErrNotLeader):
 		return kerr.NotLeaderForPartition.Code
 	case errors.Is(err, txn.ErrOutOfOrderSequence):
 		return kerr.OutOfOrderSequenceNumber.Code
@@ -54,7 +55,10 @@ func errorCode(err error) int16 {
 	case errors.Is(err, txn.ErrUnknownProducerID):
 		return kerr.UnknownProducerID.Code
 	default:
-		return kerr.UnknownServerError.Code
+		// The controller's decisions (admin requests the Driver answered
+		// in-process) map as on the controller listener; anything else is
+		// UNKNOWN_SERVER_ERROR there too.
+		return rpc.ErrorCode(err)
 	}
 }
 

@@ -121,6 +121,12 @@ func startGroupCoordinator(b *Broker) (*groupDriver, error) {
 	if t == nil {
 		var err error
 		t, err = b.topics.createTopic(offsetsTopic, cfg.NumPartitions, want, false)
+		if code, _ := adminErrorCode(err); code == kerr.TopicAlreadyExists.Code {
+			t, err = b.topics.get(offsetsTopic), nil // another broker of the cluster created it first
+		}
+		if err == nil && t == nil {
+			err = errors.New("created, then deleted at once")
+		}
 		if err != nil {
 			return nil, fmt.Errorf("create %s: %w", offsetsTopic, err)
 		}
@@ -167,6 +173,12 @@ func (d *groupDriver) load() {
 	start := time.Now()
 	var records int
 	for _, p := range d.mu.parts { // immutable after start
+		if p == nil || !p.IsLeader() {
+			// Another broker coordinates its groups (FindCoordinator
+			// names it); here they get NOT_COORDINATOR. Coordination
+			// does not yet move with leadership after the start.
+			continue
+		}
 		recs, err := readGroupRecords(p, d.stop)
 		if errors.Is(err, errLoadStopped) {
 			return

@@ -177,7 +177,7 @@ func countOpenFiles() (int, error) {
 func (r *topicRegistry) partitionUsage() (partitions, held int) {
 	for _, t := range r.all() {
 		partitions += len(t.partitions)
-		for _, p := range t.partitions {
+		for _, p := range t.hosted() {
 			held += p.OpenFiles()
 		}
 	}

@@ -173,8 +173,11 @@ func TestHandleBudgetRefusesCreate(t *testing.T) {
 	}
 }
 
-// A create that fails half-way removes every directory it made, at once;
-// one it cannot remove yet is retried in the background until it goes.
+// A partition that fails to open when its topic is created reports the
+// error to the creator and leaves no directory; the topic is committed,
+// and the partition opens at the next metadata change once the fault is
+// gone. A directory that cannot be removed is retried in the background
+// until it goes.
 func TestFailedCreateLeavesNoDirectories(t *testing.T) {
 	b := admNew(t)
 	var failRemove atomic.Bool
@@ -184,8 +187,10 @@ func TestFailedCreateLeavesNoDirectories(t *testing.T) {
 		}
 		return os.RemoveAll(dir)
 	}
+	var faultAt atomic.Int32
+	faultAt.Store(2)
 	b.topics.openFault = func(topic string, p int32) error {
-		if p == 2 {
+		if p == faultAt.Load() {
 			return &os.PathError{Op: "open", Path: "00000000000000000000.log", Err: syscall.EMFILE}
 		}
 		return nil
@@ -194,67 +199,62 @@ func TestFailedCreateLeavesNoDirectories(t *testing.T) {
 	if !errors.Is(err, syscall.EMFILE) {
 		t.Fatalf("create: %v", err)
 	}
-	if dirs := partitionDirs(t, b, "half"); len(dirs) != 0 || b.topics.get("half") != nil {
-		t.Fatalf("left behind: %v", dirs)
+	if dirs := partitionDirs(t, b, "half"); len(dirs) != 4 || b.topics.get("half").partition(2) != nil {
+		t.Fatalf("after the failed open: %v", dirs)
 	}
 
 	// CreatePartitions, with the removal of one directory failing at first.
-	b.topics.openFault = nil
+	faultAt.Store(-1)
 	if _, err := b.topics.create("grow", 1, nil); err != nil {
 		t.Fatal(err)
 	}
-	b.topics.openFault = func(topic string, p int32) error {
-		if p == 3 {
-			return errors.New("injected")
-		}
-		return nil
+	if dirs := partitionDirs(t, b, "half"); len(dirs) != 5 || b.topics.get("half").partition(2) == nil {
+		t.Fatalf("half-2 not opened at the next change: %v", dirs)
 	}
+	faultAt.Store(3)
 	failRemove.Store(true)
 	if err := b.topics.addPartitions("grow", 4, false); err == nil {
 		t.Fatal("addPartitions succeeded")
 	}
 	dirs := partitionDirs(t, b, "grow")
-	if len(dirs) != 2 || filepath.Base(dirs[1]) != "grow-3" {
-		t.Fatalf("directories after the failed CreatePartitions: %v (want grow-0 and the unremovable grow-3)", dirs)
+	if len(dirs) != 4 || filepath.Base(dirs[3]) != "grow-3" {
+		t.Fatalf("directories after the failed CreatePartitions: %v (want grow-0..2 and the unremovable grow-3)", dirs)
 	}
 	if p := b.topics.pendingLeftovers(); len(p) != 1 {
 		t.Fatalf("pending removals %v", p)
 	}
 	failRemove.Store(false) // the handles are back
 	deadline := time.Now().Add(10 * time.Second)
-	for len(partitionDirs(t, b, "grow")) != 1 {
+	for len(partitionDirs(t, b, "grow")) != 3 {
 		if time.Now().After(deadline) {
 			t.Fatalf("grow-3 still there: %v", partitionDirs(t, b, "grow"))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if len(b.topics.get("grow").partitions) != 1 {
-		t.Fatal("the topic changed")
+	if g := b.topics.get("grow"); len(g.partitions) != 4 || g.partition(3) != nil {
+		t.Fatalf("grow has %d partitions, partition 3 open: %v; want 4, not open", len(g.partitions), g.partition(3) != nil)
 	}
 }
 
-// A topic persisted with a segment.bytes below today's minimum (an older
-// Strata) still loads, keeping its segment size as internal.segment.bytes.
+// A topic of an older Strata's topics.json with a segment.bytes below
+// today's minimum is adopted into the metadata log with its segment size
+// kept as internal.segment.bytes, and topics.json is retired.
 func TestLegacySmallSegmentBytes(t *testing.T) {
 	dir := t.TempDir()
 	cfg := admTestConfig(dir)
+	legacy := `{"version":1,"topics":[{"name":"old","id":"` + topicIDString([16]byte{1, 2, 3}) + `","partitions":1,"configs":{"segment.bytes":"4096"}}]}`
+	if err := os.WriteFile(filepath.Join(dir, topicsFile), []byte(legacy), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	b := admOpen(t, cfg)
-	if _, err := b.topics.create("old", 1, map[string]*string{"internal.segment.bytes": kmsg.StringPtr("4096")}); err != nil {
-		t.Fatal(err)
-	}
-	admClose(t, b)
-	path := filepath.Join(dir, topicsFile)
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	data = []byte(strings.Replace(string(data), `"internal.segment.bytes"`, `"segment.bytes"`, 1))
-	if err := os.WriteFile(path, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	b = admOpen(t, cfg)
 	tp := b.topics.get("old")
-	if tp == nil || tp.config.LogConfig().SegmentBytes != 4096 || tp.overrides["internal.segment.bytes"] != "4096" {
+	if tp == nil || tp.config.LogConfig().SegmentBytes != 4096 || tp.overrides["internal.segment.bytes"] != "4096" || tp.id != [16]byte{1, 2, 3} {
 		t.Fatalf("topic %+v", tp)
+	}
+	if _, err := os.Stat(filepath.Join(dir, topicsFile)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("topics.json still there after adoption: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, adoptedTopicsFile)); err != nil {
+		t.Errorf("topics.json not kept as %s: %v", adoptedTopicsFile, err)
 	}
 }

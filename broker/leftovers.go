@@ -112,14 +112,13 @@ func (r *topicRegistry) removeLeftoversOnce() (done bool) {
 	return false
 }
 
-// dirInUse reports whether a published partition lives in dir.
+// dirInUse reports whether a published, open partition lives in dir.
 func (r *topicRegistry) dirInUse(dir string) bool {
 	name, part, ok := parsePartitionDir(strings.TrimPrefix(dir, r.dir+string(os.PathSeparator)))
 	if !ok {
 		return false
 	}
-	t := r.get(name)
-	return t != nil && int(part) < len(t.partitions)
+	return r.get(name).partition(part) != nil
 }
 
 // stopLeftovers ends the background remover and keeps it from starting

@@ -35,7 +35,7 @@ func (b *Broker) NotReady() []string {
 	more := 0
 	now := time.Now()
 	for _, t := range b.topics.all() {
-		for _, p := range t.partitions {
+		for _, p := range t.hosted() {
 			st, off := p.Offline()
 			if !off {
 				continue

@@ -51,7 +51,7 @@ func registerPartitionMetrics(meter metric.Meter, b *Broker) (metric.Registratio
 	return meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
 		var nOffline int64
 		for _, t := range b.topics.all() {
-			for _, p := range t.partitions {
+			for _, p := range t.hosted() {
 				attrs := metric.WithAttributes(attribute.String("topic", t.name), attribute.Int("partition", int(p.Index())))
 				o.ObserveInt64(start, int64(p.LogStartOffset()), attrs)
 				o.ObserveInt64(end, int64(p.LogEndOffset()), attrs)

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"time"
 )
 
 // Serve accepts connections on ln and serves each until Shutdown. It may be
@@ -50,7 +51,15 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 		}
 	}
 	err := b.srv.Shutdown(ctx)
+	err = errors.Join(err, b.closeStorage())
+	close(b.done)
+	b.log.Info("shut down", "err", err)
+	return err
+}
 
+// closeStorage is Shutdown's step 4, and leaves the metadata quorum.
+// Tests that run handlers without a listener call it directly.
+func (b *Broker) closeStorage() (err error) {
 	if b.partitionGauges != nil {
 		_ = b.partitionGauges.Unregister()
 	}
@@ -78,8 +87,11 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 			err = errors.Join(err, fmt.Errorf("close producer ids: %w", cerr))
 		}
 	}
-	close(b.done)
-	b.log.Info("shut down", "err", err)
+	qctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	if cerr := b.leaveCluster(qctx); cerr != nil {
+		err = errors.Join(err, fmt.Errorf("leave the metadata quorum: %w", cerr))
+	}
+	cancel()
 	return err
 }
 

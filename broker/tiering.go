@@ -249,7 +249,7 @@ func (tm *tierManager) start() error {
 		if !t.config.Tiered() {
 			continue
 		}
-		for _, p := range t.partitions {
+		for _, p := range t.hosted() {
 			jobs = append(jobs, job{t, p})
 		}
 	}
@@ -331,7 +331,7 @@ func (tm *tierManager) reconcileWith(loaded map[*replica.Partition]loadedManifes
 	want := make(map[*replica.Partition]*topic)
 	for _, t := range tm.b.topics.all() {
 		if t.config.Tiered() {
-			for _, p := range t.partitions {
+			for _, p := range t.hosted() {
 				want[p] = t
 			}
 		}

@@ -187,7 +187,7 @@ func (b *Broker) TieringStatus(topic string) ([]TieringPartitionStatus, bool) {
 			continue
 		}
 		found = true
-		for _, p := range t.partitions {
+		for _, p := range t.hosted() {
 			s := TieringPartitionStatus{
 				Topic: t.name, Partition: p.Index(),
 				LogStartOffset: int64(p.LogStartOffset()), LocalStartOffset: int64(p.LocalLogStartOffset()),

@@ -1,39 +1,35 @@
 package broker
 
-// The topic registry: which topics exist, their ids, config overrides and
-// partitions, persisted in <data-dir>/topics.json, plus the retention loop.
+// The topic registry: the topics of the metadata image (the controller
+// quorum's log, as this node has applied it) with the partitions this
+// broker hosts, opened; plus the retention loop.
 //
-// topics.json is the single source of truth for what exists. It is written
-// atomically (write topics.json.tmp, fsync, rename, fsync the directory)
-// before a change is published to handlers, so a crash leaves either the old
-// or the new set. Partition directories <data-dir>/<topic>-<partition> that
-// topics.json does not list are leftovers of a create, CreatePartitions or
-// delete interrupted by a crash (created before, or removed after, the file
-// was written); they never held acknowledged data the registry published,
-// so openTopicRegistry removes them (and create removes a stale one before
-// reusing its name). A create that fails removes the directories it made
-// at once; whatever cannot be removed then (no file handle to list a
-// directory with, say) is retried in the background with backoff
-// (leftovers.go), not left until the next start.
+// The image is the single source of truth for what exists. A mutation
+// (CreateTopics, DeleteTopics, CreatePartitions, AlterConfigs) is decided
+// and committed by the active controller (Admin); the registry then
+// applies the image that holds it (apply): it opens the partitions of new
+// topics and partitions assigned to this broker, applies changed configs
+// to the live partitions, and closes and deletes the partitions of
+// deleted topics. A mutation returns once its effect is applied here, so
+// a client that creates a topic and produces to it at once finds it.
 //
-// Before a create does any work it checks max.broker.partitions and the
-// file-handle budget (handles.go).
+// Partition directories <data-dir>/<topic>-<partition> are made only for
+// partitions of the image. At start, a directory the image does not list
+// is left alone with a warning (never delete on absence of evidence: the
+// metadata log may have been lost); a partition deleted while the broker
+// runs is deleted with its directory. A directory that cannot be removed
+// (no file handle to list it with, say) is retried in the background with
+// backoff (leftovers.go).
 //
-// Format (version 1):
-//
-//	{"version":1,"topics":[{"name":"orders","id":"<base64url, 22 chars>",
-//	  "partitions":3,"configs":{"retention.ms":"3600000"}}]}
-//
-// configs holds only the per-topic overrides, as given (validated); the
-// effective config is the broker's TopicDefaults with the overrides applied,
-// so a changed broker default reaches every topic that does not override it.
+// Before a create reaches the controller it checks max.broker.partitions
+// and the file-handle budget (handles.go).
 //
 // Concurrency: *topic values are immutable once published. A change
-// (CreatePartitions, AlterConfigs) builds a new *topic and swaps it into the
-// maps, so a handler holding an older *topic reads a consistent snapshot;
-// its partitions are the same objects. Mutations are serialised by adminMu,
-// which is held across their disk I/O; mu guards only the maps and is never
-// held across I/O. Lock order: adminMu → mu → replica.Partition locks.
+// builds a new *topic and swaps it into the maps, so a handler holding an
+// older *topic reads a consistent snapshot; its partitions are the same
+// objects. apply runs under adminMu, which is held across its disk I/O;
+// mu guards only the maps and is never held across I/O. Lock order:
+// adminMu → mu → replica.Partition locks.
 
 import (
 	"encoding/base64"
@@ -41,7 +37,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -102,14 +97,17 @@ func adminErrorCode(err error) (int16, *string) {
 	return errorCode(err), msg
 }
 
-// topic is one topic hosted by this broker. Immutable once published in the
+// topic is one topic of the image. Immutable once published in the
 // registry (see the file comment); do not modify its fields or slices.
 type topic struct {
-	name       string
-	id         [16]byte
-	overrides  map[string]string  // per-topic config overrides, as persisted
-	config     topicconfig.Config // effective: broker defaults + overrides
+	name      string
+	id        [16]byte
+	overrides map[string]string  // per-topic config overrides (the image's)
+	config    topicconfig.Config // effective: broker defaults + overrides
+	// partitions are this broker's replicas, by partition index; nil for
+	// a partition it does not host.
 	partitions []*replica.Partition
+	meta       *metadata.Topic // the image's topic: replicas, ISR, leaders, epochs (read-only)
 }
 
 // partition returns partition p, or nil if t is nil or p is out of range.
@@ -118,6 +116,23 @@ func (t *topic) partition(p int32) *replica.Partition {
 		return nil
 	}
 	return t.partitions[p]
+}
+
+// has reports whether t has a partition i (hosted here or not).
+func (t *topic) has(i int32) bool { return t != nil && i >= 0 && int(i) < len(t.partitions) }
+
+// led returns partition i for a request that needs its leader, or the
+// error code: UNKNOWN_TOPIC_OR_PARTITION if t is nil or has no partition
+// i, NOT_LEADER_OR_FOLLOWER if this broker does not host or lead it (the
+// client finds the leader through Metadata).
+func (t *topic) led(i int32) (*replica.Partition, int16) {
+	if !t.has(i) {
+		return nil, kerr.UnknownTopicOrPartition.Code
+	}
+	if p := t.partitions[i]; p != nil && p.IsLeader() {
+		return p, 0
+	}
+	return nil, kerr.NotLeaderForPartition.Code
 }
 
 // topicRegistry owns the set of topics and their partitions.
@@ -138,6 +153,24 @@ type topicRegistry struct {
 
 	stopRetention chan struct{}
 	retentionDone chan struct{}
+
+	// image is the metadata image this broker follows, admin the active
+	// controller's topic operations (cluster.go).
+	image     imageSource
+	admin     Admin
+	node      metadata.BrokerID
+	stopApply chan struct{}
+	applyDone chan struct{}
+	// openErrs holds, per topic, why the last apply could not open some
+	// of its partitions here (guarded by adminMu).
+	openErrs map[[16]byte]error
+	// applied is the offset of the last image applied, and a channel
+	// closed (and replaced) at each apply.
+	applied struct {
+		sync.Mutex
+		offset  int64
+		changed chan struct{}
+	}
 
 	// handles is the file-handle budget (handles.go); countOpenFiles
 	// counts the descriptors open now (tests replace it).
@@ -164,169 +197,12 @@ type persistedTopic struct {
 	Configs    map[string]string `json:"configs,omitempty"`
 }
 
-// openTopicRegistry loads <data-dir>/topics.json (absent: no topics), opens
-// every partition with replica.Open (recovering as needed), removes orphan
-// partition directories and starts the retention loop.
-func openTopicRegistry(b *Broker) (*topicRegistry, error) {
-	limit, err := fileLimit()
-	if err != nil {
-		b.log.Warn("cannot read the open-file limit; the file-handle budget is not enforced", "err", err)
-		limit = math.MaxInt32
-	}
-	r := &topicRegistry{
-		b:              b,
-		dir:            b.cfg.DataDir,
-		log:            b.log,
-		stopRetention:  make(chan struct{}),
-		retentionDone:  make(chan struct{}),
-		handles:        newHandleBudget(limit, b.cfg.MaxConnections),
-		countOpenFiles: countOpenFiles,
-		removeAll:      os.RemoveAll,
-	}
-	r.leftovers.stop = make(chan struct{})
-	r.mu.byName = map[string]*topic{}
-	r.mu.byID = map[[16]byte]*topic{}
-	if err := os.MkdirAll(r.dir, 0o755); err != nil {
-		return nil, err
-	}
-
-	pt, found, err := readTopicsFile(filepath.Join(r.dir, topicsFile))
-	if err != nil {
-		return nil, err
-	}
-	defaults := b.topicDefaults()
-	var loaded []*topic
-	for _, p := range pt.Topics {
-		t, err := r.decodeTopic(p, defaults)
-		if err != nil {
-			return nil, fmt.Errorf("%s: topic %q: %w", topicsFile, p.Name, err)
-		}
-		if r.mu.byName[t.name] != nil || r.mu.byID[t.id] != nil {
-			return nil, fmt.Errorf("%s: duplicate topic name or id %q", topicsFile, t.name)
-		}
-		r.mu.byName[t.name] = t
-		r.mu.byID[t.id] = t
-		loaded = append(loaded, t)
-	}
-	if err := r.removeOrphans(found); err != nil {
-		return nil, err
-	}
-
-	// Open the partitions a few at a time: recovery of an unclean shutdown
-	// scans segments, which is I/O- and CRC-bound.
-	type job struct {
-		t *topic
-		i int32
-	}
-	var jobs []job
-	for _, t := range loaded {
-		for i := range t.partitions {
-			jobs = append(jobs, job{t, int32(i)})
-		}
-	}
-	errs := inParallel(len(jobs), func(k int) error {
-		j := jobs[k]
-		var err error
-		j.t.partitions[j.i], err = r.openPartition(j.t.name, j.i, j.t.config)
-		return err
-	})
-	if err := errors.Join(errs...); err != nil {
-		for _, t := range loaded {
-			for _, p := range t.partitions {
-				if p != nil {
-					_ = p.Close()
-				}
-			}
-		}
-		return nil, err
-	}
-	r.log.Info("topics loaded", "topics", len(loaded), "partitions", len(jobs))
-
-	go r.retentionLoop(b.retentionInterval())
-	return r, nil
-}
-
 // retentionInterval is log.retention.check.interval.ms (default 5 min).
 func (b *Broker) retentionInterval() time.Duration {
 	if b.cfg.RetentionCheckInterval <= 0 {
 		return 5 * time.Minute // Kafka's default, 300000 ms
 	}
 	return b.cfg.RetentionCheckInterval
-}
-
-// decodeTopic validates one persisted entry; partitions are not opened yet.
-func (r *topicRegistry) decodeTopic(p persistedTopic, defaults topicconfig.Config) (*topic, error) {
-	if err := validateTopicName(p.Name); err != nil {
-		return nil, err
-	}
-	id, err := parseTopicID(p.ID)
-	if err != nil {
-		return nil, err
-	}
-	if p.Partitions < 1 || p.Partitions > maxPartitionsPerTopic {
-		return nil, fmt.Errorf("invalid partition count %d", p.Partitions)
-	}
-	overrides := p.Configs
-	cfg, err := r.b.parseTopicConfig(defaults, overrides)
-	if err != nil {
-		// A topic created before Kafka 4.0's 1 MiB minimum keeps its
-		// small segments, as internal.segment.bytes.
-		legacy, ok := topicconfig.MigrateLegacySegmentBytes(overrides)
-		if !ok {
-			return nil, err
-		}
-		if cfg, err = r.b.parseTopicConfig(defaults, legacy); err != nil {
-			return nil, err
-		}
-		r.log.Warn("topic has segment.bytes below the minimum of 1048576 (1 MiB, as Kafka 4.0); it is kept as the test-only internal.segment.bytes: set segment.bytes to 1048576 or more",
-			"topic", p.Name, "segment.bytes", overrides["segment.bytes"])
-		overrides = legacy
-	}
-	return &topic{
-		name:       p.Name,
-		id:         id,
-		overrides:  cloneStrings(overrides),
-		config:     cfg,
-		partitions: make([]*replica.Partition, p.Partitions),
-	}, nil
-}
-
-// removeOrphans deletes partition directories that topics.json does not list.
-// Without a topics.json, partition directories mean the file was lost: that
-// is refused rather than guessed at, since removing them would lose data.
-func (r *topicRegistry) removeOrphans(haveFile bool) error {
-	entries, err := os.ReadDir(r.dir)
-	if err != nil {
-		return err
-	}
-	var orphans []string
-	for _, e := range entries {
-		if !e.IsDir() {
-			continue
-		}
-		name, part, ok := parsePartitionDir(e.Name())
-		if !ok {
-			continue
-		}
-		if t := r.mu.byName[name]; t != nil && int(part) < len(t.partitions) {
-			continue
-		}
-		orphans = append(orphans, e.Name())
-	}
-	if len(orphans) == 0 {
-		return nil
-	}
-	if !haveFile {
-		return fmt.Errorf("%s is missing but the data directory holds partition directories (%s); refusing to start rather than lose them",
-			filepath.Join(r.dir, topicsFile), strings.Join(orphans, ", "))
-	}
-	for _, o := range orphans {
-		r.log.Warn("removing partition directory not listed in "+topicsFile+" (left by an interrupted create or delete)", "dir", o)
-		if err := os.RemoveAll(filepath.Join(r.dir, o)); err != nil {
-			return err
-		}
-	}
-	return fsutil.SyncDir(r.dir)
 }
 
 // parsePartitionDir splits "<topic>-<partition>" at the last dash.
@@ -452,70 +328,6 @@ func (r *topicRegistry) all() []*topic {
 	return ts
 }
 
-// create creates a topic with the given partition count and config
-// overrides (a nil value is an error, as in Kafka's CreateTopics). Errors
-// are *adminError (INVALID_TOPIC_EXCEPTION, TOPIC_ALREADY_EXISTS,
-// INVALID_PARTITIONS, …), *topicconfig.Error, or I/O errors; adminErrorCode
-// maps them all.
-func (r *topicRegistry) create(name string, partitions int32, overrides map[string]*string) (*topic, error) {
-	kv := make(map[string]string, len(overrides))
-	for k, v := range overrides {
-		if v == nil {
-			return nil, &topicconfig.Error{Key: k, Value: "null", Reason: "null value not supported for topic configs"}
-		}
-		kv[k] = *v
-	}
-	return r.createTopic(name, partitions, kv, false)
-}
-
-// createTopic validates and (unless validateOnly) creates a topic. With
-// validateOnly, the returned topic is not registered and has no partitions
-// opened (len(partitions) is still the count) and a zero id.
-func (r *topicRegistry) createTopic(name string, partitions int32, overrides map[string]string, validateOnly bool) (*topic, error) {
-	if err := validateTopicName(name); err != nil {
-		return nil, err
-	}
-	if partitions < 1 {
-		return nil, newAdminError(kerr.InvalidPartitions, "Number of partitions was set to an invalid non-positive value.")
-	}
-	if partitions > maxPartitionsPerTopic {
-		return nil, newAdminError(kerr.InvalidPartitions, "Number of partitions %d exceeds Strata's limit of %d per topic.", partitions, maxPartitionsPerTopic)
-	}
-	cfg, err := r.b.parseTopicConfig(r.b.topicDefaults(), overrides)
-	if err != nil {
-		return nil, err
-	}
-	if err := r.b.checkTieringConfig(nil, cfg, overrides); err != nil {
-		return nil, err
-	}
-
-	r.adminMu.Lock()
-	defer r.adminMu.Unlock()
-	if err := r.checkNewName(name); err != nil {
-		return nil, err
-	}
-	if err := r.checkNewPartitions(int(partitions)); err != nil {
-		return nil, err
-	}
-	t := &topic{name: name, overrides: cloneStrings(overrides), config: cfg, partitions: make([]*replica.Partition, partitions)}
-	if validateOnly {
-		return t, nil
-	}
-	t.id = r.newTopicID()
-	parts, err := r.openNewPartitions(name, 0, partitions, cfg)
-	if err != nil {
-		return nil, err
-	}
-	t.partitions = parts
-	if err := r.persistLocked(t.name, t); err != nil {
-		r.discardPartitions(name, 0, parts)
-		return nil, err
-	}
-	r.publishLocked(nil, t)
-	r.log.Info("topic created", "topic", name, "id", topicIDString(t.id), "partitions", partitions, "configs", overrides)
-	return t, nil
-}
-
 // checkNewName refuses a name that exists or collides with an
 // existing name once '.' and '_' are treated as equal (Kafka's rule: metric
 // names replace '.' with '_'). Final only under adminMu.
@@ -537,182 +349,6 @@ func (r *topicRegistry) checkNewName(name string) error {
 	return nil
 }
 
-// newTopicID returns a random topic id (metadata.RandomUUID: version 4,
-// never zero, never starting with '-') that is not in use.
-func (r *topicRegistry) newTopicID() [16]byte {
-	for {
-		if id := metadata.RandomUUID(); r.getByID(id) == nil {
-			return id
-		}
-	}
-}
-
-// deleteTopic removes a topic: first from topics.json and the maps (so no
-// new request finds it), then its partitions' directories.
-func (r *topicRegistry) deleteTopic(t *topic) error {
-	r.adminMu.Lock()
-	defer r.adminMu.Unlock()
-	cur, err := r.currentLocked(t.name)
-	if err == nil && cur.id != t.id {
-		err = newAdminError(kerr.UnknownTopicOrPartition, "This server does not host topic '%s'.", t.name)
-	}
-	if err != nil {
-		return err
-	}
-	if cur.name == offsetsTopic {
-		// The group coordinator holds its partitions; see group_driver.go.
-		return newAdminError(kerr.InvalidTopicException, "Topic '%s' is internal to the group coordinator and cannot be deleted.", cur.name)
-	}
-	if err := r.persistLocked(cur.name, nil); err != nil {
-		return err
-	}
-	r.publishLocked(cur, nil)
-	r.discardPartitions(cur.name, 0, cur.partitions)
-	r.b.tier.deleteTopicData(cur.name, cur.id)
-	r.log.Info("topic deleted", "topic", cur.name, "id", topicIDString(cur.id))
-	return nil
-}
-
-// currentLocked returns the live topic called name for a mutation (adminMu
-// held): errRegistryClosed after close, UNKNOWN_TOPIC_OR_PARTITION if there
-// is none.
-func (r *topicRegistry) currentLocked(name string) (*topic, error) {
-	r.mu.RLock()
-	cur, closed := r.mu.byName[name], r.mu.closed
-	r.mu.RUnlock()
-	switch {
-	case closed:
-		return nil, errRegistryClosed
-	case cur == nil:
-		return nil, newAdminError(kerr.UnknownTopicOrPartition, "This server does not host topic '%s'.", name)
-	}
-	return cur, nil
-}
-
-// addPartitions grows a topic to count partitions (validating only, if
-// validateOnly). Shrinking or keeping the count is INVALID_PARTITIONS.
-func (r *topicRegistry) addPartitions(name string, count int32, validateOnly bool) error {
-	r.adminMu.Lock()
-	defer r.adminMu.Unlock()
-	cur, err := r.currentLocked(name)
-	if err != nil {
-		return err
-	}
-	switch {
-	case name == offsetsTopic:
-		// More partitions would move groups (PartitionFor) away from
-		// their committed offsets.
-		return newAdminError(kerr.InvalidTopicException, "Topic '%s' is internal; its partition count cannot change.", name)
-	case count < int32(len(cur.partitions)):
-		return newAdminError(kerr.InvalidPartitions, "Topic currently has %d partitions, which is higher than the requested %d.", len(cur.partitions), count)
-	case count == int32(len(cur.partitions)):
-		return newAdminError(kerr.InvalidPartitions, "Topic already has %d partitions.", count)
-	case count > maxPartitionsPerTopic:
-		return newAdminError(kerr.InvalidPartitions, "Number of partitions %d exceeds Strata's limit of %d per topic.", count, maxPartitionsPerTopic)
-	}
-	if err := r.checkNewPartitions(int(count) - len(cur.partitions)); err != nil {
-		return err
-	}
-	if validateOnly {
-		return nil
-	}
-	parts, err := r.openNewPartitions(name, int32(len(cur.partitions)), count, cur.config)
-	if err != nil {
-		return err
-	}
-	nt := *cur
-	nt.partitions = append(slices.Clip(cur.partitions), parts...)
-	if err := r.persistLocked(name, &nt); err != nil {
-		r.discardPartitions(name, int32(len(cur.partitions)), parts)
-		return err
-	}
-	r.publishLocked(cur, &nt)
-	r.log.Info("partitions created", "topic", name, "from", len(cur.partitions), "to", count)
-	return nil
-}
-
-// alterConfig computes a topic's new override set with fn (given a copy of
-// the current one), validates it and, unless validateOnly, persists it and
-// applies it to the live partitions.
-func (r *topicRegistry) alterConfig(name string, validateOnly bool, fn func(cur topicconfig.Config, overrides map[string]string) error) error {
-	r.adminMu.Lock()
-	defer r.adminMu.Unlock()
-	cur, err := r.currentLocked(name)
-	if err != nil {
-		return err
-	}
-	overrides := cloneStrings(cur.overrides)
-	if overrides == nil {
-		overrides = map[string]string{}
-	}
-	if err := fn(cur.config, overrides); err != nil {
-		return err
-	}
-	cfg, err := r.b.parseTopicConfig(r.b.topicDefaults(), overrides)
-	if err != nil {
-		return err
-	}
-	if err := r.b.checkTieringConfig(&cur.config, cfg, overrides); err != nil {
-		return err
-	}
-	if validateOnly {
-		return nil
-	}
-	nt := *cur
-	nt.overrides, nt.config = overrides, cfg
-	if err := r.persistLocked(name, &nt); err != nil {
-		return err
-	}
-	r.publishLocked(cur, &nt)
-	lc := cfg.LogConfig()
-	for _, p := range nt.partitions {
-		p.SetLogConfig(lc)
-	}
-	r.log.Info("topic config changed", "topic", name, "configs", overrides)
-	return nil
-}
-
-// publishLocked replaces old with nt in the maps (either may be nil).
-// Caller holds adminMu.
-func (r *topicRegistry) publishLocked(old, nt *topic) {
-	r.mu.Lock()
-	if old != nil {
-		delete(r.mu.byName, old.name)
-		delete(r.mu.byID, old.id)
-	}
-	if nt != nil {
-		r.mu.byName[nt.name] = nt
-		r.mu.byID[nt.id] = nt
-	}
-	r.mu.Unlock()
-	// Tiering follows the registry: loops for new tiered partitions,
-	// none for removed ones, and the bucket's metadata rewritten.
-	r.b.tier.reconcile()
-	r.b.tier.markMetadataDirty()
-}
-
-// persistLocked writes topics.json with the current topics, topic `name`
-// replaced by t (or removed, if t is nil). Caller holds adminMu.
-func (r *topicRegistry) persistLocked(name string, t *topic) error {
-	r.mu.RLock()
-	var pt persistedTopics
-	pt.Version = topicsFileVersion
-	for n, cur := range r.mu.byName {
-		if n != name {
-			pt.Topics = append(pt.Topics, encodeTopic(cur))
-		}
-	}
-	r.mu.RUnlock()
-	if t != nil {
-		pt.Topics = append(pt.Topics, encodeTopic(t))
-	}
-	slices.SortFunc(pt.Topics, func(a, b persistedTopic) int { return strings.Compare(a.Name, b.Name) })
-	if pt.Topics == nil {
-		pt.Topics = []persistedTopic{}
-	}
-	return writeTopicsFile(r.dir, pt)
-}
-
 // writeTopicsFile replaces <dir>/topics.json with pt, atomically.
 func writeTopicsFile(dir string, pt persistedTopics) error {
 	data, err := json.MarshalIndent(pt, "", "  ")
@@ -720,10 +356,6 @@ func writeTopicsFile(dir string, pt persistedTopics) error {
 		return err
 	}
 	return fsutil.WriteFileAtomic(filepath.Join(dir, topicsFile), append(data, '\n'))
-}
-
-func encodeTopic(t *topic) persistedTopic {
-	return persistedTopic{Name: t.name, ID: topicIDString(t.id), Partitions: int32(len(t.partitions)), Configs: t.overrides}
 }
 
 func readTopicsFile(path string) (persistedTopics, bool, error) {
@@ -763,7 +395,7 @@ func (r *topicRegistry) retentionLoop(interval time.Duration) {
 // applyRetention runs one retention pass over every partition.
 func (r *topicRegistry) applyRetention(now time.Time) {
 	for _, t := range r.all() {
-		for _, p := range t.partitions {
+		for _, p := range t.hosted() {
 			select {
 			case <-r.stopRetention:
 				return
@@ -777,14 +409,14 @@ func (r *topicRegistry) applyRetention(now time.Time) {
 	}
 }
 
-// close stops the retention loop and closes every partition cleanly (each
-// partition syncs and writes its clean-shutdown state). Later mutations fail
-// with errRegistryClosed. Safe to call more than once.
+// close stops the apply and retention loops and closes every partition
+// cleanly (each partition syncs and writes its clean-shutdown state).
+// Later mutations fail with errRegistryClosed. Safe to call more than
+// once.
 func (r *topicRegistry) close() error {
-	// The leftover remover takes adminMu: stop it first.
+	// The leftover remover and the apply loop take adminMu: stop them
+	// first.
 	r.stopLeftovers()
-	r.adminMu.Lock()
-	defer r.adminMu.Unlock()
 	r.mu.Lock()
 	if r.mu.closed {
 		r.mu.Unlock()
@@ -792,14 +424,21 @@ func (r *topicRegistry) close() error {
 	}
 	r.mu.closed = true
 	r.mu.Unlock()
+	close(r.stopApply)
+	<-r.applyDone
+	r.adminMu.Lock()
+	defer r.adminMu.Unlock()
 	close(r.stopRetention)
 	<-r.retentionDone
+	return r.closePartitions()
+}
 
-	// Closing fsyncs and writes checkpoints and a producer snapshot per
-	// partition: a few at a time keeps shutdown short with many partitions.
+// closePartitions closes every hosted partition, a few at a time: closing
+// fsyncs and writes checkpoints and a producer snapshot per partition.
+func (r *topicRegistry) closePartitions() error {
 	var parts []*replica.Partition
 	for _, t := range r.all() {
-		parts = append(parts, t.partitions...)
+		parts = append(parts, t.hosted()...)
 	}
 	errs := inParallel(len(parts), func(i int) error {
 		if err := parts[i].Close(); err != nil {

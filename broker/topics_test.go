@@ -59,12 +59,8 @@ func admClose(t *testing.T, b *Broker) {
 	if b.topics == nil {
 		return
 	}
-	if err := b.topics.close(); err != nil {
-		t.Errorf("topics.close: %v", err)
-	}
-	b.committer.Close()
-	if err := b.producers.Close(); err != nil {
-		t.Errorf("producers.Close: %v", err)
+	if err := b.closeStorage(); err != nil {
+		t.Errorf("closeStorage: %v", err)
 	}
 	b.topics = nil
 }
@@ -184,7 +180,8 @@ func TestTopicRegistryPersistsAcrossRestart(t *testing.T) {
 	}
 	admClose(t, b)
 
-	// A leftover directory of an interrupted delete is removed on start.
+	// A directory the metadata image does not list is left alone (never
+	// delete on absence of evidence) and not served.
 	if err := os.MkdirAll(filepath.Join(cfg.DataDir, "gone-0"), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -205,27 +202,31 @@ func TestTopicRegistryPersistsAcrossRestart(t *testing.T) {
 	if hw := got.partition(2).HighWatermark(); hw != 6 {
 		t.Fatalf("high watermark after restart = %d, want 6", hw)
 	}
-	if _, err := os.Stat(filepath.Join(cfg.DataDir, "gone-0")); !os.IsNotExist(err) {
-		t.Fatalf("orphan directory kept: %v", err)
+	if _, err := os.Stat(filepath.Join(cfg.DataDir, "gone-0")); err != nil || b.topics.get("gone") != nil {
+		t.Fatalf("stray directory: %v, served: %v", err, b.topics.get("gone") != nil)
 	}
 }
 
-func TestTopicRegistryRefusesLostTopicsFile(t *testing.T) {
+// Losing the metadata log (its directory wiped) loses no partition: the
+// broker starts as a new cluster of one and leaves the partition
+// directories it no longer knows untouched.
+func TestTopicRegistryKeepsDataWithoutMetadataLog(t *testing.T) {
 	cfg := admTestConfig(t.TempDir())
 	b := admOpen(t, cfg)
 	if _, err := b.topics.create("orders", 1, nil); err != nil {
 		t.Fatal(err)
 	}
+	admProduce(t, b, "orders", 0, 1, 3)
 	admClose(t, b)
-	if err := os.Remove(filepath.Join(cfg.DataDir, topicsFile)); err != nil {
+	if err := os.RemoveAll(filepath.Join(cfg.DataDir, "metadata")); err != nil {
 		t.Fatal(err)
 	}
-	if b, err := New(cfg); err == nil {
-		b.topics.close()
-		t.Fatal("New succeeded with partition directories but no topics.json")
+	b = admOpen(t, cfg)
+	if b.topics.get("orders") != nil {
+		t.Fatal("orders served without being in the metadata log")
 	}
-	if _, err := os.Stat(filepath.Join(cfg.DataDir, "orders-0")); err != nil {
-		t.Fatalf("partition directory touched: %v", err)
+	if _, err := os.Stat(filepath.Join(cfg.DataDir, "orders-0", "00000000000000000000.log")); err != nil {
+		t.Fatalf("partition data touched: %v", err)
 	}
 }
 

@@ -233,6 +233,24 @@ func TestMachineReRegister(t *testing.T) {
 	wantPart(t, "pair once broker 1 is back (not in the ISR: no AlterPartition yet)", r.part("pair", 0), 2, 2)
 }
 
+// TestMachineReRegisterInProcess: with InProcess, a new incarnation
+// replaces a live one at once (the previous process is gone), fenced, its
+// single-replica leaderships given up in the same batch.
+func TestMachineReRegisterInProcess(t *testing.T) {
+	r := newRig(t, func(c *MachineConfig) { c.InProcess = true })
+	r.live(1, "")
+	r.create(NewTopic{Name: "solo", NumPartitions: -1, ReplicationFactor: -1, Assignment: [][]metadata.BrokerID{{1}}})
+	recs, _, err := r.m.RegisterBroker(r.now, BrokerRegistration{ID: 1, Incarnation: incarnation(1, 2), Listeners: endpoints(1)})
+	if err != nil {
+		t.Fatalf("a new incarnation within the session: %v", err)
+	}
+	r.apply(recs)
+	if b := r.im.Broker(1); !b.Fenced || b.Incarnation != incarnation(1, 2) {
+		t.Fatalf("the new incarnation: %+v", b)
+	}
+	wantPart(t, "the replaced incarnation's partition", r.part("solo", 0), metadata.NoLeader, 1)
+}
+
 func TestMachineHeartbeat(t *testing.T) {
 	r := newRig(t, nil)
 	epoch := r.register(1, 1, "")

@@ -79,6 +79,7 @@ type cluster struct {
 	log     *slog.Logger
 	voters  []Voter
 	members map[metadata.BrokerID]*member
+	base    string // the members' directories are under it
 }
 
 type member struct {
@@ -88,11 +89,14 @@ type member struct {
 	voter bool
 	trans *raft.InmemTransport
 	node  *Node // nil while stopped
+	cut   bool  // partitioned from the others (partition)
 }
 
 func newCluster(t *testing.T, voters int, tun Tuning) *cluster {
 	t.Helper()
-	c := &cluster{t: t, tuning: tun, log: testLogger(t), members: map[metadata.BrokerID]*member{}}
+	// The directory first: its removal is then registered before the
+	// nodes' close, so it runs after it (cleanups run last-in first-out).
+	c := &cluster{t: t, tuning: tun, log: testLogger(t), members: map[metadata.BrokerID]*member{}, base: t.TempDir()}
 	for i := 1; i <= voters; i++ {
 		c.voters = append(c.voters, Voter{ID: metadata.BrokerID(i), Addr: fmt.Sprintf("node-%d", i)})
 	}
@@ -115,7 +119,7 @@ func (c *cluster) start(id metadata.BrokerID, voter bool) *Node {
 	c.t.Helper()
 	m := c.members[id]
 	if m == nil {
-		m = &member{id: id, dir: filepath.Join(c.t.TempDir(), fmt.Sprint(id)), addr: raft.ServerAddress(fmt.Sprintf("node-%d", id)), voter: voter}
+		m = &member{id: id, dir: filepath.Join(c.base, fmt.Sprint(id)), addr: raft.ServerAddress(fmt.Sprintf("node-%d", id)), voter: voter}
 		c.members[id] = m
 	}
 	_, m.trans = raft.NewInmemTransportWithTimeout(m.addr, 200*time.Millisecond)
@@ -160,6 +164,7 @@ func (c *cluster) stop(id metadata.BrokerID, crash bool) {
 // partition cuts id off from every other member, or joins it back.
 func (c *cluster) partition(id metadata.BrokerID, cut bool) {
 	m := c.members[id]
+	m.cut = cut
 	for _, o := range c.members {
 		if o == m || o.node == nil {
 			continue
@@ -187,21 +192,21 @@ func (c *cluster) running() []*Node {
 }
 
 // leader waits until exactly one running node leads and every running
-// voter names it.
+// voter that is not cut off names it.
 func (c *cluster) leader() *Node {
 	c.t.Helper()
 	deadline := time.Now().Add(waitLimit)
 	for time.Now().Before(deadline) {
 		var leaders []*Node
-		for _, n := range c.running() {
-			if n.IsLeader() {
-				leaders = append(leaders, n)
+		for _, m := range c.members {
+			if m.node != nil && !m.cut && m.node.IsLeader() {
+				leaders = append(leaders, m.node)
 			}
 		}
 		if len(leaders) == 1 {
 			agreed := true
 			for _, m := range c.members {
-				if m.node == nil || !m.voter {
+				if m.node == nil || !m.voter || m.cut {
 					continue
 				}
 				if id, _, ok := m.node.Leader(); !ok || id != leaders[0].ID() {

@@ -14,6 +14,16 @@
 // owner (the broker's one file per API key), and so do Kafka error codes
 // and zero-copy bodies (a Framed, such as the broker's Fetch response).
 //
+// The client side lives here too (client.go): Dial opens one connection
+// to a Kafka-protocol server, learns its versions with ApiVersions, and
+// Client.Request sends a kmsg.Request at exactly the version it carries —
+// a broker forwarding a client's admin request to the active controller
+// must not change its version — pipelining requests from any number of
+// goroutines (one writer, one reader, waiters by correlation id) and
+// bounding response frames by ClientConfig.MaxResponseBytes. A connection
+// failure or protocol violation breaks a client for good (ErrClientClosed);
+// the caller dials again.
+//
 // Goroutines: one accept loop (Serve); per connection a reader, which
 // reads and decodes requests and runs their handlers one at a time in
 // arrival order, and a writer, which writes replies strictly in request

@@ -80,12 +80,15 @@ type AppendResult struct {
 // of them held. segments.Log's locks are innermost. No lock is held while
 // waiting for another partition.
 type Partition struct {
-	topic     string
-	index     int32
-	dir       string
-	log       storage
-	logger    *slog.Logger
-	epoch     segments.LeaderEpoch
+	topic  string
+	index  int32
+	dir    string
+	log    storage
+	logger *slog.Logger
+	// epoch is the leader epoch appends carry (the log's latest; written
+	// under mu), notLeader whether this replica does not lead now (role.go).
+	epoch     atomic.Int32
+	notLeader atomic.Bool
 	committer *Committer
 	ownCommit bool // committer was started by Open; Close closes it
 
@@ -224,10 +227,10 @@ func open(o Options, l storage, logger *slog.Logger) (*Partition, error) {
 		dir:           o.Dir,
 		log:           l,
 		logger:        logger,
-		epoch:         l.LatestEpoch(),
 		committer:     o.Committer,
 		snapshotBytes: minSnapshotBytes,
 	}
+	p.epoch.Store(int32(l.LatestEpoch()))
 	p.mu.cfg = o.Log
 	p.mu.producers = producers
 	p.hw.Store(int64(durable))
@@ -246,7 +249,7 @@ func open(o Options, l storage, logger *slog.Logger) (*Partition, error) {
 		p.ownCommit = true
 	}
 	logger.Debug("partition open", "log_start", int64(l.StartOffset()), "log_end", int64(l.EndOffset()),
-		"leader_epoch", int32(p.epoch), "producers", producers.Len(), "replayed_batches", replayed)
+		"leader_epoch", p.epoch.Load(), "producers", producers.Len(), "replayed_batches", replayed)
 	return p, nil
 }
 
@@ -295,6 +298,9 @@ func (p *Partition) Append(payload []byte) (AppendResult, error) {
 func (p *Partition) appendLocked(payload []byte) (AppendResult, error) {
 	if p.mu.closed {
 		return AppendResult{}, segments.ErrClosed
+	}
+	if p.notLeader.Load() {
+		return AppendResult{}, fmt.Errorf("%w: %s-%d", ErrNotLeader, p.topic, p.index)
 	}
 	if err := p.failure(); err != nil {
 		return AppendResult{}, err
@@ -359,7 +365,7 @@ func (p *Partition) appendLocked(payload []byte) (AppendResult, error) {
 		write, writeHeaders = withoutDuplicates(payload, headers, dup)
 	}
 	now := time.Now()
-	info, err := p.log.Append(write, writeHeaders, p.epoch, now)
+	info, err := p.log.Append(write, writeHeaders, segments.LeaderEpoch(p.epoch.Load()), now)
 	if err != nil {
 		return AppendResult{}, p.appendError(err)
 	}
@@ -544,7 +550,7 @@ func (p *Partition) SizeBytes() int64 { return p.log.SizeBytes() }
 
 // LeaderEpoch is the partition's current leader epoch (constant for a
 // single node).
-func (p *Partition) LeaderEpoch() segments.LeaderEpoch { return p.epoch }
+func (p *Partition) LeaderEpoch() segments.LeaderEpoch { return segments.LeaderEpoch(p.epoch.Load()) }
 
 // Read returns whole batches from `from`, bounded by the high watermark
 // (see segments.Log.Read; the caller must Release the result). An offset

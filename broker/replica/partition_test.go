@@ -451,3 +451,37 @@ func TestSnapshotBeyondLogEndIgnored(t *testing.T) {
 		t.Fatalf("%+v", res)
 	}
 }
+
+// TestLeadership: a partition leads at its log's epoch when opened;
+// BecomeLeader at a higher epoch records it from the log end and later
+// batches carry it; a lower epoch keeps the latest; StopLeading refuses
+// appends with ErrNotLeader until the partition leads again.
+func TestLeadership(t *testing.T) {
+	p := openDisk(t, t.TempDir(), nil, segments.Config{MaxMessageBytes: 1 << 20, SegmentBytes: 1 << 20, IndexIntervalBytes: 4096, SegmentIndexBytes: 1 << 20})
+	t.Cleanup(func() { p.Close() })
+	if !p.IsLeader() || p.LeaderEpoch() != 0 {
+		t.Fatalf("opened: leader %v epoch %d", p.IsLeader(), p.LeaderEpoch())
+	}
+	mustAppend(t, p, makeBatch(-1, 0, 0, 2, "a"))
+	if e, err := p.BecomeLeader(3); err != nil || e != 3 {
+		t.Fatalf("BecomeLeader(3): %d, %v", e, err)
+	}
+	mustAppend(t, p, makeBatch(-1, 0, 0, 1, "b"))
+	if e, off := p.EndOffsetForEpoch(0); e != 0 || off != 2 {
+		t.Errorf("end of epoch 0: epoch %d offset %d, want 0 and 2", e, off)
+	}
+	if e, err := p.BecomeLeader(1); err != nil || e != 3 {
+		t.Errorf("BecomeLeader(1) after 3: %d, %v; want 3 kept", e, err)
+	}
+	p.StopLeading()
+	if _, err := p.Append(makeBatch(-1, 0, 0, 1, "c")); !errors.Is(err, ErrNotLeader) {
+		t.Fatalf("append while not leading: %v", err)
+	}
+	if _, err := p.BecomeLeader(4); err != nil {
+		t.Fatal(err)
+	}
+	mustAppend(t, p, makeBatch(-1, 0, 0, 1, "d"))
+	if p.LeaderEpoch() != 4 || p.LogEndOffset() != 4 {
+		t.Errorf("after leading again: epoch %d end %d", p.LeaderEpoch(), p.LogEndOffset())
+	}
+}

@@ -87,7 +87,7 @@ func (p *Partition) StartAt(o segments.Offset, epoch segments.LeaderEpoch) error
 	if err := p.log.AssignEpoch(epoch, o); err != nil {
 		return fmt.Errorf("replica: %s-%d: assign leader epoch %d at %d: %w", p.topic, p.index, epoch, o, err)
 	}
-	p.epoch = epoch
+	p.epoch.Store(int32(epoch))
 	p.mu.producers = txn.NewProducerState()
 	p.cmu.Lock()
 	p.hw.Store(int64(o))

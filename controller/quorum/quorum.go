@@ -79,12 +79,12 @@ type Quorum struct {
 
 // Start opens the Raft member and, for a controller, starts the Driver
 // and the controller listener.
-func Start(cfg Config) (q *Quorum, err error) {
+func Start(cfg Config) (_ *Quorum, err error) {
 	log := cfg.Logger
 	if log == nil {
 		log = slog.Default()
 	}
-	q = &Quorum{log: log, served: make(chan error, 1), ran: make(chan struct{})}
+	q := &Quorum{log: log, served: make(chan error, 1), ran: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			q.Close(context.Background())
@@ -168,13 +168,22 @@ func (q *Quorum) Addr() string {
 	return inProcessAddr
 }
 
-// ClientOpts are the options a client of the active controller needs:
-// with an in-process quorum, a dialer that reaches it.
-func (q *Quorum) ClientOpts() []kgo.Opt {
+// Dialer reaches the active controller's listener: nil (TCP) in a
+// cluster, the in-process listener's Dial for a one-voter quorum.
+func (q *Quorum) Dialer() func(ctx context.Context, network, addr string) (net.Conn, error) {
 	if q.mem == nil {
 		return nil
 	}
-	return []kgo.Opt{kgo.Dialer(q.mem.Dial)}
+	return q.mem.Dial
+}
+
+// ClientOpts are the franz-go options a client of the active controller
+// needs (Dialer).
+func (q *Quorum) ClientOpts() []kgo.Opt {
+	if d := q.Dialer(); d != nil {
+		return []kgo.Opt{kgo.Dialer(d)}
+	}
+	return nil
 }
 
 // Close stops the controller listener (bounded by ctx), the Driver and

@@ -12,64 +12,101 @@ import (
 	"github.com/stratalog/strata/topicconfig"
 )
 
+// ErrorCode is errorCode, for a broker that calls the Driver in-process.
+func ErrorCode(err error) int16 { return errorCode(err) }
+
+// sentinelCodes maps each controller sentinel to its Kafka code (the
+// codes errors.go of package controller names), both ways.
+var sentinelCodes = []struct {
+	err  error
+	code *kerr.Error
+}{
+	{controller.ErrNotLeader, kerr.NotController},
+	{controller.ErrLeadershipLost, kerr.NotController},
+	{controller.ErrClosed, kerr.NotController},
+	{controller.ErrInvalidRequest, kerr.InvalidRequest},
+	{controller.ErrInvalidTopic, kerr.InvalidTopicException},
+	{controller.ErrTopicExists, kerr.TopicAlreadyExists},
+	{controller.ErrUnknownTopic, kerr.UnknownTopicOrPartition},
+	{controller.ErrUnknownTopicID, kerr.UnknownTopicID},
+	{controller.ErrInvalidPartitions, kerr.InvalidPartitions},
+	{controller.ErrInvalidReplicationFactor, kerr.InvalidReplicationFactor},
+	{controller.ErrInvalidReplicaAssignment, kerr.InvalidReplicaAssignment},
+	{controller.ErrInvalidConfig, kerr.InvalidConfig},
+	{controller.ErrPolicyViolation, kerr.PolicyViolation},
+	{controller.ErrUnknownBroker, kerr.BrokerIDNotRegistered},
+	{controller.ErrStaleBrokerEpoch, kerr.StaleBrokerEpoch},
+	{controller.ErrDuplicateBrokerRegistration, kerr.DuplicateBrokerRegistration},
+	{controller.ErrInvalidRegistration, kerr.InvalidRegistration},
+	{controller.ErrInconsistentClusterID, kerr.InconsistentClusterID},
+	{controller.ErrElectionNotNeeded, kerr.ElectionNotNeeded},
+	{controller.ErrPreferredLeaderNotAvailable, kerr.PreferredLeaderNotAvailable},
+}
+
 // errorCode is the one translation from controller errors to Kafka error
 // codes: each sentinel of package controller maps to the code its
-// documentation names. nil maps to 0; anything unrecognised (a refused
-// batch) is UNKNOWN_SERVER_ERROR. A batch whose fate is unknown is
-// NOT_CONTROLLER or REQUEST_TIMED_OUT, which clients retry; the metadata
-// log then settles whether it took effect.
+// documentation names (sentinelCodes); a *topicconfig.Error is
+// INVALID_CONFIG; a wait that ended (the batch may still commit) is
+// REQUEST_TIMED_OUT, as Kafka's controller answers; nil maps to 0 and
+// anything else (a refused batch, ErrBusy, ErrProducerIDsExhausted) to
+// UNKNOWN_SERVER_ERROR. A batch whose fate is unknown is NOT_CONTROLLER
+// or REQUEST_TIMED_OUT, which clients retry; the metadata log then
+// settles whether it took effect.
 func errorCode(err error) int16 {
-	var cfgErr *topicconfig.Error
-	var formErr *requestError
-	switch {
-	case err == nil:
+	if err == nil {
 		return 0
-	case errors.As(err, &formErr):
-		return formErr.code.Code
-	case errors.Is(err, controller.ErrNotLeader), errors.Is(err, controller.ErrLeadershipLost), errors.Is(err, controller.ErrClosed):
-		return kerr.NotController.Code
-	case errors.Is(err, controller.ErrInvalidRequest):
-		return kerr.InvalidRequest.Code
-	case errors.Is(err, controller.ErrInvalidTopic):
-		return kerr.InvalidTopicException.Code
-	case errors.Is(err, controller.ErrTopicExists):
-		return kerr.TopicAlreadyExists.Code
-	case errors.Is(err, controller.ErrUnknownTopic):
-		return kerr.UnknownTopicOrPartition.Code
-	case errors.Is(err, controller.ErrUnknownTopicID):
-		return kerr.UnknownTopicID.Code
-	case errors.Is(err, controller.ErrInvalidPartitions):
-		return kerr.InvalidPartitions.Code
-	case errors.Is(err, controller.ErrInvalidReplicationFactor):
-		return kerr.InvalidReplicationFactor.Code
-	case errors.Is(err, controller.ErrInvalidReplicaAssignment):
-		return kerr.InvalidReplicaAssignment.Code
-	case errors.Is(err, controller.ErrInvalidConfig), errors.As(err, &cfgErr):
-		return kerr.InvalidConfig.Code
-	case errors.Is(err, controller.ErrPolicyViolation):
-		return kerr.PolicyViolation.Code
-	case errors.Is(err, controller.ErrUnknownBroker):
-		return kerr.BrokerIDNotRegistered.Code
-	case errors.Is(err, controller.ErrStaleBrokerEpoch):
-		return kerr.StaleBrokerEpoch.Code
-	case errors.Is(err, controller.ErrDuplicateBrokerRegistration):
-		return kerr.DuplicateBrokerRegistration.Code
-	case errors.Is(err, controller.ErrInvalidRegistration):
-		return kerr.InvalidRegistration.Code
-	case errors.Is(err, controller.ErrInconsistentClusterID):
-		return kerr.InconsistentClusterID.Code
-	case errors.Is(err, controller.ErrElectionNotNeeded):
-		return kerr.ElectionNotNeeded.Code
-	case errors.Is(err, controller.ErrPreferredLeaderNotAvailable):
-		return kerr.PreferredLeaderNotAvailable.Code
-	case errors.Is(err, context.DeadlineExceeded):
-		// The batch was not known to be committed in time; it may still
-		// be (Kafka's controller answers the same).
-		return kerr.RequestTimedOut.Code
-	default: // metadata.ErrRefused, controller.ErrBusy, ErrProducerIDsExhausted, …
-		return kerr.UnknownServerError.Code
 	}
+	var formErr *requestError
+	if errors.As(err, &formErr) {
+		return formErr.code.Code
+	}
+	for _, sc := range sentinelCodes {
+		if errors.Is(err, sc.err) {
+			return sc.code.Code
+		}
+	}
+	var cfgErr *topicconfig.Error
+	switch {
+	case errors.As(err, &cfgErr):
+		return kerr.InvalidConfig.Code
+	case errors.Is(err, context.DeadlineExceeded):
+		return kerr.RequestTimedOut.Code
+	}
+	return kerr.UnknownServerError.Code
 }
+
+// ErrorFor is the inverse of errorCode, for an answer from the controller
+// listener: the controller sentinel of code (errors.Is finds it), with
+// msg as the error's text; a code with no sentinel keeps the code. Nil
+// for code 0.
+func ErrorFor(code int16, msg *string) error {
+	if code == 0 {
+		return nil
+	}
+	text := kerr.ErrorForCode(code).Error()
+	if msg != nil && *msg != "" {
+		text = *msg
+	}
+	for _, sc := range sentinelCodes {
+		if sc.code.Code == code {
+			return &answeredError{kind: sc.err, msg: text}
+		}
+	}
+	kind, ok := kerr.ErrorForCode(code).(*kerr.Error)
+	if !ok {
+		kind = kerr.UnknownServerError
+	}
+	return &requestError{code: kind, msg: text}
+}
+
+// answeredError is a controller sentinel decoded from an answer.
+type answeredError struct {
+	kind error
+	msg  string
+}
+
+func (e *answeredError) Error() string { return e.msg }
+func (e *answeredError) Unwrap() error { return e.kind }
 
 // maxErrorMessageBytes bounds response error messages: non-flexible
 // versions carry strings with an int16 length, and a message may quote

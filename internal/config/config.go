@@ -25,9 +25,15 @@ type Config struct {
 	Advertise  string     // advertise ("" = the bound listen address)
 	HTTPListen string     // http-listen (127.0.0.1:9644; "" disables)
 	HTTPPprof  bool       // http.pprof.enable (false): /debug/pprof on the HTTP server
-	NodeID     int32      // node-id (1)
+	NodeID     int32      // node-id / node.id (1)
 	LogLevel   slog.Level // log-level (info)
 	LogFormat  string     // log-format (text): "text" or "json"
+
+	Rack                         string        // rack / broker.rack ("")
+	BrokerSessionTimeout         time.Duration // broker.session.timeout.ms (9000)
+	BrokerHeartbeatInterval      time.Duration // broker.heartbeat.interval.ms (2000)
+	AutoLeaderRebalance          bool          // auto.leader.rebalance.enable (true)
+	LeaderImbalanceCheckInterval time.Duration // leader.imbalance.check.interval.seconds (300)
 
 	NumPartitions               int32         // num.partitions (1)
 	MaxBrokerPartitions         int           // max.broker.partitions (10000)
@@ -144,9 +150,11 @@ func Load(args []string, lookupEnv func(string) (string, bool), out io.Writer) (
 	fs.SetOutput(out)
 	vals := make(map[string]*flagValue, len(ks))
 	for _, k := range ks {
-		v := &flagValue{isBool: k.isBool}
-		vals[k.key] = v
-		fs.Var(v, k.key, k.usage)
+		for _, name := range k.names() {
+			v := &flagValue{isBool: k.isBool}
+			vals[name] = v
+			fs.Var(v, name, k.usage)
+		}
 	}
 	configFlag := fs.String("config", "", "YAML file of key: value pairs")
 	fs.Usage = func() { WriteUsage(out) }
@@ -167,7 +175,9 @@ func Load(args []string, lookupEnv func(string) (string, bool), out io.Writer) (
 	if file != "" {
 		known := make(map[string]bool, len(ks))
 		for _, k := range ks {
-			known[k.key] = true
+			for _, name := range k.names() {
+				known[name] = true
+			}
 		}
 		var err error
 		if fileVals, err = readYAML(file, known); err != nil {
@@ -177,13 +187,9 @@ func Load(args []string, lookupEnv func(string) (string, bool), out io.Writer) (
 
 	c := &Config{File: file, Sources: make(map[string]string, len(ks)), topicText: map[string]string{}}
 	for _, k := range ks {
-		text, src := k.def, sourceDefault
-		if fv := vals[k.key]; fv.given {
-			text, src = fv.text, "flag --"+k.key
-		} else if ev, ok := lookupEnv(EnvName(k.key)); ok {
-			text, src = ev, "env "+EnvName(k.key)
-		} else if yv, ok := fileVals[k.key]; ok {
-			text, src = yv, "config file "+file
+		text, src, err := k.lookup(vals, lookupEnv, fileVals, file)
+		if err != nil {
+			return nil, err
 		}
 		c.Sources[k.key] = src
 		if k.topic {
@@ -213,6 +219,49 @@ func Load(args []string, lookupEnv func(string) (string, bool), out io.Writer) (
 	return c, nil
 }
 
+// names are the knob's key and, if it has one, its Kafka name.
+func (k knob) names() []string {
+	if k.kafkaKey == "" {
+		return []string{k.key}
+	}
+	return []string{k.key, k.kafkaKey}
+}
+
+// lookup finds the knob's text and source by precedence (flag >
+// environment > YAML file > default), under either of its names; both
+// names in the same source is an error. (Both names share one env var
+// when they differ only in '.' and '-'.)
+func (k knob) lookup(flags map[string]*flagValue, lookupEnv func(string) (string, bool), fileVals map[string]string, file string) (text, src string, err error) {
+	type found struct{ text, src string }
+	var flagHits, envHits, fileHits []found
+	envSeen := map[string]bool{}
+	for _, name := range k.names() {
+		if fv := flags[name]; fv.given {
+			flagHits = append(flagHits, found{fv.text, "flag --" + name})
+		}
+		if env := EnvName(name); !envSeen[env] {
+			envSeen[env] = true
+			if v, ok := lookupEnv(env); ok {
+				envHits = append(envHits, found{v, "env " + env})
+			}
+		}
+		if v, ok := fileVals[name]; ok {
+			fileHits = append(fileHits, found{v, "config file " + file})
+		}
+	}
+	for _, hits := range [][]found{flagHits, envHits, fileHits} {
+		switch len(hits) {
+		case 0:
+			continue
+		case 1:
+			return hits[0].text, hits[0].src, nil
+		}
+		return "", "", &ValueError{Key: k.key, Value: hits[0].text, Source: hits[0].src,
+			Err: fmt.Errorf("given twice, as %s and as %s (%s)", k.key, k.kafkaKey, hits[1].src)}
+	}
+	return k.def, sourceDefault, nil
+}
+
 // crossCheck validates relations between keys.
 func (c *Config) crossCheck() error {
 	if c.HTTPListen != "" && c.HTTPListen == c.Listen {
@@ -220,6 +269,9 @@ func (c *Config) crossCheck() error {
 			return &ValueError{Key: "http-listen", Value: c.HTTPListen, Source: c.Sources["http-listen"],
 				Err: fmt.Errorf("same address as listen")}
 		}
+	}
+	if err := c.checkCluster(); err != nil {
+		return err
 	}
 	if c.GroupMinSessionTimeout > c.GroupMaxSessionTimeout {
 		return &ValueError{Key: "group.min.session.timeout.ms", Value: msText(c.GroupMinSessionTimeout), Source: c.Sources["group.min.session.timeout.ms"],
@@ -302,6 +354,13 @@ func (c *Config) Broker(advertise string, logger *slog.Logger) broker.Config {
 			Backoff:           c.LogCleanerBackoff,
 			DedupeBufferBytes: c.LogCleanerDedupeBufferBytes,
 		},
+		Cluster: broker.ClusterConfig{
+			Rack:                         c.Rack,
+			HeartbeatInterval:            c.BrokerHeartbeatInterval,
+			SessionTimeout:               c.BrokerSessionTimeout,
+			AutoLeaderRebalance:          &c.AutoLeaderRebalance,
+			LeaderImbalanceCheckInterval: c.LeaderImbalanceCheckInterval,
+		},
 		Tiering: broker.TieringConfig{
 			ObjectStore:  c.ObjectStoreURL(),
 			CacheBytes:   c.RemoteCacheBytes,
@@ -377,4 +436,13 @@ func (c *Config) ObjectStoreURL() string {
 		return (&url.URL{Scheme: "file", Path: filepath.Join(dir, "objects")}).String()
 	}
 	return c.ObjectStore
+}
+
+// checkCluster validates the cluster keys against each other.
+func (c *Config) checkCluster() error {
+	if c.BrokerHeartbeatInterval >= c.BrokerSessionTimeout {
+		return &ValueError{Key: "broker.heartbeat.interval.ms", Value: msText(c.BrokerHeartbeatInterval), Source: c.Sources["broker.heartbeat.interval.ms"],
+			Err: fmt.Errorf("not below broker.session.timeout.ms (%s)", msText(c.BrokerSessionTimeout))}
+	}
+	return nil
 }

@@ -50,6 +50,8 @@ func TestDefaults(t *testing.T) {
 	want := Config{
 		DataDir: "./strata-data", Listen: "127.0.0.1:9092", Advertise: "", HTTPListen: "127.0.0.1:9644",
 		NodeID: 1, LogLevel: slog.LevelInfo, LogFormat: "text",
+		BrokerSessionTimeout: 9 * time.Second, BrokerHeartbeatInterval: 2 * time.Second,
+		AutoLeaderRebalance: true, LeaderImbalanceCheckInterval: 5 * time.Minute,
 		NumPartitions: 1, MaxBrokerPartitions: 10000, DefaultReplicationFactor: 1, AutoCreateTopics: true,
 		SocketRequestMaxBytes: 100 << 20, QueuedMaxRequestBytes: 512 << 20, ConnectionsMaxIdle: 10 * time.Minute, QueuedMaxRequests: 100,
 		RequestReadTimeout: time.Minute, MaxConnections: 10000, MaxConnectionsPerIP: 2000,
@@ -368,5 +370,30 @@ func TestREADMEListsEveryKnob(t *testing.T) {
 		if k.Default != "" && !strings.Contains(row, "`"+k.Default+"`") {
 			t.Errorf("README row for %s lacks default %s: %s", k.Key, k.Default, row)
 		}
+	}
+}
+
+// Kafka's names are accepted for the keys that have one, as flags, YAML
+// keys and env vars; both names in one source is an error naming both.
+func TestKafkaNames(t *testing.T) {
+	c := mustLoad(t, []string{"--node.id=5", "--broker.rack=zone-b"}, env{})
+	if c.NodeID != 5 || c.Rack != "zone-b" || c.Sources["node-id"] != "flag --node.id" {
+		t.Errorf("flags by Kafka name: node %d rack %q source %q", c.NodeID, c.Rack, c.Sources["node-id"])
+	}
+	c = mustLoad(t, nil, env{"STRATA_BROKER_RACK": "zone-c"})
+	if c.Rack != "zone-c" {
+		t.Errorf("env by Kafka name: rack %q", c.Rack)
+	}
+	file := writeFile(t, "node.id: 6\n")
+	if c = mustLoad(t, []string{"--config", file}, env{}); c.NodeID != 6 {
+		t.Errorf("YAML by Kafka name: node %d", c.NodeID)
+	}
+	_, err := load(t, []string{"--node-id=1", "--node.id=2"}, env{})
+	var ve *ValueError
+	if !errors.As(err, &ve) || ve.Key != "node-id" || !strings.Contains(err.Error(), "node.id") {
+		t.Errorf("both names given: %v", err)
+	}
+	if _, err := load(t, []string{"--broker.heartbeat.interval.ms=9000"}, env{}); err == nil || !strings.Contains(err.Error(), "broker.session.timeout.ms") {
+		t.Errorf("heartbeat interval not below the session timeout: %v", err)
 	}
 }

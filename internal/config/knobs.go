@@ -20,14 +20,17 @@ import (
 // Config field; topic knobs (topic == true) are collected as text and parsed
 // together by topicconfig.Parse.
 type knob struct {
-	key    string // flag name, YAML key and (transformed) env var
-	def    string // default as text; "" is a valid default only where noted
-	typ    string // value kind shown in --help
-	usage  string
-	isBool bool // flag may be given without a value
-	topic  bool
-	set    func(c *Config, v string) error // nil for topic knobs
-	get    func(c *Config) string          // effective value as text (nil for topic knobs)
+	key string // flag name, YAML key and (transformed) env var
+	// kafkaKey, if set, is Kafka's name for the key (node.id), accepted
+	// as flag, YAML key and env var too.
+	kafkaKey string
+	def      string // default as text; "" is a valid default only where noted
+	typ      string // value kind shown in --help
+	usage    string
+	isBool   bool // flag may be given without a value
+	topic    bool
+	set      func(c *Config, v string) error // nil for topic knobs
+	get      func(c *Config) string          // effective value as text (nil for topic knobs)
 }
 
 // EnvName is the environment variable for key: STRATA_ + upper-case key with
@@ -122,13 +125,55 @@ func knobs() []knob {
 				return nil
 			},
 			get: func(c *Config) string { return strconv.FormatBool(c.HTTPPprof) }},
-		{key: "node-id", def: "1", typ: "int", usage: "this broker's node id (node.id), ≥ 0",
+		{key: "node-id", kafkaKey: "node.id", def: "1", typ: "int", usage: "this node's id, unique in the cluster, ≥ 0",
 			set: func(c *Config, v string) error {
 				n, err := parseInt(v, 0, math.MaxInt32)
 				c.NodeID = int32(n)
 				return err
 			},
 			get: func(c *Config) string { return strconv.Itoa(int(c.NodeID)) }},
+		{key: "rack", kafkaKey: "broker.rack", def: "", typ: "string", usage: "the rack (or availability zone) of this broker: replicas of a partition are spread over racks",
+			set: func(c *Config, v string) error {
+				if len(v) > 255 {
+					return errors.New("longer than 255 bytes")
+				}
+				c.Rack = v
+				return nil
+			},
+			get: func(c *Config) string { return c.Rack }},
+		{key: "broker.session.timeout.ms", def: "9000", typ: "ms", usage: "a broker not heard from for this long is fenced and its partitions get new leaders; a broker whose process is gone is fenced at once",
+			set: func(c *Config, v string) error {
+				d, err := parseMs(v, 1)
+				c.BrokerSessionTimeout = d
+				return err
+			},
+			get: func(c *Config) string { return msText(c.BrokerSessionTimeout) }},
+		{key: "broker.heartbeat.interval.ms", def: "2000", typ: "ms", usage: "how often a broker heartbeats to the active controller; below broker.session.timeout.ms",
+			set: func(c *Config, v string) error {
+				d, err := parseMs(v, 1)
+				c.BrokerHeartbeatInterval = d
+				return err
+			},
+			get: func(c *Config) string { return msText(c.BrokerHeartbeatInterval) }},
+		{key: "auto.leader.rebalance.enable", def: "true", typ: "bool", isBool: true, usage: "move each partition's leadership back to its preferred replica once that broker is back",
+			set: func(c *Config, v string) error {
+				b, err := strconv.ParseBool(v)
+				if err != nil {
+					return errors.New("must be true or false")
+				}
+				c.AutoLeaderRebalance = b
+				return nil
+			},
+			get: func(c *Config) string { return strconv.FormatBool(c.AutoLeaderRebalance) }},
+		{key: "leader.imbalance.check.interval.seconds", def: "300", typ: "s", usage: "how often the active controller checks for partitions not led by their preferred replica",
+			set: func(c *Config, v string) error {
+				n, err := parseInt(v, 1, math.MaxInt32)
+				c.LeaderImbalanceCheckInterval = time.Duration(n) * time.Second
+				return err
+			},
+			get: func(c *Config) string {
+				return strconv.FormatInt(int64(c.LeaderImbalanceCheckInterval/time.Second), 10)
+			}},
 		{key: "log-level", def: "info", typ: "debug|info|warn|error", usage: "minimum level of log records",
 			set: func(c *Config, v string) error {
 				var l slog.Level

@@ -3,7 +3,7 @@
 // changes (creates, renames, removes) durable.
 //
 // Used for checkpoints (segments), producer snapshots and producer-id
-// reservations (broker/txn), topics.json and meta.properties (broker). A
+// reservations (broker/txn), meta.properties and a topics.json restored from a bucket (broker). A
 // crash leaves either the old or the new content of a file written with
 // WriteFileAtomic, never a mix, and possibly a stray "<name>.tmp" that the
 // next WriteFileAtomic overwrites.

@@ -29,7 +29,7 @@ func Sum(t testing.TB, rm metricdata.ResourceMetrics, name string, attrs ...stri
 		points:
 			for _, dp := range sum.DataPoints {
 				for i := 0; i < len(attrs); i += 2 {
-					if v, ok := dp.Attributes.Value(attribute.Key(attrs[i])); !ok || v.Emit() != attrs[i+1] {
+					if v, ok := dp.Attributes.Value(attribute.Key(attrs[i])); !ok || v.String() != attrs[i+1] {
 						continue points
 					}
 				}

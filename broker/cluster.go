@@ -1,0 +1,267 @@
+package broker
+
+// The broker in its cluster: the metadata image it follows, the active
+// controller it asks for topic changes, and its registration. A broker
+// given no quorum (Config.Cluster.Quorum nil) runs a one-voter quorum of
+// its own, in-process, in <data-dir>/metadata: a single node is a cluster
+// of one, with no controller port.
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/stratalog/strata/broker/lifecycle"
+	"github.com/stratalog/strata/controller"
+	"github.com/stratalog/strata/controller/metadata"
+	"github.com/stratalog/strata/controller/quorum"
+	"github.com/stratalog/strata/topicconfig"
+)
+
+// ClusterConfig places the broker in its cluster.
+type ClusterConfig struct {
+	// Quorum is this node's part of the controller quorum, started by the
+	// caller; nil starts an in-process one-voter quorum (closed with the
+	// broker).
+	Quorum *quorum.Quorum
+	// Admin is the active controller's topic operations; nil means this
+	// node's Driver while it is the active controller, else the active
+	// controller's listener (forward.go).
+	Admin Admin
+	// Rack is broker.rack; HeartbeatInterval broker.heartbeat.interval.ms
+	// (2 s); SessionTimeout broker.session.timeout.ms (9 s) and
+	// AutoLeaderRebalance, LeaderImbalanceCheckInterval configure the
+	// in-process controller.
+	Rack                         string
+	HeartbeatInterval            time.Duration
+	SessionTimeout               time.Duration
+	AutoLeaderRebalance          *bool
+	LeaderImbalanceCheckInterval time.Duration
+}
+
+// imageSource is the metadata image as this node has applied it
+// (*controller.Node).
+type imageSource interface {
+	Image() *metadata.Image
+	Changed() <-chan struct{}
+}
+
+// Admin is the active controller's topic operations (*controller.Driver
+// on a controller node).
+type Admin interface {
+	CreateTopics(ctx context.Context, topics []controller.NewTopic) ([]controller.CreateTopicResult, error)
+	DeleteTopics(ctx context.Context, refs []controller.TopicRef) ([]controller.DeleteTopicResult, error)
+	CreatePartitions(ctx context.Context, reqs []controller.NewPartitions) ([]controller.TopicResult, error)
+	AlterTopicConfigs(ctx context.Context, reqs []controller.TopicConfigChange) ([]controller.TopicResult, error)
+}
+
+var _ Admin = (*controller.Driver)(nil)
+
+// registrationTimeout bounds the wait, at start, for the broker to be
+// registered and unfenced.
+const registrationTimeout = time.Minute
+
+// metadataDir holds the in-process quorum's Raft state, under the data
+// directory.
+const metadataDir = "metadata"
+
+// inProcessTuning: with one voter there is no peer to wait for, so the
+// election after a start can be quick.
+var inProcessTuning = controller.Tuning{HeartbeatTimeout: 50 * time.Millisecond, CommitTimeout: 5 * time.Millisecond}
+
+// joinCluster starts the in-process quorum if there is none, registers
+// the broker and waits until it is unfenced.
+func (b *Broker) joinCluster() error {
+	cc := b.cfg.Cluster
+	q := cc.Quorum
+	if q == nil {
+		var err error
+		mc := b.machineConfig()
+		mc.InProcess = true // a restarted node need not wait out its previous incarnation's session
+		q, err = quorum.Start(quorum.Config{
+			NodeID: metadata.BrokerID(b.cfg.NodeID), Dir: filepath.Join(b.cfg.DataDir, metadataDir), Controller: true,
+			Tuning: inProcessTuning, Machine: mc, Bootstrap: b.bootstrapper(), Logger: b.log,
+		})
+		if err != nil {
+			return fmt.Errorf("metadata quorum: %w", err)
+		}
+		b.ownQuorum = q
+	}
+	b.quorum = q
+	b.admin = cc.Admin
+	if b.admin == nil {
+		b.remoteAdmin = &remoteAdmin{node: q.Node, dial: q.Dialer(), clientID: fmt.Sprintf("strata-broker-%d", b.cfg.NodeID)}
+		b.admin = &clusterAdmin{local: q.Driver, remote: b.remoteAdmin}
+	}
+	host, port := b.registeredHostPort()
+	lc, err := lifecycle.Start(lifecycle.Config{
+		NodeID: metadata.BrokerID(b.cfg.NodeID), ClusterID: b.clusterID, Rack: cc.Rack, Node: q.Node,
+		Listeners:         []metadata.Endpoint{{Name: "PLAINTEXT", Host: host, Port: port}},
+		HeartbeatInterval: cc.HeartbeatInterval, ClientOpts: q.ClientOpts(), Logger: b.log,
+	})
+	if err != nil {
+		return err
+	}
+	b.lifecycle = lc
+	ctx, cancel := context.WithTimeout(context.Background(), registrationTimeout)
+	defer cancel()
+	if err := lc.WaitUnfenced(ctx); err != nil {
+		return fmt.Errorf("registering with the controller (%s): %w", q.Addr(), err)
+	}
+	return b.retireTopicsFile(q.Node.Image())
+}
+
+// leaveCluster ends the broker's membership: a controlled shutdown
+// (bounded by ctx: the controller moves its leaderships away and fences
+// it, so a restart registers at once), then no more heartbeats, then, if
+// the broker started it, the in-process quorum.
+func (b *Broker) leaveCluster(ctx context.Context) error {
+	if b.remoteAdmin != nil {
+		b.remoteAdmin.close()
+	}
+	if b.lifecycle != nil {
+		if err := b.lifecycle.Shutdown(ctx); err != nil {
+			b.log.Warn("controlled shutdown not completed; the controller fences this broker when its connection closes", "err", err)
+		}
+		b.lifecycle.Close()
+	}
+	if b.ownQuorum != nil {
+		return b.ownQuorum.Close(ctx)
+	}
+	return nil
+}
+
+// machineConfig is the in-process controller's configuration, from the
+// broker's.
+func (b *Broker) machineConfig() controller.MachineConfig {
+	mc := controller.DefaultMachineConfig()
+	cc := b.cfg.Cluster
+	if cc.SessionTimeout > 0 {
+		mc.SessionTimeout = cc.SessionTimeout
+	}
+	if cc.AutoLeaderRebalance != nil {
+		mc.AutoLeaderRebalance = *cc.AutoLeaderRebalance
+	}
+	if cc.LeaderImbalanceCheckInterval > 0 {
+		mc.LeaderImbalanceCheckInterval = cc.LeaderImbalanceCheckInterval
+	}
+	mc.NumPartitions = b.defaultNumPartitions()
+	if b.cfg.DefaultReplicationFactor > 0 {
+		mc.DefaultReplicationFactor = b.cfg.DefaultReplicationFactor
+	}
+	mc.MaxBrokerPartitions = b.maxBrokerPartitions()
+	mc.TopicDefaults = b.topicDefaults()
+	mc.TopicConfigPolicy = func(_ string, cur *topicconfig.Config, next topicconfig.Config, overrides map[string]string) error {
+		return b.checkTieringConfig(cur, next, overrides)
+	}
+	return mc
+}
+
+// registeredHostPort is the address the broker registers for clients: the
+// advertised one, else the listen address, else Kafka's default port on
+// localhost (a broker built without a listener, in tests).
+func (b *Broker) registeredHostPort() (string, int32) {
+	for _, a := range []string{b.cfg.Advertise, b.cfg.Listen} {
+		host, p, err := net.SplitHostPort(a)
+		if err != nil {
+			continue
+		}
+		port, err := strconv.Atoi(p)
+		if err != nil || port <= 0 || port > 65535 {
+			continue
+		}
+		if host == "" {
+			host = "localhost"
+		}
+		return host, int32(port)
+	}
+	return "localhost", 9092
+}
+
+// brokerAddr returns the address clients reach broker id at: this
+// broker's advertised address, or another's PLAINTEXT listener as it
+// registered it; false for a broker that is not registered or fenced.
+func (b *Broker) brokerAddr(id metadata.BrokerID) (string, int32, bool) {
+	if id == metadata.BrokerID(b.cfg.NodeID) {
+		host, port := b.advertisedHostPort()
+		return host, port, true
+	}
+	br := b.quorum.Node.Image().Broker(id)
+	if br == nil || br.Fenced {
+		return "", 0, false
+	}
+	for _, l := range br.Listeners {
+		if l.Name == "PLAINTEXT" {
+			return l.Host, l.Port, true
+		}
+	}
+	return "", 0, false
+}
+
+// brokerEndpoint is a broker as Metadata and DescribeCluster list it.
+type brokerEndpoint struct {
+	id   int32
+	host string
+	port int32
+	rack *string
+}
+
+// liveBrokers returns the unfenced brokers of the image (this one always,
+// at its advertised address), by id, for Metadata and DescribeCluster.
+func (b *Broker) liveBrokers() []brokerEndpoint {
+	self := metadata.BrokerID(b.cfg.NodeID)
+	brokers := b.quorum.Node.Image().Brokers()
+	if !slices.ContainsFunc(brokers, func(br *metadata.Broker) bool { return br.ID == self }) {
+		brokers = append(brokers, &metadata.Broker{ID: self})
+	}
+	var out []brokerEndpoint
+	for _, br := range brokers {
+		host, port, ok := b.brokerAddr(br.ID)
+		if !ok {
+			continue
+		}
+		e := brokerEndpoint{id: int32(br.ID), host: host, port: port}
+		if br.Rack != "" {
+			e.rack = &br.Rack
+		}
+		out = append(out, e)
+	}
+	slices.SortFunc(out, func(a, c brokerEndpoint) int { return int(a.id - c.id) })
+	return out
+}
+
+// activeController is the active controller's id as this node knows it,
+// -1 if none is known.
+func (b *Broker) activeController() int32 {
+	if id, _, ok := b.quorum.Node.Leader(); ok {
+		return int32(id)
+	}
+	return -1
+}
+
+// quorumClusterID is the cluster id of the quorum the broker was given
+// (waiting for the cluster to be bootstrapped), "" when the broker runs
+// its own in-process quorum (its data directory's id bootstraps it).
+func (b *Broker) quorumClusterID() (string, error) {
+	q := b.cfg.Cluster.Quorum
+	if q == nil {
+		return "", nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), registrationTimeout)
+	defer cancel()
+	for {
+		ch := q.Node.Changed()
+		if id := q.Node.Image().ClusterID(); id != "" {
+			return id, nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return "", fmt.Errorf("the controller quorum has not bootstrapped the cluster after %v (is a quorum of its voters running?)", registrationTimeout)
+		}
+	}
+}
