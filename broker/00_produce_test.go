@@ -390,7 +390,7 @@ func TestProduceMultiplePartitions(t *testing.T) {
 func TestProduceIdempotentDuplicate(t *testing.T) {
 	b := dpBroker(t)
 	dpTopic(t, b, "t", 1)
-	id, epoch, err := b.producers.Next()
+	id, epoch, err := b.producers.Next(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,7 +3,8 @@ package broker
 // InitProducerId, API key 22, versions 0–4.
 //
 // Without a transactional id (idempotent producers) the answer is always a
-// fresh producer id with epoch 0 from the persisted allocator, exactly as
+// fresh producer id with epoch 0 from the cluster's allocator (blocks of
+// 1000 from the active controller, recorded in the metadata log), exactly as
 // Kafka's TransactionCoordinator does: the ProducerID/ProducerEpoch fields
 // of v3+ (KIP-360) are ignored for non-transactional producers. Kafka
 // does not bump an idempotent producer's epoch on the broker (the Java
@@ -20,8 +21,9 @@ package broker
 // authorization error is non-retriable, so a transactional producer fails
 // at once with a clear error.
 //
-// An allocator failure (the block reservation file cannot be written) is
-// logged and answered with UNKNOWN_SERVER_ERROR.
+// An allocator failure (no block from the controller: a failover, no
+// quorum) is logged and answered with COORDINATOR_NOT_AVAILABLE, which
+// clients retry.
 
 import (
 	"fmt"
@@ -43,10 +45,12 @@ func (b *Broker) handleInitProducerID(r *wire.Request) (*wire.Reply, error) {
 		resp.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
 		return wire.Completed(resp), nil
 	}
-	id, epoch, err := b.producers.Next()
+	id, epoch, err := b.producers.Next(r.Ctx)
 	if err != nil {
-		b.log.Error("init producer id: allocating a producer id", "err", err)
-		resp.ErrorCode = kerr.UnknownServerError.Code
+		// The controller could not give a block (failover, no quorum):
+		// retriable, as a coordinator that is not available.
+		b.log.Warn("init producer id: allocating a producer id", "err", err)
+		resp.ErrorCode = kerr.CoordinatorNotAvailable.Code
 		return wire.Completed(resp), nil
 	}
 	resp.ProducerID, resp.ProducerEpoch = id, epoch

@@ -5,7 +5,8 @@ package broker
 // When this node's controller finds the metadata log empty, the first
 // batch it writes (Bootstrap) names the cluster id of meta.properties and
 // recreates every topic of topics.json with its id, overrides and
-// partition count, each partition on this node alone (replica and ISR,
+// partition count (and producer ids start past those the node's
+// producer-ids file had reserved), each partition on this node alone (replica and ISR,
 // no leader yet: the broker takes the leadership once it has registered
 // and caught up). Once that batch is committed, topics.json is renamed
 // topics.json.adopted and never read again: the log is the only source
@@ -13,12 +14,12 @@ package broker
 // metadata goes the same way (bootstrapTopics writes topics.json first).
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 
+	"github.com/stratalog/strata/broker/txn"
 	"github.com/stratalog/strata/controller/metadata"
 	"github.com/stratalog/strata/topicconfig"
 )
@@ -30,7 +31,12 @@ const adoptedTopicsFile = topicsFile + ".adopted"
 // data directory dir of node: the cluster id and the topics of its
 // topics.json (none without one).
 func adoptionRecords(dir string, node metadata.BrokerID, clusterID string) ([]metadata.Record, error) {
-	recs := []metadata.Record{&metadata.Bootstrap{ClusterID: clusterID}}
+	// Producer ids go on past every id this node handed out before.
+	nextPID, err := txn.ReadLegacyNextProducerID(dir)
+	if err != nil {
+		return nil, err
+	}
+	recs := []metadata.Record{&metadata.Bootstrap{ClusterID: clusterID, NextProducerID: nextPID}}
 	pt, found, err := readTopicsFile(filepath.Join(dir, topicsFile))
 	if err != nil || !found {
 		return recs, err
@@ -79,14 +85,6 @@ func adoptTopic(p persistedTopic, node metadata.BrokerID) (*metadata.CreateTopic
 		})
 	}
 	return ct, nil
-}
-
-// bootstrapper returns the quorum's Bootstrap function for this data
-// directory.
-func (b *Broker) bootstrapper() func(context.Context) ([]metadata.Record, error) {
-	return func(context.Context) ([]metadata.Record, error) {
-		return adoptionRecords(b.cfg.DataDir, metadata.BrokerID(b.cfg.NodeID), b.clusterID)
-	}
 }
 
 // retireTopicsFile renames an adopted topics.json once the metadata log

@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -117,22 +116,20 @@ func New(cfg Config) (*Broker, error) {
 		}
 		return nil, err
 	}
-	if b.clusterID, err = b.openIdentity(); err != nil {
+	if err := b.identify(); err != nil {
+		_ = b.leaveCluster()
 		return fail(err)
 	}
 	b.committer = replica.NewCommitter(b.log)
-	if b.producers, err = txn.OpenProducerIDs(cfg.DataDir); err != nil {
-		b.committer.Close()
-		return fail(fmt.Errorf("producer ids: %w", err))
-	}
 	b.sessions = newFetchSessionCache(cfg.MaxIncrementalFetchSessions)
 	if err := b.joinCluster(); err != nil {
-		_ = b.leaveCluster(context.Background())
+		_ = b.leaveCluster()
 		b.committer.Close()
 		return fail(err)
 	}
+	b.producers = txn.NewProducerIDs(b.producerIDBlock)
 	if b.topics, err = openTopicRegistry(b, b.quorum.Node, b.admin); err != nil {
-		_ = b.leaveCluster(context.Background())
+		_ = b.leaveCluster()
 		b.committer.Close()
 		return fail(fmt.Errorf("topics: %w", err))
 	}
@@ -140,7 +137,7 @@ func New(cfg Config) (*Broker, error) {
 		if err := b.tier.start(); err != nil {
 			_ = b.tier.close()
 			_ = b.topics.close()
-			_ = b.leaveCluster(context.Background())
+			_ = b.leaveCluster()
 			b.committer.Close()
 			return nil, fmt.Errorf("tiered storage: %w", err)
 		}
@@ -149,7 +146,7 @@ func New(cfg Config) (*Broker, error) {
 	if b.groups, err = startGroupCoordinator(b); err != nil {
 		_ = b.tier.close()
 		_ = b.topics.close()
-		_ = b.leaveCluster(context.Background())
+		_ = b.leaveCluster()
 		b.committer.Close()
 		return nil, fmt.Errorf("group coordinator: %w", err)
 	}
@@ -161,20 +158,15 @@ func New(cfg Config) (*Broker, error) {
 	return b, nil
 }
 
-// openIdentity returns the data directory's cluster id. With an object
+// openIdentity returns the data directory's cluster id: cluster (the
+// quorum's, when known), else the bucket's, else its own. With an object
 // store, the bucket's cluster metadata decides: a new data directory
-// adopts the bucket's cluster id and, without a metadata log or
-// topics.json, its topics (bootstrapTopics writes them as a topics.json
-// for adoption), so the broker serves the history the bucket holds;
-// an existing data directory of another cluster is refused rather than
-// mixed into a bucket that is not its own.
-func (b *Broker) openIdentity() (string, error) {
-	// A broker joining a cluster's quorum takes the cluster's id (a new
-	// data directory) or must have it.
-	cluster, err := b.quorumClusterID()
-	if err != nil {
-		return "", err
-	}
+// adopts the bucket's cluster id and, when bootstrapping a metadata log
+// without a topics.json of its own, its topics (bootstrapTopics writes
+// them as a topics.json for adoption), so the broker serves the history
+// the bucket holds; an existing data directory of another cluster is
+// refused rather than mixed into a bucket that is not its own.
+func (b *Broker) openIdentity(cluster string, bootstrapping bool) (string, error) {
 	if b.tier == nil {
 		id, err := loadOrCreateMeta(b.cfg.DataDir, b.cfg.NodeID, cluster)
 		if err == nil && cluster != "" && id != cluster {
@@ -204,11 +196,10 @@ func (b *Broker) openIdentity() (string, error) {
 		return "", fmt.Errorf("object store %s holds cluster %q, but data directory %s belongs to cluster %q; point this broker at its own bucket (or prefix)",
 			b.tier.cfg.ObjectStore, md.ClusterID, b.cfg.DataDir, id)
 	}
-	// Only a data directory without a metadata log (and without a
-	// topics.json of its own) takes the bucket's topics: they become the
-	// log's first batch (adopt.go).
-	_, noLog := os.Stat(filepath.Join(b.cfg.DataDir, metadataDir))
-	if _, err := os.Stat(filepath.Join(b.cfg.DataDir, topicsFile)); errors.Is(err, os.ErrNotExist) && errors.Is(noLog, os.ErrNotExist) {
+	// Only a new metadata log of a data directory without a topics.json
+	// of its own takes the bucket's topics: they become the log's first
+	// batch (adopt.go).
+	if _, err := os.Stat(filepath.Join(b.cfg.DataDir, topicsFile)); errors.Is(err, os.ErrNotExist) && bootstrapping {
 		if err := bootstrapTopics(b.cfg.DataDir, md); err != nil {
 			return "", fmt.Errorf("restoring topics from the object store: %w", err)
 		}

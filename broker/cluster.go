@@ -8,8 +8,10 @@ package broker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -20,14 +22,22 @@ import (
 	"github.com/stratalog/strata/controller/metadata"
 	"github.com/stratalog/strata/controller/quorum"
 	"github.com/stratalog/strata/topicconfig"
+	"github.com/stratalog/strata/wire"
 )
 
 // ClusterConfig places the broker in its cluster.
 type ClusterConfig struct {
 	// Quorum is this node's part of the controller quorum, started by the
-	// caller; nil starts an in-process one-voter quorum (closed with the
-	// broker).
-	Quorum *quorum.Quorum
+	// caller. Nil: the broker starts it (and closes it at shutdown): with
+	// Voters (controller.quorum.voters) a member of that quorum with its
+	// controller listener on ControllerListen (controller-listen), else a
+	// one-voter quorum in-process.
+	Quorum           *quorum.Quorum
+	Voters           []controller.Voter
+	ControllerListen string
+	// ControllerWire limits the controller listener's connections (the
+	// broker's own limits, by default in internal/config).
+	ControllerWire wire.Config
 	// Admin is the active controller's topic operations; nil means this
 	// node's Driver while it is the active controller, else the active
 	// controller's listener (forward.go).
@@ -57,6 +67,9 @@ type Admin interface {
 	DeleteTopics(ctx context.Context, refs []controller.TopicRef) ([]controller.DeleteTopicResult, error)
 	CreatePartitions(ctx context.Context, reqs []controller.NewPartitions) ([]controller.TopicResult, error)
 	AlterTopicConfigs(ctx context.Context, reqs []controller.TopicConfigChange) ([]controller.TopicResult, error)
+	// AllocateProducerIDs gives broker id (at its registration epoch) the
+	// next block of producer ids of the cluster.
+	AllocateProducerIDs(ctx context.Context, id metadata.BrokerID, epoch int64) (controller.ProducerIDBlock, error)
 }
 
 var _ Admin = (*controller.Driver)(nil)
@@ -73,18 +86,51 @@ const metadataDir = "metadata"
 // election after a start can be quick.
 var inProcessTuning = controller.Tuning{HeartbeatTimeout: 50 * time.Millisecond, CommitTimeout: 5 * time.Millisecond}
 
-// joinCluster starts the in-process quorum if there is none, registers
-// the broker and waits until it is unfenced.
-func (b *Broker) joinCluster() error {
+// identify settles the cluster id and the quorum. A single node (no
+// voters, no quorum given) reads its data directory's id, then starts its
+// in-process quorum, which that id bootstraps. A node of a cluster starts
+// its member of the quorum (voters given) or takes the one given, waits
+// until the cluster is bootstrapped (by the first active controller, from
+// its own data directory) and takes the cluster's id.
+func (b *Broker) identify() error {
 	cc := b.cfg.Cluster
+	node := metadata.BrokerID(b.cfg.NodeID)
+	dir := filepath.Join(b.cfg.DataDir, metadataDir)
+	if cc.Quorum == nil && len(cc.Voters) == 0 {
+		_, noLog := os.Stat(dir)
+		var err error
+		if b.clusterID, err = b.openIdentity("", errors.Is(noLog, os.ErrNotExist)); err != nil {
+			return err
+		}
+		mc := b.machineConfig()
+		mc.InProcess = true // a restarted node need not wait out its previous incarnation's session
+		q, err := quorum.Start(quorum.Config{
+			NodeID: node, Dir: dir, Controller: true, Tuning: inProcessTuning, Machine: mc, Logger: b.log,
+			Bootstrap: func(context.Context) ([]metadata.Record, error) {
+				return adoptionRecords(b.cfg.DataDir, node, b.clusterID)
+			},
+		})
+		if err != nil {
+			return fmt.Errorf("metadata quorum: %w", err)
+		}
+		b.quorum, b.ownQuorum = q, q
+		return nil
+	}
 	q := cc.Quorum
 	if q == nil {
 		var err error
-		mc := b.machineConfig()
-		mc.InProcess = true // a restarted node need not wait out its previous incarnation's session
 		q, err = quorum.Start(quorum.Config{
-			NodeID: metadata.BrokerID(b.cfg.NodeID), Dir: filepath.Join(b.cfg.DataDir, metadataDir), Controller: true,
-			Tuning: inProcessTuning, Machine: mc, Bootstrap: b.bootstrapper(), Logger: b.log,
+			NodeID: node, Dir: dir, Voters: cc.Voters, Controller: true, Listen: cc.ControllerListen, Machine: b.machineConfig(), Logger: b.log,
+			Wire: cc.ControllerWire,
+			Bootstrap: func(context.Context) ([]metadata.Record, error) {
+				// The first active controller of a new cluster names it
+				// after its own data directory (or bucket).
+				id, err := b.openIdentity("", true)
+				if err != nil {
+					return nil, err
+				}
+				return adoptionRecords(b.cfg.DataDir, node, id)
+			},
 		})
 		if err != nil {
 			return fmt.Errorf("metadata quorum: %w", err)
@@ -92,6 +138,31 @@ func (b *Broker) joinCluster() error {
 		b.ownQuorum = q
 	}
 	b.quorum = q
+	cluster, err := b.quorumClusterID()
+	if err != nil {
+		return err
+	}
+	b.clusterID, err = b.openIdentity(cluster, false)
+	return err
+}
+
+// producerIDBlock asks the active controller for the next block of
+// producer ids (txn.BlockSource).
+func (b *Broker) producerIDBlock(ctx context.Context) (int64, int64, error) {
+	epoch := b.lifecycle.State().Epoch
+	blk, err := b.admin.AllocateProducerIDs(ctx, metadata.BrokerID(b.cfg.NodeID), epoch)
+	if err != nil {
+		return 0, 0, fmt.Errorf("producer id block from the controller (broker epoch %d): %w", epoch, err)
+	}
+	b.log.Info("producer id block", "first", blk.First, "size", blk.Size, "broker_epoch", epoch)
+	return blk.First, blk.Size, nil
+}
+
+// joinCluster registers the broker with the active controller and waits
+// until it is unfenced.
+func (b *Broker) joinCluster() error {
+	cc := b.cfg.Cluster
+	q := b.quorum
 	b.admin = cc.Admin
 	if b.admin == nil {
 		b.remoteAdmin = &remoteAdmin{node: q.Node, dial: q.Dialer(), clientID: fmt.Sprintf("strata-broker-%d", b.cfg.NodeID)}
@@ -116,24 +187,38 @@ func (b *Broker) joinCluster() error {
 }
 
 // leaveCluster ends the broker's membership: a controlled shutdown
-// (bounded by ctx: the controller moves its leaderships away and fences
-// it, so a restart registers at once), then no more heartbeats, then, if
-// the broker started it, the in-process quorum.
-func (b *Broker) leaveCluster(ctx context.Context) error {
+// (bounded by controlledShutdownTimeout: the controller moves its
+// leaderships away and fences it, so a restart registers at once; a
+// quorum that has lost its majority cannot, and the broker goes anyway),
+// then no more heartbeats, then, if the broker started it, its quorum
+// member (bounded by quorumCloseTimeout).
+func (b *Broker) leaveCluster() error {
 	if b.remoteAdmin != nil {
 		b.remoteAdmin.close()
 	}
 	if b.lifecycle != nil {
-		if err := b.lifecycle.Shutdown(ctx); err != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), controlledShutdownTimeout)
+		if err := b.lifecycle.Shutdown(sctx); err != nil {
 			b.log.Warn("controlled shutdown not completed; the controller fences this broker when its connection closes", "err", err)
 		}
+		cancel()
 		b.lifecycle.Close()
 	}
 	if b.ownQuorum != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), quorumCloseTimeout)
+		defer cancel()
 		return b.ownQuorum.Close(ctx)
 	}
 	return nil
 }
+
+// quorumCloseTimeout bounds the end of the controller listener's
+// connections when the quorum member closes.
+const quorumCloseTimeout = 5 * time.Second
+
+// controlledShutdownTimeout bounds the wait for the controller to let the
+// broker go (it takes a heartbeat or two when the quorum is healthy).
+const controlledShutdownTimeout = 5 * time.Second
 
 // machineConfig is the in-process controller's configuration, from the
 // broker's.
@@ -243,14 +328,10 @@ func (b *Broker) activeController() int32 {
 	return -1
 }
 
-// quorumClusterID is the cluster id of the quorum the broker was given
-// (waiting for the cluster to be bootstrapped), "" when the broker runs
-// its own in-process quorum (its data directory's id bootstraps it).
+// quorumClusterID is the cluster id of the broker's quorum, waiting for
+// the cluster to be bootstrapped.
 func (b *Broker) quorumClusterID() (string, error) {
-	q := b.cfg.Cluster.Quorum
-	if q == nil {
-		return "", nil
-	}
+	q := b.quorum
 	ctx, cancel := context.WithTimeout(context.Background(), registrationTimeout)
 	defer cancel()
 	for {

@@ -54,6 +54,10 @@ func (a *clusterAdmin) AlterTopicConfigs(ctx context.Context, reqs []controller.
 	return retryRemote(a, func(ad Admin) ([]controller.TopicResult, error) { return ad.AlterTopicConfigs(ctx, reqs) })
 }
 
+func (a *clusterAdmin) AllocateProducerIDs(ctx context.Context, id metadata.BrokerID, epoch int64) (controller.ProducerIDBlock, error) {
+	return retryRemote(a, func(ad Admin) (controller.ProducerIDBlock, error) { return ad.AllocateProducerIDs(ctx, id, epoch) })
+}
+
 // retryRemote calls fn on the picked Admin; a local Driver that stopped
 // being active meanwhile (NOT_CONTROLLER before anything was proposed)
 // hands the call to the remote one.
@@ -275,4 +279,18 @@ func (a *remoteAdmin) AlterTopicConfigs(ctx context.Context, reqs []controller.T
 		out[i] = controller.TopicResult{Topic: r.Topic, Err: rpc.ErrorFor(codes[i], msgs[i])}
 	}
 	return out, nil
+}
+
+func (a *remoteAdmin) AllocateProducerIDs(ctx context.Context, id metadata.BrokerID, epoch int64) (controller.ProducerIDBlock, error) {
+	req := kmsg.NewPtrAllocateProducerIDsRequest()
+	req.BrokerID, req.BrokerEpoch = int32(id), epoch
+	raw, err := a.send(ctx, req)
+	if err != nil {
+		return controller.ProducerIDBlock{}, err
+	}
+	resp := raw.(*kmsg.AllocateProducerIDsResponse)
+	if err := rpc.ErrorFor(resp.ErrorCode, nil); err != nil {
+		return controller.ProducerIDBlock{}, err
+	}
+	return controller.ProducerIDBlock{First: resp.ProducerIDStart, Size: int64(resp.ProducerIDLen)}, nil
 }

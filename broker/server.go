@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"time"
 )
 
 // Serve accepts connections on ln and serves each until Shutdown. It may be
@@ -87,11 +86,9 @@ func (b *Broker) closeStorage() (err error) {
 			err = errors.Join(err, fmt.Errorf("close producer ids: %w", cerr))
 		}
 	}
-	qctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	if cerr := b.leaveCluster(qctx); cerr != nil {
+	if cerr := b.leaveCluster(); cerr != nil {
 		err = errors.Join(err, fmt.Errorf("leave the metadata quorum: %w", cerr))
 	}
-	cancel()
 	return err
 }
 

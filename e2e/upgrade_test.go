@@ -20,8 +20,9 @@ import (
 // the metadata log (commit 81c1f42, --object-store=none,
 // --offsets.topic.num.partitions=3): topics.json with topic "legacy" (id
 // XXL0KkKlTV693vbsHW25uQ, 3 partitions, retention.ms=86400000), 100
-// records per partition (key k<i>, value legacy-<p>-<i>), and group
-// "legacy-group" with offsets 40, 41, 42 committed on partitions 0–2.
+// records per partition (key k<i>, value legacy-<p>-<i>), group
+// "legacy-group" with offsets 40, 41, 42 committed on partitions 0–2, and
+// producer ids reserved below 1000 (producer-ids).
 const (
 	legacyFixture = "testdata/single-node-v1"
 	legacyTopicID = "XXL0KkKlTV693vbsHW25uQ"
@@ -112,6 +113,11 @@ func TestSingleNodeUpgrade(t *testing.T) {
 	prod := b.kgoClient(t, kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 	defer cancel()
+	// The old node had reserved producer ids below 1000 (its producer-ids
+	// file): the cluster's ids go on past them.
+	if pid, _, err := prod.ProducerID(ctx); err != nil || pid < 1000 {
+		t.Errorf("producer id after the upgrade: %d, %v; want at least 1000", pid, err)
+	}
 	for i := 100; i < 110; i++ {
 		r := &kgo.Record{Topic: "legacy", Partition: 0, Value: []byte(fmt.Sprintf("after-upgrade-%d", i))}
 		if err := prod.ProduceSync(ctx, r).FirstErr(); err != nil {

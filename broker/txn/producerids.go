@@ -1,6 +1,7 @@
 package txn
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -9,65 +10,90 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-
-	"github.com/stratalog/strata/internal/fsutil"
 )
 
-const (
-	// producerIDsFile holds the first producer id not yet reserved.
-	producerIDsFile = "producer-ids"
-	// producerIDBlock is how many ids one fsync reserves: ids are handed
-	// out from memory until the block is used up, so an InitProducerId
-	// costs one fsync per 1000 producers. Ids of a block that were not
-	// handed out before a restart are skipped, never reused.
-	producerIDBlock = 1000
-)
+// producerIDsFile is where a data directory written before the
+// controller quorum kept the first producer id it had not reserved;
+// ReadLegacyNextProducerID reads it so that the metadata log's producer
+// ids start past every id that node handed out.
+const producerIDsFile = "producer-ids"
 
-// ProducerIDs allocates producer ids for idempotent producers. Ids never
-// repeat, across restarts too: before handing out an id from a new block,
-// the end of that block is persisted in <data-dir>/producer-ids (write to a
-// temporary file, fsync, rename, fsync the directory), and a restart starts
-// from the persisted value.
-//
-// File format (text, so operators can read it): a version line "1" and a
-// line with the next unreserved id.
-//
-// Safe for concurrent use.
+// BlockSource returns a block [first, first+size) of producer ids that no
+// other allocator of the cluster gets: the active controller's
+// AllocateProducerIDs, which records each block in the metadata log.
+type BlockSource func(ctx context.Context) (first, size int64, err error)
+
+// ProducerIDs hands out producer ids for idempotent producers from blocks
+// of a BlockSource. Ids never repeat in the cluster, across restarts too:
+// ids of a block not handed out before a restart are skipped, never
+// reused. Safe for concurrent use; one block is fetched at a time.
 type ProducerIDs struct {
-	dir string
-	mu  struct {
+	source BlockSource
+	mu     struct {
 		sync.Mutex
-		next     int64 // next id to hand out
-		reserved int64 // end (exclusive) of the reserved block
-		closed   bool
+		next, end int64 // the current block's next id and end (exclusive)
+		closed    bool
 	}
 }
 
 // ErrProducerIDsClosed is returned by Next after Close.
 var ErrProducerIDsClosed = errors.New("txn: producer id allocator closed")
 
-// OpenProducerIDs opens (or creates) the allocator in dataDir. A file that
-// cannot be parsed is an error rather than a restart from 0, which could
-// reuse ids.
-func OpenProducerIDs(dataDir string) (*ProducerIDs, error) {
-	p := &ProducerIDs{dir: dataDir}
-	if err := os.MkdirAll(dataDir, 0o755); err != nil {
-		return nil, fmt.Errorf("txn: %w", err)
+// NewProducerIDs returns an allocator over source.
+func NewProducerIDs(source BlockSource) *ProducerIDs {
+	return &ProducerIDs{source: source}
+}
+
+// Next returns a fresh producer id and its first epoch (0), fetching a
+// new block when the current one is used up; the source's error (the
+// controller unreachable) is returned as is.
+func (p *ProducerIDs) Next(ctx context.Context) (id int64, epoch int16, err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.mu.closed {
+		return -1, -1, ErrProducerIDsClosed
 	}
-	data, err := os.ReadFile(filepath.Join(dataDir, producerIDsFile))
+	if p.mu.next >= p.mu.end {
+		first, size, err := p.source(ctx)
+		if err != nil {
+			return -1, -1, err
+		}
+		if first < 0 || size < 1 || first > math.MaxInt64-size {
+			return -1, -1, fmt.Errorf("txn: producer id block [%d, +%d) is invalid", first, size)
+		}
+		p.mu.next, p.mu.end = first, first+size
+	}
+	id = p.mu.next
+	p.mu.next++
+	return id, 0, nil
+}
+
+// Close makes later Next calls fail.
+func (p *ProducerIDs) Close() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.mu.closed = true
+	return nil
+}
+
+// ReadLegacyNextProducerID returns the first producer id that a data
+// directory written before the controller quorum had not reserved (0
+// without its producer-ids file). A file that cannot be parsed is an error
+// rather than 0, which could reuse ids.
+func ReadLegacyNextProducerID(dataDir string) (int64, error) {
+	path := filepath.Join(dataDir, producerIDsFile)
+	data, err := os.ReadFile(path)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
-		// A fresh data directory; ids start at 0 as in Kafka.
+		return 0, nil
 	case err != nil:
-		return nil, fmt.Errorf("txn: read producer id block: %w", err)
-	default:
-		next, err := parseProducerIDs(data)
-		if err != nil {
-			return nil, fmt.Errorf("txn: %s: %w", filepath.Join(dataDir, producerIDsFile), err)
-		}
-		p.mu.next, p.mu.reserved = next, next
+		return 0, fmt.Errorf("txn: read %s: %w", path, err)
 	}
-	return p, nil
+	next, err := parseProducerIDs(data)
+	if err != nil {
+		return 0, fmt.Errorf("txn: %s: %w", path, err)
+	}
+	return next, nil
 }
 
 func parseProducerIDs(data []byte) (int64, error) {
@@ -80,43 +106,4 @@ func parseProducerIDs(data []byte) (int64, error) {
 		return 0, fmt.Errorf("bad next producer id %q", lines[1])
 	}
 	return next, nil
-}
-
-// Next returns a fresh producer id and its first epoch (0).
-func (p *ProducerIDs) Next() (id int64, epoch int16, err error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.mu.closed {
-		return -1, -1, ErrProducerIDsClosed
-	}
-	if p.mu.next >= p.mu.reserved {
-		if p.mu.next > math.MaxInt64-producerIDBlock {
-			return -1, -1, errors.New("txn: producer ids exhausted")
-		}
-		end := p.mu.next + producerIDBlock
-		if err := p.persist(end); err != nil {
-			return -1, -1, err
-		}
-		p.mu.reserved = end
-	}
-	id = p.mu.next
-	p.mu.next++
-	return id, 0, nil
-}
-
-func (p *ProducerIDs) persist(next int64) error {
-	data := []byte("1\n" + strconv.FormatInt(next, 10) + "\n")
-	if err := fsutil.WriteFileAtomic(filepath.Join(p.dir, producerIDsFile), data); err != nil {
-		return fmt.Errorf("txn: reserve producer ids: %w", err)
-	}
-	return nil
-}
-
-// Close stops allocation. The reserved remainder of the current block is
-// abandoned (ids are plentiful; reuse is what must never happen).
-func (p *ProducerIDs) Close() error {
-	p.mu.Lock()
-	p.mu.closed = true
-	p.mu.Unlock()
-	return nil
 }

@@ -1,56 +1,87 @@
 package txn
 
 import (
+	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"sync"
 	"testing"
 )
 
+// blocks is a BlockSource handing out consecutive blocks of size, as the
+// controller does, counting its calls.
+type blocks struct {
+	mu    sync.Mutex
+	next  int64
+	size  int64
+	calls int
+	err   error
+}
+
+func (b *blocks) source(context.Context) (int64, int64, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.calls++
+	if b.err != nil {
+		return 0, 0, b.err
+	}
+	first := b.next
+	b.next += b.size
+	return first, b.size, nil
+}
+
+// TestProducerIDsNeverRepeat: ids come from the source's blocks in order,
+// one block fetched per size ids; a new allocator (a restart) skips the
+// rest of the old block; after Close, Next fails.
 func TestProducerIDsNeverRepeat(t *testing.T) {
-	dir := t.TempDir()
+	src := &blocks{next: 5000, size: 100}
 	seen := map[int64]bool{}
 	last := int64(-1)
 	for round := 0; round < 3; round++ {
-		p, err := OpenProducerIDs(dir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for i := 0; i < producerIDBlock+10; i++ { // crosses a block boundary
-			id, epoch, err := p.Next()
+		p := NewProducerIDs(src.source)
+		for i := 0; i < 150; i++ { // crosses a block boundary
+			id, epoch, err := p.Next(context.Background())
 			if err != nil {
 				t.Fatal(err)
 			}
-			if epoch != 0 || seen[id] || id <= last {
+			if epoch != 0 || seen[id] || id <= last || id < 5000 {
 				t.Fatalf("round %d: id %d epoch %d (last %d, seen %v)", round, id, epoch, last, seen[id])
 			}
 			seen[id], last = true, id
 		}
-		if round == 1 {
-			// Simulate a crash: no Close.
-			continue
-		}
-		if err := p.Close(); err != nil {
-			t.Fatal(err)
-		}
-		if _, _, err := p.Next(); err == nil {
-			t.Fatal("Next after Close succeeded")
+		p.Close()
+		if _, _, err := p.Next(context.Background()); !errors.Is(err, ErrProducerIDsClosed) {
+			t.Fatalf("Next after Close: %v", err)
 		}
 	}
-	data, err := os.ReadFile(filepath.Join(dir, producerIDsFile))
-	if err != nil {
-		t.Fatal(err)
+	if src.calls != 6 {
+		t.Errorf("%d blocks fetched, want 6 (two per allocator)", src.calls)
 	}
-	if string(data) != "1\n6000\n" { // three opens, each reserving two blocks
-		t.Fatalf("file %q", data)
+}
+
+// TestProducerIDsSourceErrors: a failing source fails Next with its error
+// (nothing handed out), a bad block is refused, and the next call tries
+// again.
+func TestProducerIDsSourceErrors(t *testing.T) {
+	boom := errors.New("controller unreachable")
+	src := &blocks{size: 10, err: boom}
+	p := NewProducerIDs(src.source)
+	if _, _, err := p.Next(context.Background()); !errors.Is(err, boom) {
+		t.Fatalf("Next with a failing source: %v", err)
+	}
+	bad := NewProducerIDs(func(context.Context) (int64, int64, error) { return -1, 10, nil })
+	if _, _, err := bad.Next(context.Background()); err == nil {
+		t.Fatal("a negative block accepted")
+	}
+	src.err = nil
+	if id, _, err := p.Next(context.Background()); err != nil || id != 0 {
+		t.Fatalf("after the source recovered: %d, %v", id, err)
 	}
 }
 
 func TestProducerIDsConcurrent(t *testing.T) {
-	p, err := OpenProducerIDs(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := NewProducerIDs((&blocks{size: 7}).source)
 	var mu sync.Mutex
 	seen := map[int64]bool{}
 	var wg sync.WaitGroup
@@ -59,7 +90,7 @@ func TestProducerIDsConcurrent(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := 0; i < 300; i++ {
-				id, _, err := p.Next()
+				id, _, err := p.Next(context.Background())
 				if err != nil {
 					t.Error(err)
 					return
@@ -79,11 +110,20 @@ func TestProducerIDsConcurrent(t *testing.T) {
 	}
 }
 
-func TestProducerIDsBadFile(t *testing.T) {
+// TestReadLegacyNextProducerID: the file of an earlier release gives the
+// first unreserved id; none gives 0; a damaged one is an error.
+func TestReadLegacyNextProducerID(t *testing.T) {
+	dir := t.TempDir()
+	if n, err := ReadLegacyNextProducerID(dir); err != nil || n != 0 {
+		t.Fatalf("no file: %d, %v", n, err)
+	}
+	os.WriteFile(filepath.Join(dir, producerIDsFile), []byte("1\n6000\n"), 0o644)
+	if n, err := ReadLegacyNextProducerID(dir); err != nil || n != 6000 {
+		t.Fatalf("file: %d, %v", n, err)
+	}
 	for _, content := range []string{"", "garbage", "1\n-5\n", "2\n10\n", "1\nx\n"} {
-		dir := t.TempDir()
 		os.WriteFile(filepath.Join(dir, producerIDsFile), []byte(content), 0o644)
-		if _, err := OpenProducerIDs(dir); err == nil {
+		if _, err := ReadLegacyNextProducerID(dir); err == nil {
 			t.Errorf("content %q accepted", content)
 		}
 	}

@@ -8,11 +8,14 @@ import (
 	"net"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/stratalog/strata/broker"
+	"github.com/stratalog/strata/controller"
 	"github.com/stratalog/strata/topicconfig"
+	"github.com/stratalog/strata/wire"
 )
 
 // Config is the validated configuration of `strata serve`. Field comments
@@ -29,11 +32,13 @@ type Config struct {
 	LogLevel   slog.Level // log-level (info)
 	LogFormat  string     // log-format (text): "text" or "json"
 
-	Rack                         string        // rack / broker.rack ("")
-	BrokerSessionTimeout         time.Duration // broker.session.timeout.ms (9000)
-	BrokerHeartbeatInterval      time.Duration // broker.heartbeat.interval.ms (2000)
-	AutoLeaderRebalance          bool          // auto.leader.rebalance.enable (true)
-	LeaderImbalanceCheckInterval time.Duration // leader.imbalance.check.interval.seconds (300)
+	ControllerListen             string             // controller-listen (127.0.0.1:9093)
+	ControllerQuorum             []controller.Voter // controller-quorum / controller.quorum.voters (none: a one-voter quorum in-process)
+	Rack                         string             // rack / broker.rack ("")
+	BrokerSessionTimeout         time.Duration      // broker.session.timeout.ms (9000)
+	BrokerHeartbeatInterval      time.Duration      // broker.heartbeat.interval.ms (2000)
+	AutoLeaderRebalance          bool               // auto.leader.rebalance.enable (true)
+	LeaderImbalanceCheckInterval time.Duration      // leader.imbalance.check.interval.seconds (300)
 
 	NumPartitions               int32         // num.partitions (1)
 	MaxBrokerPartitions         int           // max.broker.partitions (10000)
@@ -355,6 +360,18 @@ func (c *Config) Broker(advertise string, logger *slog.Logger) broker.Config {
 			DedupeBufferBytes: c.LogCleanerDedupeBufferBytes,
 		},
 		Cluster: broker.ClusterConfig{
+			Voters:           c.ControllerQuorum,
+			ControllerListen: c.ControllerListen,
+			ControllerWire: wire.Config{
+				SocketRequestMaxBytes:    c.SocketRequestMaxBytes,
+				MaxInFlightPerConnection: c.QueuedMaxRequests,
+				ConnectionsMaxIdle:       c.ConnectionsMaxIdle,
+				RequestReadTimeout:       c.RequestReadTimeout,
+				MaxConnections:           c.MaxConnections,
+				MaxConnectionsPerIP:      c.MaxConnectionsPerIP,
+				QueuedMaxRequestBytes:    c.QueuedMaxRequestBytes,
+				Logger:                   logger,
+			},
 			Rack:                         c.Rack,
 			HeartbeatInterval:            c.BrokerHeartbeatInterval,
 			SessionTimeout:               c.BrokerSessionTimeout,
@@ -438,11 +455,27 @@ func (c *Config) ObjectStoreURL() string {
 	return c.ObjectStore
 }
 
-// checkCluster validates the cluster keys against each other.
+// checkCluster validates the cluster keys against each other. Every node
+// of a cluster is a broker and a controller for now (process.roles is
+// issue 10's next step), so a node must be one of the voters.
 func (c *Config) checkCluster() error {
 	if c.BrokerHeartbeatInterval >= c.BrokerSessionTimeout {
 		return &ValueError{Key: "broker.heartbeat.interval.ms", Value: msText(c.BrokerHeartbeatInterval), Source: c.Sources["broker.heartbeat.interval.ms"],
 			Err: fmt.Errorf("not below broker.session.timeout.ms (%s)", msText(c.BrokerSessionTimeout))}
+	}
+	if len(c.ControllerQuorum) == 0 {
+		return nil
+	}
+	quorumErr := func(format string, args ...any) error {
+		return &ValueError{Key: "controller-quorum", Value: controller.FormatVoters(c.ControllerQuorum), Source: c.Sources["controller-quorum"], Err: fmt.Errorf(format, args...)}
+	}
+	i := slices.IndexFunc(c.ControllerQuorum, func(v controller.Voter) bool { return int32(v.ID) == c.NodeID })
+	if i < 0 {
+		return quorumErr("node %d is not one of the voters (every node is a controller and a broker)", c.NodeID)
+	}
+	_, port, _ := net.SplitHostPort(c.ControllerListen)
+	if _, vport, _ := net.SplitHostPort(c.ControllerQuorum[i].Addr); vport != port {
+		return quorumErr("node %d's entry %s and controller-listen %s differ in port", c.NodeID, c.ControllerQuorum[i].Addr, c.ControllerListen)
 	}
 	return nil
 }

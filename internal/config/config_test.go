@@ -50,7 +50,7 @@ func TestDefaults(t *testing.T) {
 	want := Config{
 		DataDir: "./strata-data", Listen: "127.0.0.1:9092", Advertise: "", HTTPListen: "127.0.0.1:9644",
 		NodeID: 1, LogLevel: slog.LevelInfo, LogFormat: "text",
-		BrokerSessionTimeout: 9 * time.Second, BrokerHeartbeatInterval: 2 * time.Second,
+		ControllerListen: "127.0.0.1:9093", BrokerSessionTimeout: 9 * time.Second, BrokerHeartbeatInterval: 2 * time.Second,
 		AutoLeaderRebalance: true, LeaderImbalanceCheckInterval: 5 * time.Minute,
 		NumPartitions: 1, MaxBrokerPartitions: 10000, DefaultReplicationFactor: 1, AutoCreateTopics: true,
 		SocketRequestMaxBytes: 100 << 20, QueuedMaxRequestBytes: 512 << 20, ConnectionsMaxIdle: 10 * time.Minute, QueuedMaxRequests: 100,
@@ -395,5 +395,20 @@ func TestKafkaNames(t *testing.T) {
 	}
 	if _, err := load(t, []string{"--broker.heartbeat.interval.ms=9000"}, env{}); err == nil || !strings.Contains(err.Error(), "broker.session.timeout.ms") {
 		t.Errorf("heartbeat interval not below the session timeout: %v", err)
+	}
+	c = mustLoad(t, nil, env{"STRATA_CONTROLLER_QUORUM_VOTERS": "1@a:9093,2@b:9093,3@c:9093"})
+	if len(c.ControllerQuorum) != 3 || c.ControllerQuorum[2].Addr != "c:9093" {
+		t.Errorf("controller.quorum.voters from the env: %+v", c.ControllerQuorum)
+	}
+	for _, bad := range [][]string{
+		{"--controller-quorum=2@a:9093,3@b:9093,4@c:9093"},                                    // node 1 not a voter
+		{"--controller-quorum=1@a:9094,2@b:9093,3@c:9093"},                                    // port differs from controller-listen
+		{"--controller-quorum=1@a:9093,1@b:9093"},                                             // duplicate id
+		{"--node-id=2", "--controller-quorum=1@a:9093,2@b:9093", "--controller-listen=:9093"}, // fine but even: accepted
+	} {
+		_, err := load(t, bad, env{})
+		if (err == nil) != (len(bad) == 3) {
+			t.Errorf("%q: %v", bad, err)
+		}
 	}
 }

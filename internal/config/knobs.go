@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/stratalog/strata/broker"
+	"github.com/stratalog/strata/controller"
 	"github.com/stratalog/strata/objectstore"
 	"github.com/stratalog/strata/topicconfig"
 )
@@ -132,6 +133,31 @@ func knobs() []knob {
 				return err
 			},
 			get: func(c *Config) string { return strconv.Itoa(int(c.NodeID)) }},
+		{key: "controller-listen", def: "127.0.0.1:9093", typ: "host:port",
+			usage: "address of the controller listener (the quorum's Raft traffic, brokers' registrations and heartbeats, forwarded admin requests); used with controller-quorum, whose entry for this node must have the same port",
+			set: func(c *Config, v string) error {
+				if err := checkHostPort(v, false); err != nil {
+					return err
+				}
+				c.ControllerListen = v
+				return nil
+			},
+			get: func(c *Config) string { return c.ControllerListen }},
+		{key: "controller-quorum", kafkaKey: "controller.quorum.voters", def: "", typ: "id@host:port,...",
+			usage: `the controller quorum's voters, the same on every node, this node among them: 1, 3 or 5 (e.g. 1@10.0.0.1:9093,2@10.0.0.2:9093,3@10.0.0.3:9093); "" runs a one-voter quorum inside this node, with no controller port`,
+			set: func(c *Config, v string) error {
+				if v == "" {
+					c.ControllerQuorum = nil
+					return nil
+				}
+				voters, err := controller.ParseVoters(v)
+				if err != nil {
+					return err
+				}
+				c.ControllerQuorum = voters
+				return nil
+			},
+			get: func(c *Config) string { return controller.FormatVoters(c.ControllerQuorum) }},
 		{key: "rack", kafkaKey: "broker.rack", def: "", typ: "string", usage: "the rack (or availability zone) of this broker: replicas of a partition are spread over racks",
 			set: func(c *Config, v string) error {
 				if len(v) > 255 {

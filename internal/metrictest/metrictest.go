@@ -1,4 +1,3 @@
-// Package metrictest reads collected OpenTelemetry metrics in tests.
 package metrictest
 
 import (

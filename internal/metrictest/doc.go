@@ -1,0 +1,2 @@
+// Package metrictest reads collected OpenTelemetry metrics in tests.
+package metrictest
