@@ -33,7 +33,7 @@ lint: ## go vet, staticcheck and gofmt
 	@unformatted="$$(find . \( -name .git -o -name node_modules -o -name testdata \) -prune -o -name '*.go' -print | xargs gofmt -l)"; \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 
-bench: ## start Strata and print the performance tables (produce/consume MiB/s, latency, RSS, groups, tiering; beside machine limits)
+bench: ## start Strata and print the performance tables (produce/consume MiB/s, latency, RSS, groups, tiering, cluster metadata propagation and controller failover; beside machine limits)
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 20m -v ./e2e/bench/...
 
 fuzz: ## run every fuzz target for FUZZTIME (30s) each
