@@ -5,8 +5,13 @@
 // table (apis.go) and one file per Kafka API key (00_produce.go,
 // 01_fetch.go, 03_metadata.go, …) each opening with a comment on its
 // supported versions, the zero-copy Fetch response body (fetchframe.go, a
-// wire.Framed written with sendfile), the topic registry (topics.go), fetch
-// sessions, the partition and file-handle limits checked before a create
+// wire.Framed written with sendfile), the broker's place in its cluster
+// (cluster.go: the controller quorum it follows, in-process for a single
+// node; its registration through broker/lifecycle; forward.go: admin
+// changes sent to the active controller; adopt.go: a pre-quorum data
+// directory's first batch), the topic registry that follows the metadata
+// image (topics.go, topics_apply.go: partitions opened, given their role
+// and epoch, deleted), fetch sessions, the partition and file-handle limits checked before a create
 // (handles.go, leftovers.go), the readiness detail of offline partitions
 // (offline.go), and the single translation from domain errors to Kafka error
 // codes (errors.go), and the group coordinator's driver (group_driver.go,
@@ -28,7 +33,9 @@
 // completes promptly once the request's context ends, so the connection
 // goes on reading meanwhile. The
 // group coordinator adds a timer goroutine and, at startup, a loader
-// goroutine (group_driver.go).
+// goroutine (group_driver.go); the registry an apply loop that follows the
+// metadata image (topics_apply.go); broker/lifecycle its heartbeat
+// goroutine.
 //
 // A handler gets a body that package wire has already bounded (wire/shape)
 // and decoded; input it refuses as hostile without closing the connection
