@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/stratalog/strata/controller"
@@ -191,6 +192,39 @@ func TestThreeBrokers(t *testing.T) {
 		})
 	}
 
+	// A broker that is not the active controller forwards every admin
+	// change over the controller listener (forward.go).
+	var follower *Broker
+	for _, b := range c.brokers {
+		if !b.quorum.Driver.Active() {
+			follower = b
+			break
+		}
+	}
+	if _, err := follower.topics.create("forwarded", 2, map[string]*string{"retention.ms": ptrTo("60000")}); err != nil {
+		t.Fatalf("create through a follower: %v", err)
+	}
+	if err := follower.topics.addPartitions("forwarded", 4, false); err != nil {
+		t.Fatalf("add partitions through a follower: %v", err)
+	}
+	if err := follower.topics.alterConfig("forwarded", false, func(_ topicconfig.Config, o map[string]string) error {
+		o["retention.ms"] = "120000"
+		return nil
+	}); err != nil {
+		t.Fatalf("alter configs through a follower: %v", err)
+	}
+	if ft := follower.topics.get("forwarded"); ft == nil || len(ft.partitions) != 4 || ft.overrides["retention.ms"] != "120000" {
+		t.Fatalf("forwarded topic at the follower: %+v", ft)
+	}
+	if _, err := follower.topics.create("forwarded", 1, nil); err == nil {
+		t.Error("creating it again through a follower succeeded")
+	} else if code, _ := adminErrorCode(err); code != kerr.TopicAlreadyExists.Code {
+		t.Errorf("creating it again through a follower: %v, want TOPIC_ALREADY_EXISTS", err)
+	}
+	if err := follower.topics.deleteTopic(follower.topics.get("forwarded")); err != nil || follower.topics.get("forwarded") != nil {
+		t.Fatalf("delete through a follower: %v", err)
+	}
+
 	commit := kadm.Offsets{}
 	commit.AddOffset("spread", 3, 7, -1)
 	if resp, err := adm.CommitOffsets(ctx, "spread-group", commit); err != nil || resp.Error() != nil {
@@ -204,3 +238,5 @@ func TestThreeBrokers(t *testing.T) {
 		t.Errorf("committed offset: %+v (found %v), want 7", o, ok)
 	}
 }
+
+func ptrTo(s string) *string { return &s }

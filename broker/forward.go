@@ -117,18 +117,30 @@ func (a *remoteAdmin) close() {
 	}
 }
 
-// send sends req at the highest version both sides speak.
-func (a *remoteAdmin) send(ctx context.Context, req kmsg.Request) (kmsg.Response, error) {
+// exchange sends req at the highest version both sides speak (refusing,
+// before sending, a controller below minVersion) and returns its answer,
+// which must hold n entries (count tells).
+func exchange[R kmsg.Response](ctx context.Context, a *remoteAdmin, req kmsg.Request, minVersion int16, n int, count func(R) int) (R, error) {
+	var zero R
 	c, err := a.client(ctx)
 	if err != nil {
-		return nil, err
+		return zero, err
 	}
+	name := kmsg.NameForKey(req.Key())
 	_, maxV, ok := c.Versions(req.Key())
-	if !ok {
-		return nil, fmt.Errorf("the active controller does not serve %s", kmsg.NameForKey(req.Key()))
+	if !ok || maxV < minVersion {
+		return zero, fmt.Errorf("the active controller does not serve %s v%d or later", name, minVersion)
 	}
 	req.SetVersion(min(maxV, req.MaxVersion()))
-	return c.Request(ctx, req)
+	raw, err := c.Request(ctx, req)
+	if err != nil {
+		return zero, err
+	}
+	resp := raw.(R)
+	if got := count(resp); got != n {
+		return zero, fmt.Errorf("%s: %d answers for %d entries", name, got, n)
+	}
+	return resp, nil
 }
 
 func (a *remoteAdmin) CreateTopics(ctx context.Context, ts []controller.NewTopic) ([]controller.CreateTopicResult, error) {
@@ -150,13 +162,9 @@ func (a *remoteAdmin) CreateTopics(ctx context.Context, ts []controller.NewTopic
 		req.ValidateOnly = req.ValidateOnly || t.ValidateOnly
 		req.Topics = append(req.Topics, rt)
 	}
-	raw, err := a.send(ctx, req)
+	resp, err := exchange(ctx, a, req, 0, len(ts), func(r *kmsg.CreateTopicsResponse) int { return len(r.Topics) })
 	if err != nil {
 		return nil, err
-	}
-	resp := raw.(*kmsg.CreateTopicsResponse)
-	if len(resp.Topics) != len(ts) {
-		return nil, fmt.Errorf("CreateTopics: %d answers for %d topics", len(resp.Topics), len(ts))
 	}
 	out := make([]controller.CreateTopicResult, len(ts))
 	for i, st := range resp.Topics {
@@ -176,16 +184,10 @@ func (a *remoteAdmin) DeleteTopics(ctx context.Context, refs []controller.TopicR
 		rt.TopicID = ref.ID
 		req.Topics = append(req.Topics, rt)
 	}
-	raw, err := a.send(ctx, req)
+	// v6 names topics by id.
+	resp, err := exchange(ctx, a, req, 6, len(refs), func(r *kmsg.DeleteTopicsResponse) int { return len(r.Topics) })
 	if err != nil {
 		return nil, err
-	}
-	if req.Version < 6 {
-		return nil, errors.New("the active controller does not take DeleteTopics by topic id (v6)")
-	}
-	resp := raw.(*kmsg.DeleteTopicsResponse)
-	if len(resp.Topics) != len(refs) {
-		return nil, fmt.Errorf("DeleteTopics: %d answers for %d topics", len(resp.Topics), len(refs))
 	}
 	out := make([]controller.DeleteTopicResult, len(refs))
 	for i, st := range resp.Topics {
@@ -210,13 +212,9 @@ func (a *remoteAdmin) CreatePartitions(ctx context.Context, reqs []controller.Ne
 		req.ValidateOnly = req.ValidateOnly || r.ValidateOnly
 		req.Topics = append(req.Topics, rt)
 	}
-	raw, err := a.send(ctx, req)
+	resp, err := exchange(ctx, a, req, 0, len(reqs), func(r *kmsg.CreatePartitionsResponse) int { return len(r.Topics) })
 	if err != nil {
 		return nil, err
-	}
-	resp := raw.(*kmsg.CreatePartitionsResponse)
-	if len(resp.Topics) != len(reqs) {
-		return nil, fmt.Errorf("CreatePartitions: %d answers for %d topics", len(resp.Topics), len(reqs))
 	}
 	out := make([]controller.TopicResult, len(reqs))
 	for i, st := range resp.Topics {
@@ -225,58 +223,32 @@ func (a *remoteAdmin) CreatePartitions(ctx context.Context, reqs []controller.Ne
 	return out, nil
 }
 
-// AlterTopicConfigs sends IncrementalAlterConfigs (the legacy replacing
-// AlterConfigs for a Replace change).
+// AlterTopicConfigs sends the legacy AlterConfigs, which replaces a
+// topic's whole override set: the only change the registry makes (it
+// computes the new set itself, topics_apply.go).
 func (a *remoteAdmin) AlterTopicConfigs(ctx context.Context, reqs []controller.TopicConfigChange) ([]controller.TopicResult, error) {
-	var codes []int16
-	var msgs []*string
-	if len(reqs) > 0 && reqs[0].Replace {
-		req := kmsg.NewPtrAlterConfigsRequest()
-		for _, r := range reqs {
-			rr := kmsg.NewAlterConfigsRequestResource()
-			rr.ResourceType, rr.ResourceName = kmsg.ConfigResourceTypeTopic, r.Topic
-			for _, c := range r.Changes {
-				rc := kmsg.NewAlterConfigsRequestResourceConfig()
-				rc.Name, rc.Value = c.Key, &c.Value
-				rr.Configs = append(rr.Configs, rc)
-			}
-			req.ValidateOnly = req.ValidateOnly || r.ValidateOnly
-			req.Resources = append(req.Resources, rr)
+	req := kmsg.NewPtrAlterConfigsRequest()
+	for _, r := range reqs {
+		if !r.Replace {
+			return nil, fmt.Errorf("forwarding config changes of topic %q: only a replacement of the whole override set is forwarded", r.Topic)
 		}
-		raw, err := a.send(ctx, req)
-		if err != nil {
-			return nil, err
+		rr := kmsg.NewAlterConfigsRequestResource()
+		rr.ResourceType, rr.ResourceName = kmsg.ConfigResourceTypeTopic, r.Topic
+		for _, c := range r.Changes {
+			rc := kmsg.NewAlterConfigsRequestResourceConfig()
+			rc.Name, rc.Value = c.Key, &c.Value
+			rr.Configs = append(rr.Configs, rc)
 		}
-		for _, sr := range raw.(*kmsg.AlterConfigsResponse).Resources {
-			codes, msgs = append(codes, sr.ErrorCode), append(msgs, sr.ErrorMessage)
-		}
-	} else {
-		req := kmsg.NewPtrIncrementalAlterConfigsRequest()
-		for _, r := range reqs {
-			rr := kmsg.NewIncrementalAlterConfigsRequestResource()
-			rr.ResourceType, rr.ResourceName = kmsg.ConfigResourceTypeTopic, r.Topic
-			for _, c := range r.Changes {
-				rc := kmsg.NewIncrementalAlterConfigsRequestResourceConfig()
-				rc.Name, rc.Op, rc.Value = c.Key, kmsg.IncrementalAlterConfigOp(c.Op), &c.Value
-				rr.Configs = append(rr.Configs, rc)
-			}
-			req.ValidateOnly = req.ValidateOnly || r.ValidateOnly
-			req.Resources = append(req.Resources, rr)
-		}
-		raw, err := a.send(ctx, req)
-		if err != nil {
-			return nil, err
-		}
-		for _, sr := range raw.(*kmsg.IncrementalAlterConfigsResponse).Resources {
-			codes, msgs = append(codes, sr.ErrorCode), append(msgs, sr.ErrorMessage)
-		}
+		req.ValidateOnly = req.ValidateOnly || r.ValidateOnly
+		req.Resources = append(req.Resources, rr)
 	}
-	if len(codes) != len(reqs) {
-		return nil, fmt.Errorf("altering configs: %d answers for %d topics", len(codes), len(reqs))
+	resp, err := exchange(ctx, a, req, 0, len(reqs), func(r *kmsg.AlterConfigsResponse) int { return len(r.Resources) })
+	if err != nil {
+		return nil, err
 	}
 	out := make([]controller.TopicResult, len(reqs))
-	for i, r := range reqs {
-		out[i] = controller.TopicResult{Topic: r.Topic, Err: rpc.ErrorFor(codes[i], msgs[i])}
+	for i, sr := range resp.Resources {
+		out[i] = controller.TopicResult{Topic: reqs[i].Topic, Err: rpc.ErrorFor(sr.ErrorCode, sr.ErrorMessage)}
 	}
 	return out, nil
 }
@@ -284,11 +256,10 @@ func (a *remoteAdmin) AlterTopicConfigs(ctx context.Context, reqs []controller.T
 func (a *remoteAdmin) AllocateProducerIDs(ctx context.Context, id metadata.BrokerID, epoch int64) (controller.ProducerIDBlock, error) {
 	req := kmsg.NewPtrAllocateProducerIDsRequest()
 	req.BrokerID, req.BrokerEpoch = int32(id), epoch
-	raw, err := a.send(ctx, req)
+	resp, err := exchange(ctx, a, req, 0, 1, func(*kmsg.AllocateProducerIDsResponse) int { return 1 })
 	if err != nil {
 		return controller.ProducerIDBlock{}, err
 	}
-	resp := raw.(*kmsg.AllocateProducerIDsResponse)
 	if err := rpc.ErrorFor(resp.ErrorCode, nil); err != nil {
 		return controller.ProducerIDBlock{}, err
 	}

@@ -2,6 +2,7 @@ package rpc
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"path/filepath"
 	"sync"
@@ -360,3 +361,25 @@ func TestTopicAdmin(t *testing.T) {
 }
 
 func ptr(s string) *string { return &s }
+
+// TestErrorForRoundTrip: every controller sentinel's code decodes back to
+// an error that wraps the sentinel, keeps the message and maps to the
+// same code; a code without a sentinel keeps its code.
+func TestErrorForRoundTrip(t *testing.T) {
+	for _, sc := range sentinelCodes {
+		msg := "because " + sc.err.Error()
+		err := ErrorFor(sc.code.Code, &msg)
+		if errorCode(err) != sc.code.Code || err.Error() != msg {
+			t.Errorf("%v: decoded %v, code %d", sc.err, err, errorCode(err))
+		}
+		if sc.code != kerr.NotController && !errors.Is(err, sc.err) {
+			t.Errorf("%v: decoded error does not wrap it", sc.err)
+		}
+	}
+	if err := ErrorFor(kerr.RequestTimedOut.Code, nil); errorCode(err) != kerr.RequestTimedOut.Code {
+		t.Errorf("REQUEST_TIMED_OUT: %v", err)
+	}
+	if ErrorFor(0, nil) != nil {
+		t.Error("code 0 is an error")
+	}
+}
