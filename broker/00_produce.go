@@ -107,7 +107,7 @@ func (b *Broker) handleProduce(r *wire.Request) (*wire.Reply, error) {
 			fail := func(code int16, msg string) {
 				sp.ErrorCode = code
 				if version >= 8 && msg != "" {
-					sp.ErrorMessage = errorMessage(msg)
+					sp.ErrorMessage = wire.ErrorMessage(msg)
 				}
 				failed = true
 			}
@@ -189,7 +189,7 @@ func (b *Broker) handleProduce(r *wire.Request) (*wire.Reply, error) {
 				w.p.ErrorCode = code
 				w.p.BaseOffset, w.p.LogAppendTime, w.p.LogStartOffset = -1, -1, -1
 				if version >= 8 {
-					w.p.ErrorMessage = errorMessage("fsync failed: " + err.Error())
+					w.p.ErrorMessage = wire.ErrorMessage("fsync failed: " + err.Error())
 				}
 			}
 		}

@@ -10,11 +10,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"time"
 
 	"github.com/stratalog/strata/broker/lifecycle"
@@ -105,7 +103,7 @@ func (b *Broker) identify() error {
 		mc := b.machineConfig()
 		mc.InProcess = true // a restarted node need not wait out its previous incarnation's session
 		q, err := quorum.Start(quorum.Config{
-			NodeID: node, Dir: dir, Controller: true, Tuning: inProcessTuning, Machine: mc, Logger: b.log,
+			NodeID: node, Dir: dir, Controller: true, Tuning: inProcessTuning, Machine: mc, Logger: b.log, Wire: cc.ControllerWire,
 			Bootstrap: func(context.Context) ([]metadata.Record, error) {
 				return adoptionRecords(b.cfg.DataDir, node, b.clusterID)
 			},
@@ -246,25 +244,16 @@ func (b *Broker) machineConfig() controller.MachineConfig {
 	return mc
 }
 
-// registeredHostPort is the address the broker registers for clients: the
-// advertised one, else the listen address, else Kafka's default port on
-// localhost (a broker built without a listener, in tests).
+// registeredHostPort is the address the broker registers for the
+// cluster's clients: its advertised one (advertisedHostPort: an
+// unspecified host becomes the host name), with Kafka's default port when
+// no port is known yet (a broker built without a listener, in tests).
 func (b *Broker) registeredHostPort() (string, int32) {
-	for _, a := range []string{b.cfg.Advertise, b.cfg.Listen} {
-		host, p, err := net.SplitHostPort(a)
-		if err != nil {
-			continue
-		}
-		port, err := strconv.Atoi(p)
-		if err != nil || port <= 0 || port > 65535 {
-			continue
-		}
-		if host == "" {
-			host = "localhost"
-		}
-		return host, int32(port)
+	host, port := b.advertisedHostPort()
+	if port <= 0 || port > 65535 {
+		port = 9092
 	}
-	return "localhost", 9092
+	return host, port
 }
 
 // brokerAddr returns the address clients reach broker id at: this

@@ -2,7 +2,6 @@ package broker
 
 import (
 	"errors"
-	"strings"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
@@ -60,20 +59,4 @@ func errorCode(err error) int16 {
 		// UNKNOWN_SERVER_ERROR there too.
 		return rpc.ErrorCode(err)
 	}
-}
-
-// maxErrorMessageBytes bounds the error messages the broker puts in
-// responses. Non-flexible versions carry strings with an int16 length
-// (32767 bytes at most), and a message may quote request content (a
-// resource name, a replica list), so without a bound a hostile request
-// could make its own response undecodable.
-const maxErrorMessageBytes = 1024
-
-// errorMessage is msg as a response's error message, cut to
-// maxErrorMessageBytes (on a rune boundary, marked with "…").
-func errorMessage(msg string) *string {
-	if len(msg) > maxErrorMessageBytes {
-		msg = strings.ToValidUTF8(msg[:maxErrorMessageBytes-len("…")], "") + "…"
-	}
-	return &msg
 }

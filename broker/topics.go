@@ -52,6 +52,7 @@ import (
 	"github.com/stratalog/strata/internal/fsutil"
 	"github.com/stratalog/strata/segments"
 	"github.com/stratalog/strata/topicconfig"
+	"github.com/stratalog/strata/wire"
 )
 
 const (
@@ -89,7 +90,7 @@ func adminErrorCode(err error) (int16, *string) {
 	if err == nil {
 		return 0, nil
 	}
-	msg := errorMessage(err.Error())
+	msg := wire.ErrorMessage(err.Error())
 	var ae *adminError
 	if errors.As(err, &ae) {
 		return ae.code.Code, msg

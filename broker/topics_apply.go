@@ -194,6 +194,9 @@ func (r *topicRegistry) applyLocked(im *metadata.Image, opening bool) error {
 // followTopic returns cur brought up to mt (nil when nothing changed):
 // its config, and its partitions this broker hosts opened.
 func (r *topicRegistry) followTopic(cur *topic, mt *metadata.Topic, defaults topicconfig.Config, opening bool) (*topic, error) {
+	if cur != nil && cur.meta == mt && !r.missingHosted(cur) {
+		return nil, nil // the image's topic is the same value: nothing changed
+	}
 	cfg, err := r.b.parseTopicConfig(defaults, mt.Configs)
 	if err != nil {
 		return nil, err // the controller checked it; a broker with other defaults may not agree
@@ -213,9 +216,6 @@ func (r *topicRegistry) followTopic(cur *topic, mt *metadata.Topic, defaults top
 		}
 	}
 	if cur != nil && !configChanged && len(want) == 0 && len(cur.partitions) == len(mt.Partitions) {
-		if cur.meta == mt {
-			return nil, nil
-		}
 		return nt, nil // leaders or ISR changed: the same partitions, the new image's view
 	}
 	errs := inParallel(len(want), func(k int) error {
@@ -270,6 +270,17 @@ func (r *topicRegistry) applyRoles(t *topic, mt *metadata.Topic) {
 				"metadata_leader_epoch", mp.LeaderEpoch, "leader_epoch", int32(epoch))
 		}
 	}
+}
+
+// missingHosted reports whether t has a partition this broker hosts that
+// is not open (it failed to open at an earlier apply and is retried).
+func (r *topicRegistry) missingHosted(t *topic) bool {
+	for i, p := range t.partitions {
+		if p == nil && i < len(t.meta.Partitions) && t.meta.Partitions[i].Has(r.node) {
+			return true
+		}
+	}
+	return false
 }
 
 // publishLocked replaces old with nt in the maps (either may be nil).

@@ -24,6 +24,11 @@ var ErrNotLeader = errors.New("replica: this broker does not lead the partition"
 // latest, so epochs in the log only grow; the returned epoch is the one
 // in force.
 func (p *Partition) BecomeLeader(epoch segments.LeaderEpoch) (segments.LeaderEpoch, error) {
+	// Every metadata change calls this for every hosted partition: when
+	// nothing changes, leave the append lock alone.
+	if cur := segments.LeaderEpoch(p.epoch.Load()); !p.notLeader.Load() && epoch <= cur {
+		return cur, nil
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.mu.closed {
@@ -47,6 +52,9 @@ func (p *Partition) BecomeLeader(epoch segments.LeaderEpoch) (segments.LeaderEpo
 // StopLeading makes appends fail with ErrNotLeader until BecomeLeader.
 // Appends already made stay (and complete as their fsync does).
 func (p *Partition) StopLeading() {
+	if p.notLeader.Load() {
+		return
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if !p.notLeader.Swap(true) {

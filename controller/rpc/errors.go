@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/stratalog/strata/controller"
 	"github.com/stratalog/strata/topicconfig"
+	"github.com/stratalog/strata/wire"
 )
 
 // ErrorCode is errorCode, for a broker that calls the Driver in-process.
@@ -108,21 +108,13 @@ type answeredError struct {
 func (e *answeredError) Error() string { return e.msg }
 func (e *answeredError) Unwrap() error { return e.kind }
 
-// maxErrorMessageBytes bounds response error messages: non-flexible
-// versions carry strings with an int16 length, and a message may quote
-// request content.
-const maxErrorMessageBytes = 1024
-
-// errorOf returns err's code and message (nil message for success).
+// errorOf returns err's code and its message, bounded
+// (wire.ErrorMessage); nil message for success.
 func errorOf(err error) (int16, *string) {
 	if err == nil {
 		return 0, nil
 	}
-	msg := err.Error()
-	if len(msg) > maxErrorMessageBytes {
-		msg = strings.ToValidUTF8(msg[:maxErrorMessageBytes-len("…")], "") + "…"
-	}
-	return errorCode(err), &msg
+	return errorCode(err), wire.ErrorMessage(err.Error())
 }
 
 // requestError is an error in a request's form, found by a handler before
